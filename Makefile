@@ -1,0 +1,71 @@
+# quics build, test and tooling. Every tool is installed here at a pinned
+# version with `go install`; nothing beyond Go is assumed on the machine.
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+TOOLS   := $(BIN)/tools
+
+GOLANGCI_LINT_VERSION := v2.15.0
+STATICCHECK_VERSION   := v0.8.2
+PROTOC_GEN_GO_VERSION := v1.36.12
+
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+TESTFLAGS ?=
+
+.PHONY: all build test vet lint staticcheck ci fuzz bench proto tools clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+lint: $(TOOLS)/golangci-lint
+	$(TOOLS)/golangci-lint run ./...
+
+staticcheck: $(TOOLS)/staticcheck
+	$(TOOLS)/staticcheck ./...
+
+# ci is the README's test command: vet, lint (golangci-lint runs staticcheck,
+# depguard's layering rules and the rest) and the race-enabled tests.
+ci: vet lint test
+
+# fuzz runs every fuzz target of every package for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# proto regenerates the committed protobuf code; needs protoc (Debian's
+# protobuf-compiler). CI never runs it: generated code is committed.
+proto: $(TOOLS)/protoc-gen-go
+	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative $$(find . -name '*.proto' -not -path './bin/*')
+
+tools: $(TOOLS)/golangci-lint $(TOOLS)/staticcheck $(TOOLS)/protoc-gen-go
+
+$(TOOLS)/golangci-lint:
+	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+clean:
+	rm -rf $(BIN)

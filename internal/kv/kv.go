@@ -1,0 +1,65 @@
+// Package kv opens the badger database that holds all of quics' metadata:
+// the chunk index of package cas and the manifests of package manifest share
+// one database so that a commit can check chunk existence and write a
+// version in the same transaction.
+package kv
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Options tune Open. The zero value is what the server uses.
+type Options struct {
+	// Logger receives badger's own warnings and errors; nil discards them.
+	Logger *slog.Logger
+	// SmallFootprint shrinks caches and memtables, for tests that open many
+	// databases at once.
+	SmallFootprint bool
+}
+
+// Open opens (creating if needed) the badger database in dir.
+//
+// Writes are synchronous: a committed transaction is on stable storage when
+// Commit returns, because an acknowledged version must survive a crash.
+func Open(dir string, opts Options) (*badger.DB, error) {
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(slogAdapter{opts.Logger}).
+		WithMetricsEnabled(false)
+	if opts.SmallFootprint {
+		bo = bo.WithMemTableSize(8 << 20).
+			WithBlockCacheSize(8 << 20).
+			WithIndexCacheSize(8 << 20).
+			WithValueLogFileSize(64 << 20).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(4)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger at %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// slogAdapter routes badger's printf-style logger into slog. Badger's info
+// and debug chatter is dropped: it is noise for an operator.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Errorf(format string, args ...any) {
+	if a.l != nil {
+		a.l.Error(fmt.Sprintf(format, args...), "component", "badger")
+	}
+}
+
+func (a slogAdapter) Warningf(format string, args ...any) {
+	if a.l != nil {
+		a.l.Warn(fmt.Sprintf(format, args...), "component", "badger")
+	}
+}
+
+func (slogAdapter) Infof(string, ...any)  {}
+func (slogAdapter) Debugf(string, ...any) {}
