@@ -1,0 +1,175 @@
+package cas
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Stored is a chunk in its stored form: the bytes as they sit in a pack
+// record. The server sends this form on the wire so a chunk is compressed
+// once, by whoever wrote it first.
+type Stored struct {
+	Codec  Codec
+	Data   []byte // the payload; for CodecRaw the chunk itself
+	RawLen int    // length of the chunk once decoded
+}
+
+// Decode checks the stored form's lengths, decodes it and verifies that the
+// result hashes to id. It allocates at most MaxChunkSizeLimit bytes whatever
+// the input claims.
+func (st Stored) Decode(id ID) ([]byte, error) {
+	if st.RawLen < 0 || st.RawLen > MaxChunkSizeLimit || len(st.Data) > MaxChunkSizeLimit {
+		return nil, fmt.Errorf("%w: chunk %s: raw length %d, stored length %d", ErrTooLarge, id, st.RawLen, len(st.Data))
+	}
+	c, err := defaultCodecs()
+	if err != nil {
+		return nil, err
+	}
+	data, err := c.decodeAny(st.Codec, st.Data, uint32(st.RawLen))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	if Sum(data) != id {
+		return nil, fmt.Errorf("%w: chunk %s: decoded bytes hash to %s", ErrHashMismatch, id, Sum(data))
+	}
+	return data, nil
+}
+
+// Compress returns data in the form the store would keep it: zstd at the
+// fastest level when that is smaller, raw otherwise. Clients use it to send
+// chunks compressed; the result's Data may alias data.
+func Compress(data []byte) (Stored, error) {
+	c, err := defaultCodecs()
+	if err != nil {
+		return Stored{}, err
+	}
+	codec, payload := c.encode(nil, data)
+	return Stored{Codec: codec, Data: payload, RawLen: len(data)}, nil
+}
+
+// codecs holds one zstd encoder and one decoder shared by every goroutine:
+// EncodeAll and DecodeAll are safe for concurrent use and keep their own
+// pools of internal state, so reusing them avoids per-chunk allocation.
+type codecs struct {
+	enc *zstd.Encoder // nil when compression is disabled
+	dec *zstd.Decoder
+}
+
+var defaultCodecs = sync.OnceValues(func() (*codecs, error) {
+	return newCodecs(zstd.SpeedFastest, false)
+})
+
+func newCodecs(level zstd.EncoderLevel, disable bool) (*codecs, error) {
+	c := &codecs{}
+	if !disable {
+		enc, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(level),
+			zstd.WithEncoderCRC(false), // records carry a CRC and the ID already
+		)
+		if err != nil {
+			return nil, fmt.Errorf("cas: zstd encoder: %w", err)
+		}
+		c.enc = enc
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxMemory(MaxChunkSizeLimit),
+		zstd.WithDecoderMaxWindow(MaxChunkSizeLimit),
+		zstd.WithDecoderConcurrency(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cas: zstd decoder: %w", err)
+	}
+	c.dec = dec
+	return c, nil
+}
+
+// encode appends the stored form of data to dst and returns the codec and
+// the appended payload. A chunk that zstd does not shrink is stored raw.
+func (c *codecs) encode(dst, data []byte) (Codec, []byte) {
+	start := len(dst)
+	if c.enc != nil && len(data) > 0 {
+		out := c.enc.EncodeAll(data, dst)
+		if len(out)-start < len(data) {
+			return CodecZstd, out[start:]
+		}
+		dst = out[:start]
+	}
+	if dst == nil {
+		return CodecRaw, data
+	}
+	dst = append(dst, data...)
+	return CodecRaw, dst[start:]
+}
+
+// decode turns a payload back into the chunk, allocating at most rawLen+decodeSlack
+// bytes (rawLen already bounded by the caller) and refusing anything that
+// decodes to a different length. For CodecRaw the payload itself is
+// returned. It enforces the record invariants of checkLengths.
+func (c *codecs) decode(codec Codec, payload []byte, rawLen uint32) ([]byte, error) {
+	if err := checkLengths(codec, uint32(len(payload)), rawLen); err != nil {
+		return nil, err
+	}
+	return c.decodeAny(codec, payload, rawLen)
+}
+
+// decodeAny is decode without the record invariants, for stored forms that
+// arrive from elsewhere: another zstd encoder may emit frames that are not
+// smaller than the chunk.
+func (c *codecs) decodeAny(codec Codec, payload []byte, rawLen uint32) ([]byte, error) {
+	if rawLen > MaxChunkSizeLimit {
+		return nil, fmt.Errorf("%w: raw length %d exceeds %d", ErrInvalidRecord, rawLen, MaxChunkSizeLimit)
+	}
+	switch codec {
+	case CodecRaw:
+		if len(payload) != int(rawLen) {
+			return nil, fmt.Errorf("%w: raw payload of %d bytes for raw length %d", ErrInvalidRecord, len(payload), rawLen)
+		}
+		return payload, nil
+	case CodecZstd:
+		// Spare capacity lets an over-long frame show itself instead of
+		// being cut silently at rawLen, and lets the decoder use its fast
+		// copy loops, which may write up to 32 bytes past a block.
+		out, err := c.dec.DecodeAll(payload, make([]byte, 0, int(rawLen)+decodeSlack))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		}
+		if len(out) != int(rawLen) {
+			return nil, fmt.Errorf("%w: zstd payload decodes to %d bytes, want %d", ErrCorrupt, len(out), rawLen)
+		}
+		return out[:rawLen:rawLen], nil
+	default:
+		return nil, fmt.Errorf("%w: unknown codec %d", ErrInvalidRecord, codec)
+	}
+}
+
+// encodeSlack is spare room for the encoder's output: with less than the
+// worst case (a raw block plus frame headers) zstd encodes into a fresh
+// buffer and copies, several times slower for incompressible chunks.
+func encodeSlack(n int) int { return 64 + n/128 }
+
+// decodeSlack is the spare output capacity given to the zstd decoder.
+const decodeSlack = 64
+
+// bufPool recycles record buffers of ordinary chunk sizes; huge ones are
+// left to the garbage collector so one 16 MiB chunk does not pin memory.
+var bufPool sync.Pool
+
+const maxPooledBuf = 4 << 20
+
+func getBuf(n int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledBuf {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
