@@ -1,0 +1,64 @@
+package syncproto
+
+import (
+	"context"
+	"net"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// Session is an authenticated connection: every request after AuthRequest
+// runs on behalf of ClientID. The server's Handler creates it in
+// Authenticate and may keep per-connection state (pinned chunks) keyed by
+// it; SessionEnded tells it when the connection is gone.
+type Session struct {
+	ClientID string
+	Remote   net.Addr
+	// State belongs to the Handler: whatever it needs per connection.
+	State any
+}
+
+// ChunkRef is one entry of a file's chunk list.
+type ChunkRef struct {
+	ID   cas.ID
+	Size uint32
+}
+
+// Handler is what a quics server implements; the protocol core decodes
+// frames, enforces limits and authentication, and calls it. Every method
+// runs on the goroutine of its stream; errors are sent to the peer through
+// WireError, so a Handler returns syncproto sentinels (wrapped with a
+// message fit for the peer) for anything the client should understand.
+type Handler interface {
+	// RegisterClient registers a new device with the server password.
+	RegisterClient(ctx context.Context, remote net.Addr, req *syncpb.RegisterClientRequest) (*syncpb.RegisterClientResponse, error)
+	// Authenticate checks client ID and token and opens a session.
+	Authenticate(ctx context.Context, remote net.Addr, req *syncpb.AuthRequest) (*Session, error)
+	// SessionEnded releases what the session held (pins, watch).
+	SessionEnded(s *Session)
+
+	RegisterRoot(ctx context.Context, s *Session, req *syncpb.RegisterRootRequest) (*syncpb.RootInfo, error)
+	JoinRoot(ctx context.Context, s *Session, req *syncpb.JoinRootRequest) (*syncpb.RootInfo, error)
+	LeaveRoot(ctx context.Context, s *Session, req *syncpb.LeaveRootRequest) error
+	ListRoots(ctx context.Context, s *Session, req *syncpb.ListRootsRequest) (*syncpb.ListRootsResponse, error)
+
+	// HaveChunks reports which chunks the server has and pins those for the
+	// session, so garbage collection cannot remove them before the commit.
+	HaveChunks(ctx context.Context, s *Session, root string, ids []cas.ID) ([]bool, error)
+	// PutChunks stores the chunks next yields until it returns io.EOF,
+	// verified against their IDs, and makes them durable before returning.
+	PutChunks(ctx context.Context, s *Session, root string, next func() (Chunk, error)) error
+	// Propose is please-sync: commit a new version if its base is the head.
+	Propose(ctx context.Context, s *Session, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error)
+
+	// Heads emits the heads of a root changed after req.AfterSeq, in parts,
+	// and returns the root sequence to resume from.
+	Heads(ctx context.Context, s *Session, req *syncpb.HeadsRequest, emit func([]*syncpb.FileHead) error) (rootSeq uint64, err error)
+	// ChunkList returns the chunk list of a version of a file.
+	ChunkList(ctx context.Context, s *Session, req *syncpb.ChunkListRequest) (size int64, chunks []ChunkRef, err error)
+	// GetChunks emits each chunk in the form it is stored.
+	GetChunks(ctx context.Context, s *Session, root string, ids []cas.ID, emit func(Chunk) error) error
+	// Watch pushes notices for the session's roots until ctx ends.
+	Watch(ctx context.Context, s *Session, req *syncpb.WatchRequest, push func(*syncpb.Notice) error) error
+}
