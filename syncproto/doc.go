@@ -1,6 +1,8 @@
-// Package syncproto is the quics wire protocol below the message schema:
-// framing, chunk and error frames, error codes that keep their meaning
-// across the wire, and QUIC listen, dial and serve with limits and deadlines.
+// Package syncproto is the quics wire protocol: framing, chunk and error
+// frames, error codes that keep their meaning across the wire, QUIC listen,
+// dial and serve with limits and deadlines, and on top of them the
+// transactions of the message schema (syncpb/sync.proto): a [Server] that
+// decodes them and calls a [Handler], and a [Client] that makes them.
 //
 // # Connections and transactions
 //
@@ -108,4 +110,104 @@
 // a buffer forever. After a failed read the stream's position is unknown, so
 // the reader refuses further frames; the handler ends the transaction, for
 // example with [Stream.Fail].
+//
+// # Messages
+//
+// Each protobuf message of the schema travels as one frame whose type the
+// schema assigns in a comment ("frame 0x10"); [MessageFrameType] and
+// [NewMessage] are that table, and a test keeps it equal to sync.proto.
+// [WriteMessage] sends a message; [ReadMessage] reads one of an expected
+// type: an error frame comes back as the peer's [*Error], another message
+// type is [ErrBadRequest], a type outside the schema [ErrUnsupported], and
+// bytes that are not a valid encoding [ErrBadRequest].
+//
+// Lists are bounded before anything is allocated. Chunk IDs travel
+// concatenated, 32 bytes each ([AppendIDs], [ParseIDs] with a maximum
+// count); HaveChunks answers with a bitmap, bit i (least significant first)
+// for ID i ([AppendBitmap], [ParseBitmap] refuses stray bits). Limits:
+//
+//	HaveChunksRequest   65536 IDs   (MaxHaveChunksIDs)
+//	GetChunksRequest     4096 IDs   (MaxGetChunksIDs)
+//	ChunkListPart       65536 entries, at least one (MaxChunkListPart)
+//	chunk list           4 Mi entries in all (MaxChunkList)
+//	chunk               16 MiB decoded (ServerOptions.MaxChunkSize)
+//
+// # Transactions
+//
+// A client opens one stream per transaction and sends the request; the
+// server routes the stream by the type of that first frame. The simple
+// transactions are one request and one answer, after which both sides end
+// their direction:
+//
+//	RegisterClientRequest -> RegisterClientResponse
+//	AuthRequest           -> AuthResponse
+//	RegisterRootRequest   -> RootInfo
+//	JoinRootRequest       -> RootInfo
+//	LeaveRootRequest      -> Ack
+//	ListRootsRequest      -> ListRootsResponse
+//	HaveChunksRequest     -> HaveChunksResponse
+//	Ping                  -> Pong   (answered by the Server itself)
+//
+// The longer flows:
+//
+//	PutChunksRequest, chunk frames..., end   -> Ack
+//	ProposeRequest, ChunkListPart..., end    -> CommitResponse
+//	HeadsRequest                             -> HeadsPart..., the last with done and root_seq
+//	ChunkListRequest                         -> ChunkListHeader, ChunkListPart...
+//	GetChunksRequest                         -> one chunk frame per ID, in order, end
+//	WatchRequest (stream left open)          -> Notice... until the connection ends
+//
+// Any step may instead be an error frame that ends the transaction. A
+// proposal's parts must add up to exactly chunk_count entries, each part
+// with as many sizes as IDs, no empty or oversized chunk, and, for a
+// non-empty list, sizes that add up to the file size; the client then ends
+// its direction, so an extra part is caught too. Uploaded chunks are
+// handed to [Handler.PutChunks] one at a time as they arrive; a chunk's
+// Data aliases the frame buffer and is valid only until the next call, so
+// a Handler stores or copies it first, and the Ack comes only after the
+// Handler made every chunk durable. The server checks that GetChunks
+// emits exactly the requested IDs in order, and the client checks it
+// again. A watch ends when the client resets its stream (the server
+// notices through a read it keeps pending), when the connection ends, or
+// on shutdown.
+//
+// # Authentication and sessions
+//
+// A connection is unauthenticated until an AuthRequest succeeds:
+// [Handler.Authenticate] returns the [Session] every later transaction of
+// the connection runs as. Before that only RegisterClientRequest, Ping and
+// AuthRequest are served; any other first frame is answered with
+// [ErrUnauthenticated], and so are streams opened while the AuthRequest is
+// still being checked. A second AuthRequest on an authenticated connection
+// is [ErrBadRequest], and after ServerOptions.MaxAuthFailures failed ones
+// the connection is closed. [Handler.SessionEnded] runs once the
+// connection is gone and every one of its transactions has returned.
+//
+// Errors a Handler returns reach the client through [WireError]: wrap a
+// sentinel around text meant for the client; anything else arrives as a
+// bare internal error and is logged by the Server with its cause.
+//
+// # Client
+//
+// [Register] makes the one-shot registration connection and reports the
+// fingerprint of the certificate it saw (to pin on first use);
+// [DialSession] dials and authenticates. Every [Client] method is one
+// transaction on its own stream, so calls run concurrently on one
+// connection: a client uploads with several PutChunks at once, each a
+// stream that one lost packet does not stall for the others. HaveChunks and
+// GetChunks split long ID lists into batches within the limits. Each frame
+// has the Config's read or write deadline, opening a stream waits at most
+// the write timeout, and ctx cancels any call (the stream is then reset
+// with [CodeCanceled]).
+//
+// # Bytes on the wire
+//
+// [Dial] runs its connection on a quic-go Transport over a UDP socket
+// wrapper that counts every datagram's payload ([WireCounter]): what the
+// user's network carried, QUIC headers, encryption, acknowledgements and
+// retransmissions included, IP and UDP headers not. The wrapper offers the
+// same batched and out-of-band reads and writes as the socket itself, so
+// quic-go keeps its fast paths. [Conn.WireStats] and [Client.WireStats]
+// report one connection; a [Config.Wire] counter shared by several dials
+// (registration, then the session) totals them.
 package syncproto

@@ -19,6 +19,13 @@ import (
 // accepting fails for another reason it shuts down the same way and returns
 // that error.
 func Serve(ctx context.Context, l *Listener, handle func(ctx context.Context, conn *Conn, stream *Stream)) error {
+	return serve(ctx, l, handle, nil)
+}
+
+// serve is Serve with a hook: connEnded, when not nil, runs once per
+// connection after it closed and all its stream handlers returned, so
+// per-connection state (a session) outlives every stream that uses it.
+func serve(ctx context.Context, l *Listener, handle func(context.Context, *Conn, *Stream), connEnded func(*Conn)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var conns sync.WaitGroup
@@ -31,7 +38,12 @@ func Serve(ctx context.Context, l *Listener, handle func(ctx context.Context, co
 			}
 			break
 		}
-		conns.Go(func() { serveConn(ctx, conn, handle) })
+		conns.Go(func() {
+			serveConn(ctx, conn, handle)
+			if connEnded != nil {
+				connEnded(conn)
+			}
+		})
 	}
 	// Close connections with a code the clients understand before the
 	// listener drops them without a word; each serveConn waits for its

@@ -48,6 +48,11 @@ type Config struct {
 	// Logger receives Serve's reports (handler panics). Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Wire, when set, also receives the byte counts of every connection
+	// Dial makes with this Config (each connection counts its own as well,
+	// see Conn.WireStats), so one counter can total a whole session of
+	// several connections.
+	Wire *WireCounter
 }
 
 // DefaultConfig holds the values used for zero Config fields.
@@ -186,7 +191,8 @@ func (l *Listener) Close() error {
 // DefaultPort). tlsConf is usually tlsutil.PinnedClientConfig; its TLS
 // version and ALPN are overridden. The local socket binds the loopback
 // address when the server is on loopback, else the unspecified address of
-// the server's family; it is closed with the connection.
+// the server's family; it is closed with the connection. The socket counts
+// the bytes it carries: see Conn.WireStats and Config.Wire.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg Config) (*Conn, error) {
 	if tlsConf == nil {
 		return nil, errors.New("syncproto: dial: nil TLS config")
@@ -204,23 +210,29 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg Config) (*C
 	if raddr.Addr().IsLoopback() {
 		local = raddr.Addr()
 	}
-	pc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	udp, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("syncproto: dial %s: local socket: %w", addr, err)
 	}
-	qc, err := quic.Dial(ctx, pc, net.UDPAddrFromAddrPort(raddr), tlsConfig(tlsConf), cfg.quic())
+	wire := &WireCounter{}
+	tr := &quic.Transport{Conn: newCountingConn(udp, wire, cfg.Wire)}
+	release := func() {
+		_ = tr.Close()
+		_ = udp.Close()
+	}
+	qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(raddr), tlsConfig(tlsConf), cfg.quic())
 	if err != nil {
-		pc.Close()
+		release()
 		return nil, fmt.Errorf("syncproto: dial %s: %w", addr, fromQUIC(err))
 	}
-	// The socket belongs to this connection alone: release it however the
-	// connection ends (Close, peer close, idle timeout).
-	context.AfterFunc(qc.Context(), func() { pc.Close() })
+	// The transport and socket belong to this connection alone: release
+	// them however the connection ends (Close, peer close, idle timeout).
+	context.AfterFunc(qc.Context(), release)
 	if p := qc.ConnectionState().TLS.NegotiatedProtocol; p != ALPN {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeUnsupported), "application protocol must be "+ALPN)
 		return nil, fmt.Errorf("%w: dial %s: server negotiated %q, want %q", ErrUnsupported, addr, p, ALPN)
 	}
-	return &Conn{qc: qc, conf: cfg}, nil
+	return &Conn{qc: qc, conf: cfg, wire: wire}, nil
 }
 
 // resolve parses addr, adding DefaultPort when it has no port, and looks the
@@ -253,6 +265,18 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 type Conn struct {
 	qc   *quic.Conn
 	conf Config
+	wire *WireCounter // nil for accepted connections
+}
+
+// WireStats returns the UDP payload bytes the connection's socket has sent
+// and received, QUIC overhead and retransmissions included. Only dialed
+// connections count; an accepted one shares the listener's socket and
+// reports zeros.
+func (c *Conn) WireStats() (sent, received uint64) {
+	if c.wire == nil {
+		return 0, 0
+	}
+	return c.wire.Stats()
 }
 
 // OpenStream opens a stream for a new transaction, waiting while the peer's

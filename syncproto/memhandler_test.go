@@ -1,0 +1,354 @@
+package syncproto
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"sync"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// memHandler is the protocol's test double: a whole quics server in maps,
+// small enough to read at a glance, so every transaction can round-trip
+// through Client and Server without the storage packages.
+type memHandler struct {
+	serverPassword string
+	// brokenHaveChunks makes HaveChunks answer one ID short: a Handler
+	// bug the Server must catch.
+	brokenHaveChunks bool
+
+	mu       sync.Mutex
+	tokens   map[string]string // client ID → token
+	roots    map[string]*memRoot
+	chunks   map[cas.ID][]byte // decoded chunks
+	watchers map[chan *syncpb.Notice]bool
+
+	// Observations for tests.
+	proposed     [][]ChunkRef // chunk lists Propose received
+	getBatches   int          // GetChunks calls
+	watchStarted chan struct{}
+	ended        chan *Session
+}
+
+type memRoot struct {
+	password string
+	owner    string
+	members  map[string]bool
+	seq      uint64
+	heads    map[string]*syncpb.FileHead
+	lists    map[cas.ID][]ChunkRef // content hash → chunk list
+}
+
+func newMemHandler(serverPassword string) *memHandler {
+	return &memHandler{
+		serverPassword: serverPassword,
+		tokens:         make(map[string]string),
+		roots:          make(map[string]*memRoot),
+		chunks:         make(map[cas.ID][]byte),
+		watchers:       make(map[chan *syncpb.Notice]bool),
+		watchStarted:   make(chan struct{}, 16),
+		ended:          make(chan *Session, 16),
+	}
+}
+
+var _ Handler = (*memHandler)(nil)
+
+func (h *memHandler) RegisterClient(_ context.Context, _ net.Addr, req *syncpb.RegisterClientRequest) (*syncpb.RegisterClientResponse, error) {
+	if req.GetServerPassword() != h.serverPassword {
+		return nil, fmt.Errorf("%w: wrong server password", ErrBadPassword)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.tokens[req.GetClientId()]; ok {
+		return nil, fmt.Errorf("%w: client %s", ErrExists, req.GetClientId())
+	}
+	token := rand.Text()
+	h.tokens[req.GetClientId()] = token
+	return &syncpb.RegisterClientResponse{Token: token}, nil
+}
+
+func (h *memHandler) Authenticate(_ context.Context, remote net.Addr, req *syncpb.AuthRequest) (*Session, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if tok, ok := h.tokens[req.GetClientId()]; !ok || tok != req.GetToken() {
+		return nil, fmt.Errorf("%w: unknown client or wrong token", ErrUnauthenticated)
+	}
+	return &Session{ClientID: req.GetClientId(), Remote: remote}, nil
+}
+
+func (h *memHandler) SessionEnded(s *Session) {
+	select {
+	case h.ended <- s:
+	default:
+	}
+}
+
+// member returns the root if the session's client belongs to it; h.mu is
+// held.
+func (h *memHandler) member(s *Session, name string) (*memRoot, error) {
+	r, ok := h.roots[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: root %q", ErrNotFound, name)
+	}
+	if !r.members[s.ClientID] {
+		return nil, fmt.Errorf("%w: not a member of %q", ErrForbidden, name)
+	}
+	return r, nil
+}
+
+func (r *memRoot) info(name string) *syncpb.RootInfo {
+	info := &syncpb.RootInfo{Name: name, Seq: r.seq, Owner: r.owner, Chunking: &syncpb.ChunkParams{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}}
+	for m := range r.members {
+		info.Members = append(info.Members, m)
+	}
+	sort.Strings(info.Members)
+	return info
+}
+
+func (h *memHandler) RegisterRoot(_ context.Context, s *Session, req *syncpb.RegisterRootRequest) (*syncpb.RootInfo, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.roots[req.GetName()]; ok {
+		return nil, fmt.Errorf("%w: root %q", ErrExists, req.GetName())
+	}
+	r := &memRoot{password: req.GetRootPassword(), owner: s.ClientID, members: map[string]bool{s.ClientID: true},
+		heads: make(map[string]*syncpb.FileHead), lists: make(map[cas.ID][]ChunkRef)}
+	h.roots[req.GetName()] = r
+	return r.info(req.GetName()), nil
+}
+
+func (h *memHandler) JoinRoot(_ context.Context, s *Session, req *syncpb.JoinRootRequest) (*syncpb.RootInfo, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.roots[req.GetName()]
+	if !ok {
+		return nil, fmt.Errorf("%w: root %q", ErrNotFound, req.GetName())
+	}
+	if r.password != req.GetRootPassword() {
+		return nil, fmt.Errorf("%w: root %q", ErrBadPassword, req.GetName())
+	}
+	r.members[s.ClientID] = true
+	return r.info(req.GetName()), nil
+}
+
+func (h *memHandler) LeaveRoot(_ context.Context, s *Session, req *syncpb.LeaveRootRequest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetName())
+	if err != nil {
+		return err
+	}
+	delete(r.members, s.ClientID)
+	return nil
+}
+
+func (h *memHandler) ListRoots(_ context.Context, s *Session, req *syncpb.ListRootsRequest) (*syncpb.ListRootsResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	resp := &syncpb.ListRootsResponse{}
+	for name, r := range h.roots {
+		switch {
+		case r.members[s.ClientID]:
+			resp.Roots = append(resp.Roots, r.info(name))
+		case req.GetRemote():
+			resp.Roots = append(resp.Roots, &syncpb.RootInfo{Name: name})
+		}
+	}
+	sort.Slice(resp.Roots, func(i, j int) bool { return resp.Roots[i].Name < resp.Roots[j].Name })
+	return resp, nil
+}
+
+func (h *memHandler) HaveChunks(_ context.Context, s *Session, root string, ids []cas.ID) ([]bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := h.member(s, root); err != nil {
+		return nil, err
+	}
+	present := make([]bool, len(ids))
+	for i, id := range ids {
+		_, present[i] = h.chunks[id]
+	}
+	if h.brokenHaveChunks {
+		present = present[1:]
+	}
+	return present, nil
+}
+
+func (h *memHandler) PutChunks(_ context.Context, s *Session, root string, next func() (Chunk, error)) error {
+	h.mu.Lock()
+	_, err := h.member(s, root)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	got := make(map[cas.ID][]byte)
+	for {
+		c, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		data, err := cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}.Decode(c.ID)
+		if errors.Is(err, cas.ErrHashMismatch) {
+			return fmt.Errorf("%w: chunk %s", ErrHashMismatch, c.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: chunk %s does not decode", ErrBadRequest, c.ID)
+		}
+		got[c.ID] = bytes.Clone(data) // c.Data is only valid until the next call
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, data := range got {
+		h.chunks[id] = data
+	}
+	return nil
+}
+
+func (h *memHandler) Propose(_ context.Context, s *Session, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.proposed = append(h.proposed, chunks)
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range chunks {
+		if _, ok := h.chunks[c.ID]; !ok {
+			return nil, fmt.Errorf("%w: %s", ErrMissingChunks, c.ID)
+		}
+	}
+	head := r.heads[req.GetPath()]
+	if head != nil && bytes.Equal(head.GetHash(), req.GetHash()) && head.GetDeleted() == req.GetDeleted() {
+		return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_CONVERGED, Head: head}, nil
+	}
+	if head.GetSeq() != req.GetBaseSeq() {
+		return nil, fmt.Errorf("%w: %q is at %d, base %d", ErrConflict, req.GetPath(), head.GetSeq(), req.GetBaseSeq())
+	}
+	r.seq++
+	head = &syncpb.FileHead{Path: req.GetPath(), Seq: r.seq, Hash: req.GetHash(), Size: req.GetSize(), Mode: req.GetMode(),
+		Mtime: req.GetMtime(), Deleted: req.GetDeleted(), ClientId: s.ClientID}
+	r.heads[req.GetPath()] = head
+	if hash, err := cas.IDFromBytes(req.GetHash()); err == nil {
+		r.lists[hash] = chunks
+	}
+	for w := range h.watchers {
+		select {
+		case w <- &syncpb.Notice{Kind: syncpb.Notice_KIND_MUST_SYNC, Root: req.GetRoot(), Head: head, RootSeq: r.seq}:
+		default: // a watcher too slow for the test is a test failure elsewhere
+		}
+	}
+	return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_COMMITTED, Head: head}, nil
+}
+
+func (h *memHandler) Heads(_ context.Context, s *Session, req *syncpb.HeadsRequest, emit func([]*syncpb.FileHead) error) (uint64, error) {
+	h.mu.Lock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		h.mu.Unlock()
+		return 0, err
+	}
+	var heads []*syncpb.FileHead
+	for _, hd := range r.heads {
+		if hd.GetSeq() > req.GetAfterSeq() {
+			heads = append(heads, hd)
+		}
+	}
+	seq := r.seq
+	h.mu.Unlock()
+	sort.Slice(heads, func(i, j int) bool { return heads[i].GetSeq() < heads[j].GetSeq() })
+	for len(heads) > 0 { // parts of two, so clients see several
+		n := min(2, len(heads))
+		if err := emit(heads[:n]); err != nil {
+			return 0, err
+		}
+		heads = heads[n:]
+	}
+	return seq, nil
+}
+
+func (h *memHandler) ChunkList(_ context.Context, s *Session, req *syncpb.ChunkListRequest) (int64, []ChunkRef, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return 0, nil, err
+	}
+	hash, err := cas.IDFromBytes(req.GetHash())
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: hash", ErrBadRequest)
+	}
+	list, ok := r.lists[hash]
+	if !ok {
+		return 0, nil, fmt.Errorf("%w: %q at %s", ErrNotFound, req.GetPath(), hash.Short())
+	}
+	var size int64
+	for _, c := range list {
+		size += int64(c.Size)
+	}
+	return size, list, nil
+}
+
+func (h *memHandler) GetChunks(_ context.Context, s *Session, root string, ids []cas.ID, emit func(Chunk) error) error {
+	h.mu.Lock()
+	h.getBatches++
+	_, err := h.member(s, root)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		h.mu.Lock()
+		data, ok := h.chunks[id]
+		h.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%w: chunk %s", ErrNotFound, id)
+		}
+		st, err := cas.Compress(data)
+		if err != nil {
+			return err
+		}
+		if err := emit(Chunk{Codec: ChunkCodec(st.Codec), ID: id, RawLen: st.RawLen, Data: st.Data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *memHandler) Watch(ctx context.Context, _ *Session, _ *syncpb.WatchRequest, push func(*syncpb.Notice) error) error {
+	w := make(chan *syncpb.Notice, 16)
+	h.mu.Lock()
+	h.watchers[w] = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.watchers, w)
+		h.mu.Unlock()
+	}()
+	h.watchStarted <- struct{}{}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case n := <-w:
+			if err := push(n); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (h *memHandler) watcherCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.watchers)
+}

@@ -1,0 +1,568 @@
+package syncproto
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// ServerOptions tunes a Server. Zero fields take defaults.
+type ServerOptions struct {
+	// Logger receives failed transactions: internal errors at Error
+	// level with their cause (the peer sees only "internal error"), the
+	// peer's mistakes at Debug. Nil means slog.Default().
+	Logger *slog.Logger
+	// MaxChunkSize bounds the decoded size of an uploaded chunk and of a
+	// chunk list entry. Default and ceiling: 16 MiB, the chunker's largest.
+	MaxChunkSize int
+	// MaxAuthFailures is how many failed AuthRequests a connection may
+	// make before it is closed. Default 3.
+	MaxAuthFailures int
+}
+
+// DefaultMaxChunkSize is the default and largest ServerOptions.MaxChunkSize.
+const DefaultMaxChunkSize = cas.MaxChunkSizeLimit
+
+// watchReadTimeout replaces the read timeout on a watch stream, where the
+// client sends nothing after its request until it goes away. The
+// connection's keep-alives and idle timeout catch a dead peer.
+const watchReadTimeout = 365 * 24 * time.Hour
+
+// maxHeadsPartBytes is the size past which a Heads part emitted by the
+// Handler is split, well under any reader's frame limit.
+const maxHeadsPartBytes = 1 << 20
+
+// Server runs the quics protocol over a Listener: it authenticates
+// connections, decodes each transaction and calls its Handler.
+type Server struct {
+	h    Handler
+	opts ServerOptions
+
+	mu    sync.Mutex
+	conns map[*Conn]*connState
+}
+
+// connState is what a connection remembers between its streams.
+type connState struct {
+	mu       sync.Mutex
+	session  *Session // nil until an AuthRequest succeeds
+	authBusy bool     // an AuthRequest is being checked
+	failures int      // failed AuthRequests
+}
+
+func (cs *connState) current() *Session {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.session
+}
+
+// NewServer returns a server that calls h.
+func NewServer(h Handler, opts ServerOptions) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxChunkSize <= 0 || opts.MaxChunkSize > DefaultMaxChunkSize {
+		opts.MaxChunkSize = DefaultMaxChunkSize
+	}
+	if opts.MaxAuthFailures <= 0 {
+		opts.MaxAuthFailures = 3
+	}
+	return &Server{h: h, opts: opts, conns: make(map[*Conn]*connState)}
+}
+
+// Serve serves connections from l until ctx is canceled; see the
+// package-level Serve for shutdown. It takes ownership of l.
+func (s *Server) Serve(ctx context.Context, l *Listener) error {
+	return serve(ctx, l, s.handleStream, s.connEnded)
+}
+
+func (s *Server) state(conn *Conn) *connState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.conns[conn]
+	if cs == nil {
+		cs = &connState{}
+		s.conns[conn] = cs
+	}
+	return cs
+}
+
+// connEnded runs once the connection and all its streams are done, so the
+// Handler releases a session nobody uses any more.
+func (s *Server) connEnded(conn *Conn) {
+	s.mu.Lock()
+	cs := s.conns[conn]
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	if cs == nil || cs.session == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("syncproto: SessionEnded panicked", "client", cs.session.ClientID,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	s.h.SessionEnded(cs.session)
+}
+
+// tx is one transaction being served.
+type tx struct {
+	srv     *Server
+	conn    *Conn
+	cs      *connState
+	st      *Stream
+	session *Session // nil for the transactions allowed before auth
+}
+
+// transaction serves one kind of request whose first frame is payload.
+type transaction struct {
+	name string
+	// public transactions run before authentication.
+	public bool
+	run    func(t *tx, ctx context.Context, payload []byte) error
+}
+
+// transactions routes a stream by the type of its first frame.
+var transactions = map[FrameType]transaction{
+	FrameRegisterClientRequest: {"register client", true, (*tx).registerClient},
+	FrameAuthRequest:           {"auth", true, (*tx).auth},
+	FramePing:                  {"ping", true, (*tx).ping},
+	FrameRegisterRootRequest:   {"register root", false, (*tx).registerRoot},
+	FrameJoinRootRequest:       {"join root", false, (*tx).joinRoot},
+	FrameLeaveRootRequest:      {"leave root", false, (*tx).leaveRoot},
+	FrameListRootsRequest:      {"list roots", false, (*tx).listRoots},
+	FrameHaveChunksRequest:     {"have chunks", false, (*tx).haveChunks},
+	FramePutChunksRequest:      {"put chunks", false, (*tx).putChunks},
+	FrameProposeRequest:        {"propose", false, (*tx).propose},
+	FrameHeadsRequest:          {"heads", false, (*tx).heads},
+	FrameChunkListRequest:      {"chunk list", false, (*tx).chunkList},
+	FrameGetChunksRequest:      {"get chunks", false, (*tx).getChunks},
+	FrameWatchRequest:          {"watch", false, (*tx).watch},
+}
+
+func (s *Server) handleStream(ctx context.Context, conn *Conn, st *Stream) {
+	t := &tx{srv: s, conn: conn, cs: s.state(conn), st: st}
+	ft, payload, err := st.ReadFrame(ctx)
+	if err == io.EOF {
+		return // the client opened a stream and asked nothing
+	}
+	if err != nil {
+		t.fail(ctx, "read request", err)
+		return
+	}
+	route, known := transactions[ft]
+	if !route.public {
+		if t.session = t.cs.current(); t.session == nil {
+			t.fail(ctx, frameName(ft), fmt.Errorf("%w: %s before AuthRequest", ErrUnauthenticated, frameName(ft)))
+			return
+		}
+	}
+	if !known {
+		err := fmt.Errorf("%w: %s is not a request", ErrBadRequest, frameName(ft))
+		if _, isMessage := messageOfType[ft]; !isMessage && ft != FrameChunk {
+			err = fmt.Errorf("%w: frame %s", ErrUnsupported, ft)
+		}
+		t.fail(ctx, "route", err)
+		return
+	}
+	if err := route.run(t, ctx, payload); err != nil {
+		t.fail(ctx, route.name, err)
+	}
+}
+
+// fail ends the transaction with err and logs it: internal errors with
+// their cause, which the peer does not see, and the rest at debug level.
+func (t *tx) fail(ctx context.Context, name string, err error) {
+	log := t.srv.opts.Logger
+	attrs := []any{"tx", name, "remote", t.conn.RemoteAddr().String(), "stream", t.st.ID(), "err", err}
+	if t.session != nil {
+		attrs = append(attrs, "client", t.session.ClientID)
+	}
+	if CodeOf(err) == CodeInternal {
+		log.Error("syncproto: transaction failed", attrs...)
+	} else {
+		log.Debug("syncproto: transaction refused", attrs...)
+	}
+	_ = t.st.Fail(ctx, err)
+}
+
+// internalf reports a Handler that broke its contract. The error wraps no
+// sentinel, so the client gets a bare internal error and the details stay
+// in the server's log.
+func internalf(format string, args ...any) error {
+	return fmt.Errorf("syncproto: handler bug: "+format, args...)
+}
+
+func decodeRequest[M proto.Message](ft FrameType, payload []byte, m M) (M, error) {
+	return m, DecodeMessage(ft, payload, m)
+}
+
+func (t *tx) registerClient(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameRegisterClientRequest, payload, &syncpb.RegisterClientRequest{})
+	if err != nil {
+		return err
+	}
+	resp, err := t.srv.h.RegisterClient(ctx, t.conn.RemoteAddr(), req)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		return internalf("RegisterClient returned no response")
+	}
+	return WriteMessage(ctx, t.st, resp)
+}
+
+func (t *tx) auth(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameAuthRequest, payload, &syncpb.AuthRequest{})
+	if err != nil {
+		return err
+	}
+	cs := t.cs
+	cs.mu.Lock()
+	switch {
+	case cs.session != nil:
+		cs.mu.Unlock()
+		return fmt.Errorf("%w: connection already authenticated", ErrBadRequest)
+	case cs.authBusy:
+		cs.mu.Unlock()
+		return fmt.Errorf("%w: another AuthRequest is in progress", ErrBadRequest)
+	}
+	cs.authBusy = true
+	cs.mu.Unlock()
+
+	sess, err := t.srv.h.Authenticate(ctx, t.conn.RemoteAddr(), req)
+	if err == nil && sess == nil {
+		err = internalf("Authenticate returned no session")
+	}
+	cs.mu.Lock()
+	cs.authBusy = false
+	if err != nil {
+		cs.failures++
+		tooMany := cs.failures >= t.srv.opts.MaxAuthFailures
+		cs.mu.Unlock()
+		if tooMany {
+			_ = t.st.Fail(ctx, err)
+			_ = t.conn.CloseWithError(CodeUnauthenticated, "too many failed authentications")
+		}
+		return err
+	}
+	cs.session = sess
+	cs.mu.Unlock()
+	t.session = sess
+	return WriteMessage(ctx, t.st, &syncpb.AuthResponse{ServerTime: time.Now().UnixNano()})
+}
+
+func (t *tx) ping(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FramePing, payload, &syncpb.Ping{})
+	if err != nil {
+		return err
+	}
+	return WriteMessage(ctx, t.st, &syncpb.Pong{Sent: req.GetSent(), ServerTime: time.Now().UnixNano()})
+}
+
+func (t *tx) registerRoot(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameRegisterRootRequest, payload, &syncpb.RegisterRootRequest{})
+	if err != nil {
+		return err
+	}
+	info, err := t.srv.h.RegisterRoot(ctx, t.session, req)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		return internalf("RegisterRoot returned no root")
+	}
+	return WriteMessage(ctx, t.st, info)
+}
+
+func (t *tx) joinRoot(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameJoinRootRequest, payload, &syncpb.JoinRootRequest{})
+	if err != nil {
+		return err
+	}
+	info, err := t.srv.h.JoinRoot(ctx, t.session, req)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		return internalf("JoinRoot returned no root")
+	}
+	return WriteMessage(ctx, t.st, info)
+}
+
+func (t *tx) leaveRoot(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameLeaveRootRequest, payload, &syncpb.LeaveRootRequest{})
+	if err != nil {
+		return err
+	}
+	if err := t.srv.h.LeaveRoot(ctx, t.session, req); err != nil {
+		return err
+	}
+	return WriteMessage(ctx, t.st, &syncpb.Ack{})
+}
+
+func (t *tx) listRoots(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameListRootsRequest, payload, &syncpb.ListRootsRequest{})
+	if err != nil {
+		return err
+	}
+	resp, err := t.srv.h.ListRoots(ctx, t.session, req)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		resp = &syncpb.ListRootsResponse{}
+	}
+	return WriteMessage(ctx, t.st, resp)
+}
+
+func (t *tx) haveChunks(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameHaveChunksRequest, payload, &syncpb.HaveChunksRequest{})
+	if err != nil {
+		return err
+	}
+	ids, err := ParseIDs(req.GetIds(), MaxHaveChunksIDs)
+	if err != nil {
+		return fmt.Errorf("have chunks: %w", err)
+	}
+	present, err := t.srv.h.HaveChunks(ctx, t.session, req.GetRoot(), ids)
+	if err != nil {
+		return err
+	}
+	if len(present) != len(ids) {
+		return internalf("HaveChunks answered %d of %d ids", len(present), len(ids))
+	}
+	return WriteMessage(ctx, t.st, &syncpb.HaveChunksResponse{Present: AppendBitmap(nil, present)})
+}
+
+// putChunks hands the Handler the chunk frames that follow the request
+// until the client ends its direction, and acknowledges them once the
+// Handler has made them durable.
+func (t *tx) putChunks(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FramePutChunksRequest, payload, &syncpb.PutChunksRequest{})
+	if err != nil {
+		return err
+	}
+	maxChunk := t.srv.opts.MaxChunkSize
+	t.st.SetMaxFramePayload(maxChunk + ChunkHeaderMaxLen)
+	var (
+		readErr error
+		ended   bool
+		count   int
+	)
+	next := func() (Chunk, error) {
+		if readErr != nil {
+			return Chunk{}, readErr
+		}
+		if ended {
+			return Chunk{}, io.EOF
+		}
+		ft, p, err := t.st.ReadFrame(ctx)
+		switch {
+		case err == io.EOF:
+			ended = true
+			return Chunk{}, io.EOF
+		case err != nil:
+			readErr = fmt.Errorf("put chunks: after %d chunks: %w", count, err)
+		case ft != FrameChunk:
+			readErr = fmt.Errorf("%w: put chunks: %s frame after %d chunks", ErrBadRequest, frameName(ft), count)
+		default:
+			c, err := DecodeChunkFrame(p, maxChunk)
+			if err == nil {
+				count++
+				return c, nil
+			}
+			readErr = fmt.Errorf("put chunks: chunk %d: %w", count, err)
+		}
+		return Chunk{}, readErr
+	}
+	err = t.srv.h.PutChunks(ctx, t.session, req.GetRoot(), next)
+	switch {
+	case readErr != nil:
+		return readErr // the precise reason, however the Handler wrapped it
+	case err != nil:
+		return err
+	case !ended:
+		return internalf("PutChunks returned after %d chunks, before the end of the upload", count)
+	}
+	return WriteMessage(ctx, t.st, &syncpb.Ack{})
+}
+
+// propose reads the proposal and its chunk list, refusing counts that do
+// not add up, then asks the Handler to commit.
+func (t *tx) propose(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameProposeRequest, payload, &syncpb.ProposeRequest{})
+	if err != nil {
+		return err
+	}
+	if err := checkHash("propose: base_hash", req.GetBaseHash()); err != nil {
+		return err
+	}
+	if err := checkHash("propose: hash", req.GetHash()); err != nil {
+		return err
+	}
+	if req.GetSize() < 0 {
+		return fmt.Errorf("%w: propose %q: size %d", ErrBadRequest, req.GetPath(), req.GetSize())
+	}
+	refs, err := readChunkList(ctx, t.st, uint64(req.GetChunkCount()), t.srv.opts.MaxChunkSize)
+	if err != nil {
+		return fmt.Errorf("propose %q: %w", req.GetPath(), err)
+	}
+	// The client ends its direction after the list: anything more means
+	// the count was wrong.
+	if err := expectEnd(ctx, t.st); err != nil {
+		return fmt.Errorf("propose %q: after %d chunk list entries: %w", req.GetPath(), len(refs), err)
+	}
+	if len(refs) > 0 {
+		var total int64
+		for _, r := range refs {
+			total += int64(r.Size)
+		}
+		if total != req.GetSize() {
+			return fmt.Errorf("%w: propose %q: chunks add up to %d bytes, file size %d", ErrBadRequest, req.GetPath(), total, req.GetSize())
+		}
+	}
+	resp, err := t.srv.h.Propose(ctx, t.session, req, refs)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		return internalf("Propose returned no response")
+	}
+	return WriteMessage(ctx, t.st, resp)
+}
+
+// expectEnd reads the end of the peer's direction; a further frame is
+// ErrBadRequest.
+func expectEnd(ctx context.Context, st *Stream) error {
+	ft, _, err := st.ReadFrame(ctx)
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("%w: unexpected %s frame", ErrBadRequest, frameName(ft))
+}
+
+func (t *tx) heads(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameHeadsRequest, payload, &syncpb.HeadsRequest{})
+	if err != nil {
+		return err
+	}
+	emit := func(heads []*syncpb.FileHead) error {
+		for len(heads) > 0 {
+			part := &syncpb.HeadsPart{Heads: heads}
+			for len(part.Heads) > 1 && proto.Size(part) > maxHeadsPartBytes {
+				part.Heads = part.Heads[:len(part.Heads)/2]
+			}
+			if err := WriteMessage(ctx, t.st, part); err != nil {
+				return err
+			}
+			heads = heads[len(part.Heads):]
+		}
+		return nil
+	}
+	rootSeq, err := t.srv.h.Heads(ctx, t.session, req, emit)
+	if err != nil {
+		return err
+	}
+	return WriteMessage(ctx, t.st, &syncpb.HeadsPart{Done: true, RootSeq: rootSeq})
+}
+
+func (t *tx) chunkList(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameChunkListRequest, payload, &syncpb.ChunkListRequest{})
+	if err != nil {
+		return err
+	}
+	if len(req.GetHash()) != cas.IDSize {
+		return fmt.Errorf("%w: chunk list %q: hash of %d bytes, want %d", ErrBadRequest, req.GetPath(), len(req.GetHash()), cas.IDSize)
+	}
+	size, refs, err := t.srv.h.ChunkList(ctx, t.session, req)
+	if err != nil {
+		return err
+	}
+	if len(refs) > MaxChunkList {
+		return internalf("ChunkList of %q has %d entries, limit %d", req.GetPath(), len(refs), MaxChunkList)
+	}
+	hdr := &syncpb.ChunkListHeader{Hash: req.GetHash(), Size: size, ChunkCount: uint32(len(refs))}
+	if err := WriteMessage(ctx, t.st, hdr); err != nil {
+		return err
+	}
+	return writeChunkList(ctx, t.st, refs)
+}
+
+func (t *tx) getChunks(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameGetChunksRequest, payload, &syncpb.GetChunksRequest{})
+	if err != nil {
+		return err
+	}
+	ids, err := ParseIDs(req.GetIds(), MaxGetChunksIDs)
+	if err != nil {
+		return fmt.Errorf("get chunks: %w", err)
+	}
+	var (
+		sent int
+		buf  []byte
+	)
+	emit := func(c Chunk) error {
+		if sent >= len(ids) || c.ID != ids[sent] {
+			return internalf("GetChunks emitted chunk %s as answer %d of %d", c.ID.Short(), sent, len(ids))
+		}
+		var err error
+		if buf, err = EncodeChunkFrame(buf[:0], c); err != nil {
+			return internalf("GetChunks emitted a bad chunk: %w", err)
+		}
+		if err := t.st.WriteFrame(ctx, FrameChunk, buf); err != nil {
+			return err
+		}
+		sent++
+		return nil
+	}
+	if err := t.srv.h.GetChunks(ctx, t.session, req.GetRoot(), ids, emit); err != nil {
+		return err
+	}
+	if sent != len(ids) {
+		return internalf("GetChunks emitted %d of %d chunks", sent, len(ids))
+	}
+	return nil
+}
+
+// watch pushes the Handler's notices until the connection ends or the
+// client abandons the stream; a reader notices the latter.
+func (t *tx) watch(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameWatchRequest, payload, &syncpb.WatchRequest{})
+	if err != nil {
+		return err
+	}
+	if n := len(req.GetCursors()); n > MaxWatchCursors {
+		return fmt.Errorf("%w: watch with %d cursors, limit %d", ErrBadRequest, n, MaxWatchCursors)
+	}
+	t.st.SetTimeouts(watchReadTimeout, 0)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		defer cancel()
+		_, _, _ = t.st.ReadFrame(wctx) // the client says nothing more: any outcome ends the watch
+	})
+	push := func(n *syncpb.Notice) error { return WriteMessage(wctx, t.st, n) }
+	err = t.srv.h.Watch(wctx, t.session, req, push)
+	abandoned := wctx.Err() != nil
+	cancel()
+	reader.Wait()
+	if abandoned {
+		return nil // the client left or the connection ended: nobody to tell
+	}
+	return err
+}
