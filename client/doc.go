@@ -1,0 +1,144 @@
+// Package client is the device side of quics that needs no network: the
+// home directory, the local state, the scanner that finds local changes,
+// local chunk reuse for downloads, and atomic writes into a sync root. The
+// network side (push and pull over syncproto) builds on it.
+//
+// # Home directory
+//
+// Everything a client keeps lives in one home directory, chosen by --home,
+// else $QIC_HOME, else ~/.quics-client ([HomeDir]); several homes let
+// several clients run on one machine.
+//
+//	HOME/config.json   client ID (a UUID made at first use), device name,
+//	                   server address, pinned certificate fingerprint,
+//	                   token; 0600, replaced atomically ([Home.SaveConfig])
+//	HOME/db/           badger: the local state
+//
+// [OpenHome] takes badger's directory lock before it reads or writes the
+// config, so a second process opening the same home fails at once with
+// [ErrHomeLocked] ("another qic is using this home directory").
+//
+// # Local state
+//
+// [State] holds the [Root]s this client syncs (name, absolute local
+// directory, chunk parameters, the root seq pulled up to, last sync time)
+// and, per root and path, a [FileRecord] with two halves:
+//
+//   - the base: the server version (seq and content hash) the local file
+//     last agreed with;
+//   - the local file as last scanned or written: content hash, chunk list,
+//     size, mode, mtime and ctime in nanoseconds, inode, device, and the
+//     time the stat was taken (ScannedAt).
+//
+// A local change the server has not accepted yet is pending: the record's
+// Pending flag is set and a pending index lists it, so the pusher finds
+// the queue without reading every record ([State.PendingFiles]), and a
+// change found by a scan survives a crash before it is pushed. A deleted
+// file keeps its record, marked Deleted, until the server accepts the
+// deletion. [State.Accept] moves the base when the server accepts a
+// proposal; the record's LastUpdate (QUIC-S's LastUpdateTimestamp, bumped
+// by every local change) tells whether the file changed again meanwhile.
+//
+// # Change detection
+//
+// A scan ([Scanner.Scan]) walks the root with filepath.WalkDir and compares
+// each regular file's stat with its record. Size, mtime (ns), ctime (ns),
+// inode and permission bits all equal means unchanged, and the file is not
+// read — except when it is racy. A write in the same timestamp tick as the
+// scan that recorded the file, but after it, can leave the stat as it was
+// (on file systems with coarse timestamps, or an edit that keeps the size).
+// As in git, a file whose mtime is not older than its record's ScannedAt
+// minus a margin (2 s by default, [DefaultRacyMargin]) is re-read even when
+// its stat matches ([IsRacy]). ScannedAt is taken before the stat, so every
+// write after it leaves such an mtime.
+//
+// A file that is new, changed or racy is read once: the bytes feed the
+// BLAKE3 hasher of the whole content (the file hash, equal to cas.Sum of
+// the content) and the chunker, with the root's parameters, which yields
+// the chunk list. Memory per file is the chunker's buffer, whatever its
+// size; several files are read at once by a bounded worker pool. A file
+// whose stat changes while it is read is skipped with a warning and looked
+// at again by the next scan.
+//
+// The outcome per file is one of: unchanged; touched (same content hash,
+// so only the stat in the record is refreshed and no change is reported);
+// new; modified; mode changed (same content, other permission bits); or
+// deleted (a record whose file is gone). A rename is a deletion plus a new
+// file with the same hash, which costs no chunk transfer.
+//
+// # What a scan skips
+//
+// Symlinks are never followed nor synced: each is skipped with a
+// [Warning] naming it (given to ScanOptions.Warn, or logged with slog). So
+// are names the sync path rule (internal/relpath) refuses — a backslash or
+// a newline in a name, a name over 255 bytes, invalid UTF-8 — together with
+// everything below such a directory; devices, sockets and pipes; and files
+// that cannot be read. Names starting with ".qic-tmp-" ([TempPrefix]) are
+// the client's own temporary files and are skipped silently. Nothing else
+// is skipped: the client keeps nothing inside a root (its state is in the
+// home), so a ".quics" directory in a root is ordinary user data.
+//
+// A file or directory that could not be read keeps its records unchanged;
+// it is never reported deleted. A root directory that is missing (an
+// unmounted disk) fails the scan with [ErrRootMissing] instead of reporting
+// every file deleted.
+//
+// Directories are not recorded. A directory exists on the other side once
+// it holds a file (the writer creates parents); an empty directory is not
+// synced, and a directory emptied by pulled deletions is removed.
+//
+// # Local chunk reuse
+//
+// [ReuseIndex] maps each chunk ID in the recorded chunk lists to a local
+// file and offset. A download asks [ReuseIndex.ReadLocal] before fetching:
+// the bytes are read from the local file and used only if their BLAKE3 is
+// the chunk ID; a stale location is dropped and the chunk fetched.
+//
+// # Atomic writes
+//
+// [WriteFileAtomic] writes a pulled file into a temporary file
+// ".qic-tmp-<random>" in the target's directory, sets its mode and mtime,
+// fsyncs it, renames it over the target and fsyncs the directory: the
+// target is always either the old file or the whole new one. Paths go
+// through relpath.Join, parents are created one level at a time, and a
+// symlink at or above the target is refused, so a write never leaves the
+// root. [CleanTemps] removes temporaries a crash left behind. [RemoveFile]
+// deletes a file and the parent directories it leaves empty.
+//
+// A local file modified since its base is never overwritten by a pull:
+// the puller calls [SafeToReplace] right before the rename, which re-stats
+// (and, when the stat changed or is racy, re-hashes) the local file and
+// refuses when it no longer matches its record or the record has a
+// pending change. The client then pushes its version and the server
+// decides. A write that lands in the few system calls between that check
+// and the rename is still replaced: POSIX offers no conditional rename.
+//
+// # On-disk format
+//
+// The local state is one badger database with binary keys: one prefix
+// byte, then the root name, then (for per-file keys) NUL and the path.
+// Neither root names nor paths contain NUL, so root+NUL is a prefix of that
+// root's keys only.
+//
+//	0x01 "schema"          uint32 BE schema version ([SchemaVersion], 1)
+//	0x02 root              root record
+//	0x03 root 0x00 path    file record
+//	0x04 root 0x00 path    chunk list of the file's local content
+//	0x05 root 0x00 path    empty; present while the file has a pending change
+//
+// Values start with a format byte (1). Integers are varints
+// (encoding/binary); strings are a uvarint length and the bytes.
+//
+//	root record  1, dir, min, avg, max, cursor (uvarints),
+//	             last sync (varint Unix ns, 0 = never)
+//	file record  1, flags (bit 0 pending, bit 1 deleted), base seq,
+//	             base hash [32], hash [32], size, mode, mtime, ctime,
+//	             inode, dev, scanned-at, last update
+//	chunk list   1, count (uvarint), count × (id [32], size uint32 BE)
+//
+// The chunk list is kept apart from the file record so that a scan, which
+// needs only the stat fields, does not read every chunk list. Decoders
+// check every length against its bound before allocating and refuse
+// trailing bytes; a record that does not decode is [ErrCorrupt]. Opening a
+// state written with another schema version fails with [ErrSchemaVersion].
+package client

@@ -1,0 +1,152 @@
+package client
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/chunker"
+	"github.com/quic-s/quics/internal/relpath"
+)
+
+// maxLocations is how many local copies of one chunk the index remembers:
+// enough to survive a stale one or two, without letting a file full of
+// identical chunks fill memory.
+const maxLocations = 3
+
+// location is where a chunk was when its file was last scanned.
+type location struct {
+	path string
+	off  int64
+	size uint32
+}
+
+// ReuseIndex maps chunk IDs to places in local files that held them at the
+// last scan, so a download copies a chunk from the local tree instead of
+// fetching it: a renamed or copied file costs no transfer. Every copy is
+// verified against its ID before use, because the file may have changed
+// since; a stale location is dropped and the chunk fetched. It is safe for
+// concurrent use.
+type ReuseIndex struct {
+	dir string
+
+	mu   sync.Mutex
+	locs map[cas.ID][]location
+}
+
+// BuildReuseIndex indexes the chunk lists of every live record of root.
+// Records with pending changes are included: their chunk lists describe the
+// local content as scanned, which is what a copy reads.
+func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, error) {
+	r, err := st.Root(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	x := &ReuseIndex{dir: r.Dir, locs: map[cas.ID][]location{}}
+	err = st.Files(ctx, root, true, func(rec FileRecord) error {
+		if rec.Deleted {
+			return nil
+		}
+		var off int64
+		for _, c := range rec.Chunks {
+			x.add(c.ID, location{path: rec.Path, off: off, size: c.Size})
+			off += int64(c.Size)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *ReuseIndex) add(id cas.ID, loc location) {
+	if len(x.locs[id]) < maxLocations {
+		x.locs[id] = append(x.locs[id], loc)
+	}
+}
+
+// Len returns how many distinct chunks the index knows.
+func (x *ReuseIndex) Len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.locs)
+}
+
+// Locate returns the sync path and offset of a local copy of chunk id, as
+// of the last scan; ok is false when there is none.
+func (x *ReuseIndex) Locate(id cas.ID) (path string, off int64, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	locs := x.locs[id]
+	if len(locs) == 0 {
+		return "", 0, false
+	}
+	return locs[0].path, locs[0].off, true
+}
+
+// ReadLocal reads chunk id from a local file and returns it if its BLAKE3
+// matches id. Stale locations (changed, truncated, vanished or unreadable
+// files) are dropped from the index; ok is false when no location holds
+// the chunk any more, and the caller fetches it.
+func (x *ReuseIndex) ReadLocal(ctx context.Context, id cas.ID) ([]byte, bool) {
+	for ctx.Err() == nil {
+		x.mu.Lock()
+		locs := x.locs[id]
+		if len(locs) == 0 {
+			x.mu.Unlock()
+			return nil, false
+		}
+		loc := locs[0]
+		x.mu.Unlock()
+
+		if data, ok := x.read(loc, id); ok {
+			return data, true
+		}
+		x.drop(id, loc)
+	}
+	return nil, false
+}
+
+// read reads and verifies one location.
+func (x *ReuseIndex) read(loc location, id cas.ID) ([]byte, bool) {
+	if loc.size == 0 || loc.size > chunker.LargestMax {
+		return nil, false
+	}
+	name, err := relpath.Join(x.dir, loc.path)
+	if err != nil {
+		return nil, false
+	}
+	f, _, err := openRegular(name)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	data := make([]byte, loc.size)
+	if n, err := f.ReadAt(data, loc.off); n != len(data) || (err != nil && err != io.EOF) {
+		return nil, false // truncated or unreadable
+	}
+	if cas.Sum(data) != id {
+		return nil, false
+	}
+	return data, true
+}
+
+// drop removes a stale location of id.
+func (x *ReuseIndex) drop(id cas.ID, loc location) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	locs := x.locs[id]
+	for i, l := range locs {
+		if l == loc {
+			locs = append(locs[:i:i], locs[i+1:]...)
+			break
+		}
+	}
+	if len(locs) == 0 {
+		delete(x.locs, id)
+	} else {
+		x.locs[id] = locs
+	}
+}

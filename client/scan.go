@@ -1,0 +1,500 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/syncproto"
+)
+
+// ChangeKind says how a file changed since the scan before.
+type ChangeKind uint8
+
+// Change kinds.
+const (
+	// ChangeNew is a file the state had no (live) record of.
+	ChangeNew ChangeKind = iota + 1
+	// ChangeModified is a file whose content changed.
+	ChangeModified
+	// ChangeDeleted is a recorded file that is gone.
+	ChangeDeleted
+	// ChangeMode is a file whose permission bits changed, content equal.
+	ChangeMode
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangeNew:
+		return "new"
+	case ChangeModified:
+		return "modified"
+	case ChangeDeleted:
+		return "deleted"
+	case ChangeMode:
+		return "mode"
+	}
+	return fmt.Sprintf("ChangeKind(%d)", uint8(k))
+}
+
+// FileChange is a local change found by a scan. The same change is also
+// recorded in the state as pending, so it survives a crash before the push.
+type FileChange struct {
+	Path string
+	Kind ChangeKind
+	// Hash, Size, Mode, MTime (Unix ns) and Chunks describe the new local
+	// content; zero for ChangeDeleted.
+	Hash   cas.ID
+	Size   int64
+	Mode   uint32
+	MTime  int64
+	Chunks []syncproto.ChunkRef
+}
+
+// Warning is a local file or directory the scan skipped, and why (the error
+// wraps ErrSymlink, ErrInvalidName, ErrNotRegular, ErrUnreadable or
+// ErrChangedWhileReading).
+type Warning struct {
+	Root string
+	// Path is the skipped name relative to the root, '/'-separated; it may
+	// be exactly what the sync path rule refused.
+	Path string
+	Err  error
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("root %q: skipping %q: %v", w.Root, w.Path, w.Err)
+}
+
+// ScanOptions tune a Scanner. The zero value is usable.
+type ScanOptions struct {
+	// Workers is how many files are hashed at once; 0 means GOMAXPROCS.
+	Workers int
+	// RacyMargin is the timestamp granularity of the racy rule ([IsRacy]);
+	// 0 means DefaultRacyMargin.
+	RacyMargin time.Duration
+	// Warn receives every skipped file; nil logs them with slog.Default.
+	Warn func(Warning)
+	// Now is the clock for ScannedAt; nil means time.Now. Tests fake it.
+	Now func() time.Time
+}
+
+// Scanner finds local changes of a root by comparing its directory with
+// the state's records, and records what it finds.
+type Scanner struct {
+	st   *State
+	opts ScanOptions
+}
+
+// NewScanner returns a Scanner over st.
+func NewScanner(st *State, opts ScanOptions) *Scanner {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.RacyMargin <= 0 {
+		opts.RacyMargin = DefaultRacyMargin
+	}
+	if opts.Warn == nil {
+		opts.Warn = func(w Warning) {
+			slog.Warn("skipping local file", "root", w.Root, "path", w.Path, "err", w.Err)
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Scanner{st: st, opts: opts}
+}
+
+// ScanResult is what one scan found.
+type ScanResult struct {
+	// Changes are the changes found, in path order.
+	Changes []FileChange
+	// Files counts the regular files seen, Unchanged those a stat proved
+	// unchanged, Hashed those read (HashedBytes bytes), Skipped the
+	// warnings.
+	Files, Unchanged, Hashed, Skipped int
+	HashedBytes                       int64
+}
+
+// hashJob is a file the stat could not prove unchanged.
+type hashJob struct {
+	path string // sync path
+	name string // local file name
+	walk FileStat
+
+	// Filled in by the worker:
+	outcome jobOutcome
+	// warning explains a jobSkipped. Warnings are delivered after the
+	// workers finish, in walk order, so Warn need not be safe for
+	// concurrent use.
+	warning   error
+	stat      FileStat
+	scannedAt int64
+	hashed    hashed
+}
+
+type jobOutcome uint8
+
+const (
+	jobHashed  jobOutcome = iota + 1
+	jobGone               // vanished after it was listed
+	jobSkipped            // warned about; its record stays as it was
+)
+
+// scanWalk is the state of one walk over a root.
+type scanWalk struct {
+	root    Root
+	dir     string
+	records map[string]FileRecord
+	seen    map[string]bool
+	// keep holds paths, and kept holds directory prefixes (ending in "/"),
+	// whose records must stay untouched: they could not be read this time.
+	keep map[string]bool
+	kept []string
+	jobs []*hashJob
+	res  ScanResult
+}
+
+// Scan walks root's directory, hashes and chunks every new or changed file,
+// records the changes as pending in the state and returns them.
+//
+// Symlinks are never followed; they are skipped with a warning, as are
+// names the sync path rule refuses (with everything below them), devices,
+// sockets and pipes, and files that cannot be read. Files and directories
+// whose name starts with TempPrefix are the client's own and are skipped
+// silently. Nothing else is skipped. Directories are not recorded: a
+// directory exists on the other side once it holds a file.
+//
+// A file that could not be read keeps its record as it was; it is not
+// reported deleted. If the root directory itself is missing, Scan fails
+// with ErrRootMissing instead of reporting every file deleted.
+func (s *Scanner) Scan(ctx context.Context, rootName string) (ScanResult, error) {
+	root, err := s.st.Root(ctx, rootName)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	dir, err := filepath.EvalSymlinks(root.Dir)
+	if err != nil {
+		return ScanResult{}, fmt.Errorf("%w: root %q: %w", ErrRootMissing, rootName, err)
+	}
+	if err := checkRootDir(dir); err != nil {
+		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
+	}
+	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{}}
+	err = s.st.Files(ctx, rootName, false, func(rec FileRecord) error {
+		w.records[rec.Path] = rec
+		return nil
+	})
+	if err != nil {
+		return ScanResult{}, fmt.Errorf("root %q: load records: %w", rootName, err)
+	}
+	if err := filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
+		return s.visit(ctx, w, name, d, err)
+	}); err != nil {
+		return ScanResult{}, fmt.Errorf("root %q: walk %s: %w", rootName, dir, err)
+	}
+	if err := s.hashAll(ctx, w); err != nil {
+		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
+	}
+	if err := s.record(ctx, w); err != nil {
+		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
+	}
+	return w.res, nil
+}
+
+func (s *Scanner) warn(w *scanWalk, path string, err error) {
+	w.res.Skipped++
+	s.opts.Warn(Warning{Root: w.root.Name, Path: path, Err: err})
+}
+
+// visit is the WalkDir callback: it decides for each entry whether it is
+// skipped, unchanged, or to be hashed.
+func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirEntry, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if name == w.dir {
+		return err // an unreadable root is an error, not a warning
+	}
+	rel, rerr := filepath.Rel(w.dir, name)
+	if rerr != nil {
+		return rerr
+	}
+	path := filepath.ToSlash(rel)
+	if err != nil {
+		// A directory that cannot be listed (or an entry that cannot be
+		// stat'ed): keep whatever was recorded below it.
+		s.warn(w, path, fmt.Errorf("%w: %w", ErrUnreadable, err))
+		w.keep[path] = true
+		w.kept = append(w.kept, path+"/")
+		if d != nil && d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if IsTempName(d.Name()) {
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if d.Type()&fs.ModeSymlink != 0 {
+		s.warn(w, path, fmt.Errorf("%w: not followed", ErrSymlink))
+		return nil
+	}
+	if cerr := relpath.Check(path); cerr != nil {
+		s.warn(w, path, fmt.Errorf("%w: %w", ErrInvalidName, cerr))
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if d.IsDir() {
+		return nil
+	}
+	if !d.Type().IsRegular() {
+		s.warn(w, path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(d.Type())))
+		return nil
+	}
+	fi, err := d.Info()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // gone since the directory was listed: deleted
+	}
+	if err != nil {
+		s.warn(w, path, fmt.Errorf("%w: %w", ErrUnreadable, err))
+		w.keep[path] = true
+		return nil
+	}
+	if !fi.Mode().IsRegular() { // replaced since the directory was listed
+		s.warn(w, path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(fi.Mode())))
+		return nil
+	}
+	w.res.Files++
+	w.seen[path] = true
+	st := statOf(fi)
+	if rec, ok := w.records[path]; ok && !rec.Deleted && rec.Stat.Same(st) &&
+		!IsRacy(rec.Stat, rec.ScannedAt, s.opts.RacyMargin) {
+		w.res.Unchanged++
+		return nil
+	}
+	w.jobs = append(w.jobs, &hashJob{path: path, name: name, walk: st})
+	return nil
+}
+
+// hashAll reads the files of w.jobs on a pool of workers, each reusing one
+// contentHasher (so memory is Workers × the chunker's buffer).
+func (s *Scanner) hashAll(ctx context.Context, w *scanWalk) error {
+	hashers := make(chan *contentHasher, s.opts.Workers)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Workers)
+	for _, job := range w.jobs {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			var ch *contentHasher
+			select {
+			case ch = <-hashers:
+			default:
+				var err error
+				if ch, err = newContentHasher(w.root.Chunking); err != nil {
+					return err
+				}
+			}
+			err := s.hashOne(gctx, ch, job)
+			hashers <- ch
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// hashOne reads one file. Its stat and ScannedAt are taken before the read:
+// a write during or after the read then either changes the stat seen after
+// it (the file is skipped this time) or leaves an mtime that the racy rule
+// catches at the next scan.
+func (s *Scanner) hashOne(ctx context.Context, ch *contentHasher, job *hashJob) error {
+	job.outcome = jobSkipped
+	scannedAt := s.opts.Now().UnixNano()
+	f, pre, err := openRegular(job.name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		job.outcome = jobGone
+		return nil
+	case errors.Is(err, ErrNotRegular):
+		job.warning = err
+		return nil
+	case err != nil:
+		job.warning = fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return nil
+	}
+	defer f.Close()
+	h, err := ch.hashChunks(ctx, f)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		job.warning = fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		job.warning = fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return nil
+	}
+	if post := statOf(fi); !post.Same(pre) || h.n != pre.Size {
+		job.warning = fmt.Errorf("%w: size %d, read %d bytes", ErrChangedWhileReading, post.Size, h.n)
+		return nil
+	}
+	job.outcome, job.stat, job.scannedAt, job.hashed = jobHashed, pre, scannedAt, h
+	return nil
+}
+
+// kept reports whether path's record must stay as it is.
+func (w *scanWalk) isKept(path string) bool {
+	if w.keep[path] {
+		return true
+	}
+	for _, pre := range w.kept {
+		if strings.HasPrefix(path, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// scanUpdate is one record to write, if the stored record is still the
+// one the scan compared with.
+type scanUpdate struct {
+	rec    FileRecord
+	before []byte // encoded record the scan read; nil if none
+	change *FileChange
+}
+
+// record turns the hashed files and the vanished records into record
+// updates and changes, and writes them.
+func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
+	var ups []scanUpdate
+	for _, job := range w.jobs {
+		switch job.outcome {
+		case jobSkipped:
+			if job.warning != nil {
+				s.warn(w, job.path, job.warning)
+			}
+			w.keep[job.path] = true
+			continue
+		case jobGone:
+			w.seen[job.path] = false
+			continue
+		}
+		w.res.Hashed++
+		w.res.HashedBytes += job.hashed.n
+		old, had := w.records[job.path]
+		rec := FileRecord{
+			Path: job.path, Hash: job.hashed.hash, Chunks: job.hashed.chunks,
+			Stat: job.stat, ScannedAt: job.scannedAt,
+		}
+		up := scanUpdate{}
+		var kind ChangeKind
+		if had {
+			up.before = encodeFile(&old)
+			rec.BaseSeq, rec.BaseHash = old.BaseSeq, old.BaseHash
+			rec.LastUpdate, rec.Pending = old.LastUpdate, old.Pending
+			switch {
+			case old.Deleted:
+				kind = ChangeNew
+			case old.Hash != rec.Hash:
+				kind = ChangeModified
+			case old.Stat.Mode != rec.Stat.Mode:
+				kind = ChangeMode
+			}
+		} else {
+			kind = ChangeNew
+		}
+		if kind != 0 {
+			rec.LastUpdate++
+			rec.Pending = true
+			up.change = &FileChange{
+				Path: rec.Path, Kind: kind, Hash: rec.Hash, Size: rec.Stat.Size,
+				Mode: rec.Stat.Mode, MTime: rec.Stat.MTime, Chunks: rec.Chunks,
+			}
+		}
+		up.rec = rec
+		ups = append(ups, up)
+	}
+	for path, old := range w.records {
+		if old.Deleted || w.seen[path] || w.isKept(path) {
+			continue
+		}
+		rec := FileRecord{
+			Path: path, BaseSeq: old.BaseSeq, BaseHash: old.BaseHash,
+			ScannedAt: s.opts.Now().UnixNano(), LastUpdate: old.LastUpdate + 1,
+			Pending: true, Deleted: true,
+		}
+		ups = append(ups, scanUpdate{
+			rec: rec, before: encodeFile(&old),
+			change: &FileChange{Path: path, Kind: ChangeDeleted},
+		})
+	}
+	applied, err := s.apply(ctx, w.root.Name, ups)
+	if err != nil {
+		return err
+	}
+	for i, up := range ups {
+		if applied[i] && up.change != nil {
+			w.res.Changes = append(w.res.Changes, *up.change)
+		}
+	}
+	sort.Slice(w.res.Changes, func(i, j int) bool { return w.res.Changes[i].Path < w.res.Changes[j].Path })
+	return nil
+}
+
+// apply writes the updates whose stored record is still the one the scan
+// read: a record changed meanwhile (by a pull that wrote the file, say) is
+// left alone, and the next scan looks at that file again.
+func (s *Scanner) apply(ctx context.Context, root string, ups []scanUpdate) ([]bool, error) {
+	applied := make([]bool, len(ups))
+	err := s.st.updateInBatches(ctx, len(ups), func(txn *badger.Txn, i int) error {
+		applied[i] = false
+		up := &ups[i]
+		item, err := txn.Get(pathKey(prefixFile, root, up.rec.Path))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if up.before != nil {
+				return nil
+			}
+		case err != nil:
+			return err
+		default:
+			same := false
+			if err := item.Value(func(v []byte) error {
+				same = up.before != nil && bytes.Equal(v, up.before)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if !same {
+				return nil
+			}
+		}
+		applied[i] = true
+		return putFileTxn(txn, root, &up.rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record scan results: %w", err)
+	}
+	return applied, nil
+}
