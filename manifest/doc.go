@@ -85,6 +85,7 @@
 //	0x19 RootID Seq                FeedEntry
 //	0x1A RootID ClientID           Membership
 //	0x1B ClientID RootID           (empty: reverse index of 0x1A)
+//	0x1C "server"                  ServerSettings
 //
 // RootID and Seq are 8 bytes big-endian, ClientID the 16 UUID bytes, a
 // content hash 32 bytes. Values are protobuf messages of package

@@ -30,6 +30,7 @@ import (
 //	0x19 RootID Seq                     → FeedEntry record (path changed at Seq)
 //	0x1A RootID ClientID                → Membership record
 //	0x1B ClientID RootID                → empty (reverse membership index)
+//	0x1C "server"                       → ServerSettings record
 //
 // Paths never contain NUL, so in a version key the first NUL after the
 // RootID ends the path: the range prefix+RootID+path+0x00 holds exactly
@@ -56,6 +57,7 @@ const (
 	prefixFeed          byte = 0x19
 	prefixMember        byte = 0x1A
 	prefixClientMembers byte = 0x1B
+	prefixSettings      byte = 0x1C
 )
 
 // prefixTable lists every manifest prefix with a name, for the uniqueness
@@ -76,6 +78,7 @@ var prefixTable = []struct {
 	{prefixFeed, "feed"},
 	{prefixMember, "member"},
 	{prefixClientMembers, "client-member"},
+	{prefixSettings, "settings"},
 }
 
 // lastPrefix is the highest manifest prefix.
@@ -94,6 +97,7 @@ const SchemaVersion uint32 = 1
 var (
 	schemaKey     = []byte{prefixSchema, 's', 'c', 'h', 'e', 'm', 'a'}
 	nextRootIDKey = []byte{prefixRootMeta, 'n', 'e', 'x', 't', '-', 'r', 'o', 'o', 't', '-', 'i', 'd'}
+	settingsKey   = []byte{prefixSettings, 's', 'e', 'r', 'v', 'e', 'r'}
 )
 
 const (

@@ -50,7 +50,7 @@ func TestPrefixTable(t *testing.T) {
 	for _, k := range [][]byte{
 		schemaKey, nextRootIDKey, clientKey(id), rootNameKey("r"), rootKey(1), headKey(1, "p"),
 		versionKey(1, "p", 1), chunkListKey(cas.ID{}), conflictKey(1, "p"), feedKey(1, 1),
-		memberKey(1, id), clientMemberKey(id, 1),
+		memberKey(1, id), clientMemberKey(id, 1), settingsKey,
 	} {
 		if _, ok := seen[k[0]]; !ok {
 			t.Errorf("key %x has prefix %#x missing from prefixTable", k, k[0])
@@ -78,6 +78,7 @@ func TestKeyLayout(t *testing.T) {
 		{"feed", feedKey(7, 9), "19" + "0000000000000007" + "0000000000000009"},
 		{"member", memberKey(7, id), "1a" + "0000000000000007" + "00112233445566778899aabbccddeeff"},
 		{"client member", clientMemberKey(id, 7), "1b" + "00112233445566778899aabbccddeeff" + "0000000000000007"},
+		{"settings", settingsKey, "1c" + hex.EncodeToString([]byte("server"))},
 	} {
 		if got := hex.EncodeToString(tc.key); got != tc.want {
 			t.Errorf("%s key = %s, want %s", tc.name, got, tc.want)

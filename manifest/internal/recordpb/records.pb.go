@@ -932,6 +932,60 @@ func (x *Membership) GetJoinedUnixNano() int64 {
 	return 0
 }
 
+// ServerSettings are the server-wide settings, one record per database.
+type ServerSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PHC-format argon2id hash of the server password (internal/secret).
+	PasswordHash    string `protobuf:"bytes,1,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	UpdatedUnixNano int64  `protobuf:"varint,2,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ServerSettings) Reset() {
+	*x = ServerSettings{}
+	mi := &file_manifest_internal_recordpb_records_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerSettings) ProtoMessage() {}
+
+func (x *ServerSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_manifest_internal_recordpb_records_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerSettings.ProtoReflect.Descriptor instead.
+func (*ServerSettings) Descriptor() ([]byte, []int) {
+	return file_manifest_internal_recordpb_records_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ServerSettings) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *ServerSettings) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
 var File_manifest_internal_recordpb_records_proto protoreflect.FileDescriptor
 
 const file_manifest_internal_recordpb_records_proto_rawDesc = "" +
@@ -1001,7 +1055,10 @@ const file_manifest_internal_recordpb_records_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\fR\x04path\"6\n" +
 	"\n" +
 	"Membership\x12(\n" +
-	"\x10joined_unix_nano\x18\x01 \x01(\x03R\x0ejoinedUnixNano*j\n" +
+	"\x10joined_unix_nano\x18\x01 \x01(\x03R\x0ejoinedUnixNano\"a\n" +
+	"\x0eServerSettings\x12#\n" +
+	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\x12*\n" +
+	"\x11updated_unix_nano\x18\x02 \x01(\x03R\x0fupdatedUnixNano*j\n" +
 	"\rRetentionKind\x12\x1b\n" +
 	"\x17RETENTION_KIND_KEEP_ALL\x10\x00\x12\x1c\n" +
 	"\x18RETENTION_KIND_KEEP_LAST\x10\x01\x12\x1e\n" +
@@ -1024,21 +1081,22 @@ func file_manifest_internal_recordpb_records_proto_rawDescGZIP() []byte {
 }
 
 var file_manifest_internal_recordpb_records_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_manifest_internal_recordpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_manifest_internal_recordpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_manifest_internal_recordpb_records_proto_goTypes = []any{
-	(RetentionKind)(0),  // 0: quics.manifest.v1.RetentionKind
-	(CandidateKind)(0),  // 1: quics.manifest.v1.CandidateKind
-	(*Client)(nil),      // 2: quics.manifest.v1.Client
-	(*ChunkParams)(nil), // 3: quics.manifest.v1.ChunkParams
-	(*Retention)(nil),   // 4: quics.manifest.v1.Retention
-	(*Root)(nil),        // 5: quics.manifest.v1.Root
-	(*Head)(nil),        // 6: quics.manifest.v1.Head
-	(*Version)(nil),     // 7: quics.manifest.v1.Version
-	(*ChunkList)(nil),   // 8: quics.manifest.v1.ChunkList
-	(*Candidate)(nil),   // 9: quics.manifest.v1.Candidate
-	(*Conflict)(nil),    // 10: quics.manifest.v1.Conflict
-	(*FeedEntry)(nil),   // 11: quics.manifest.v1.FeedEntry
-	(*Membership)(nil),  // 12: quics.manifest.v1.Membership
+	(RetentionKind)(0),     // 0: quics.manifest.v1.RetentionKind
+	(CandidateKind)(0),     // 1: quics.manifest.v1.CandidateKind
+	(*Client)(nil),         // 2: quics.manifest.v1.Client
+	(*ChunkParams)(nil),    // 3: quics.manifest.v1.ChunkParams
+	(*Retention)(nil),      // 4: quics.manifest.v1.Retention
+	(*Root)(nil),           // 5: quics.manifest.v1.Root
+	(*Head)(nil),           // 6: quics.manifest.v1.Head
+	(*Version)(nil),        // 7: quics.manifest.v1.Version
+	(*ChunkList)(nil),      // 8: quics.manifest.v1.ChunkList
+	(*Candidate)(nil),      // 9: quics.manifest.v1.Candidate
+	(*Conflict)(nil),       // 10: quics.manifest.v1.Conflict
+	(*FeedEntry)(nil),      // 11: quics.manifest.v1.FeedEntry
+	(*Membership)(nil),     // 12: quics.manifest.v1.Membership
+	(*ServerSettings)(nil), // 13: quics.manifest.v1.ServerSettings
 }
 var file_manifest_internal_recordpb_records_proto_depIdxs = []int32{
 	0, // 0: quics.manifest.v1.Retention.kind:type_name -> quics.manifest.v1.RetentionKind
@@ -1064,7 +1122,7 @@ func file_manifest_internal_recordpb_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manifest_internal_recordpb_records_proto_rawDesc), len(file_manifest_internal_recordpb_records_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,97 @@
+// Package server is the quics server: it implements [syncproto.Handler] on
+// top of the chunk store (package cas), the metadata (package manifest) and
+// the conflict rules (package conflict), and materializes views of the
+// synced files for the operator.
+//
+// # Data directory
+//
+// [Open] owns one directory, created with mode 0700:
+//
+//	db/                               badger: chunk index and manifest
+//	cas/packs/…                       pack files holding the chunks
+//	tls/cert.pem, tls/key.pem         the self-signed certificate clients pin
+//	initial-password                  a generated server password (0600), first start only
+//	sync/<root>/latest/<path>         view: each file's head
+//	sync/<root>/conflict/<path>/<side>-<hash8><ext>   view: conflict candidates
+//
+// The server password is stored only as an argon2id hash (a manifest
+// setting). Given with [Options.Password] it replaces the stored one; if
+// none was ever set, Open generates one, writes it to initial-password and
+// reports it once through [Server.InitialPassword].
+//
+// # Clients and sessions
+//
+// A device registers with the server password and its own UUID and gets a
+// token; every later connection authenticates with both and becomes a
+// session. Authentication failures all look alike, and an unknown ID costs
+// as much time as a wrong token, so nobody learns which IDs exist. The
+// argon2id work of passwords and tokens runs in a few bounded slots, so a
+// burst of logins cannot exhaust memory.
+//
+// # Roots and membership
+//
+// A root's name is a directory name under sync/: a valid one-segment sync
+// path (internal/relpath). Every root-scoped request first checks that the
+// session's client is a member; a root that does not exist is refused
+// exactly like one the client is not in (Forbidden), so roots are not
+// revealed to non-members. Every path a client sends passes relpath.Check.
+//
+// # Uploads, pins and commits
+//
+// An upload is HaveChunks (which chunks does the server lack), PutChunks
+// (the missing ones, stored in the form the client compressed them after
+// their hash is verified, then made durable) and Propose. Chunks reported
+// present or uploaded are pinned in the session's [PinSet] until the
+// commit that uses them or the end of the session; garbage collection
+// consults [Pins] and must not delete a pinned chunk. The commit itself
+// re-checks every chunk inside its own transaction (cas HasTxn), so a
+// chunk deleted anyway turns into a MissingChunks answer and a re-upload,
+// never into a version pointing at nothing.
+//
+// Before content is kept (committed or stored as a candidate), the server
+// checks that its chunk list is the one already stored for its hash, or
+// that the chunks really hash to it. Chunk lists are shared by all roots,
+// so this keeps a client from storing a wrong list under someone else's
+// hash, or from claiming a hash it only heard of in order to download the
+// content behind it.
+//
+// # Decisions
+//
+// Propose reads the file's head, asks [conflict.Decide] and acts:
+// converged (nothing written, the head returned), fast-forward (a
+// compare-and-swap commit; when another commit wins the race, it decides
+// again against the new head), or conflict: the head becomes the server's
+// candidate and the proposal the client's (a client replaces its own
+// earlier candidate), the root's watchers get a CONFLICT notice, and the
+// proposer a Conflict error naming the path and the head's sequence.
+//
+// # Downloads
+//
+// Heads lists a root's heads, all of them or those changed after a
+// cursor (manifest's change feed). ChunkList answers only for a hash that
+// is a version of that path in that root, or a candidate of its conflict,
+// and remembers the chunk IDs it handed out; GetChunks serves only those,
+// in stored form. A client never receives a chunk its roots do not reach.
+//
+// # Watch
+//
+// A watch stream subscribes to its roots in a broker. Commits publish
+// MUST_SYNC with the new head, conflicts CONFLICT. Each stream has a
+// bounded queue; a stream that falls behind loses its queue and gets one
+// FULL_SCAN notice per root instead, so a slow client never slows the
+// server down. On start, a cursor behind its root gets MUST_SYNC without
+// a head, and one ahead of it (the server lost history) FULL_SCAN.
+//
+// # Views
+//
+// With [Options.Views], every commit queues an update of
+// sync/<root>/latest/<path>, and every conflict one of its candidates'
+// files. Writes are atomic (temporary file in the same directory, fsync,
+// rename), carry the version's mode (at least owner read/write) and
+// mtime, and are confined to the root's folder by relpath.Join. A file in
+// the way of a directory, or a directory in the way of a file, is a stale
+// projection and is replaced. Updates run in the background, coalesced
+// per path, and re-read the manifest when they run, so the last update
+// always shows the current head. A failed update is logged; it never
+// fails a commit, because views are projections that can be rebuilt.
+package server

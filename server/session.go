@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/secret"
+	"github.com/quic-s/quics/manifest"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// MaxClientNameLen bounds a device name, in bytes.
+const MaxClientNameLen = 255
+
+// maxAddressLen is what the manifest keeps of a client's address.
+const maxAddressLen = 255
+
+// MaxReachablePerSession bounds the chunk IDs a session remembers from
+// its ChunkList answers (see GetChunks); the oldest are forgotten first.
+const MaxReachablePerSession = 1 << 18
+
+// session is the server's state of one authenticated connection,
+// syncproto.Session.State.
+type session struct {
+	client uuid.UUID
+	remote net.Addr
+	pins   *PinSet
+
+	mu        sync.Mutex
+	reachable boundedSet
+	subs      map[*subscriber]struct{}
+	ended     bool
+}
+
+// sessionOf returns the server state of s.
+func sessionOf(s *syncproto.Session) (*session, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: no session", syncproto.ErrUnauthenticated)
+	}
+	st, ok := s.State.(*session)
+	if !ok || st == nil {
+		return nil, fmt.Errorf("%w: session not opened by this server", syncproto.ErrUnauthenticated)
+	}
+	return st, nil
+}
+
+// markReachable remembers that the session was given ids in a chunk list.
+func (st *session) markReachable(ids []cas.ID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, id := range ids {
+		st.reachable.add(id)
+	}
+}
+
+func (st *session) isReachable(id cas.ID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.reachable.has(id)
+}
+
+// boundedSet is a set of chunk IDs that forgets the oldest insertions
+// beyond max.
+type boundedSet struct {
+	max   int
+	ids   map[cas.ID]struct{}
+	order []cas.ID
+	head  int // order[head:] are the live insertions, oldest first
+}
+
+func newBoundedSet(limit int) boundedSet {
+	return boundedSet{max: limit, ids: make(map[cas.ID]struct{})}
+}
+
+func (b *boundedSet) has(id cas.ID) bool { _, ok := b.ids[id]; return ok }
+
+func (b *boundedSet) add(id cas.ID) {
+	if b.has(id) {
+		return
+	}
+	b.ids[id] = struct{}{}
+	b.order = append(b.order, id)
+	for len(b.ids) > b.max {
+		delete(b.ids, b.order[b.head])
+		b.head++
+	}
+	if b.head > 1024 && b.head > len(b.order)/2 {
+		b.order = append(b.order[:0:0], b.order[b.head:]...)
+		b.head = 0
+	}
+}
+
+// RegisterClient registers a new device: the server password must match,
+// the client's ID must be a fresh UUID, and the answer carries the token
+// the device presents from then on (only its hash is stored).
+func (s *Server) RegisterClient(ctx context.Context, remote net.Addr, req *syncpb.RegisterClientRequest) (*syncpb.RegisterClientResponse, error) {
+	// The password first, so that nothing is learned about client IDs
+	// without it.
+	if err := s.verifyServerPassword(ctx, req.GetServerPassword()); err != nil {
+		return nil, err
+	}
+	id, err := parseClientID(req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	name := req.GetName()
+	if err := checkClientName(name); err != nil {
+		return nil, err
+	}
+	token, err := secret.NewToken()
+	if err != nil {
+		return nil, fmt.Errorf("server: register client %s: %w", id, err)
+	}
+	release, err := acquire(ctx, s.tokenSlots)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	_, err = s.db.RegisterClient(ctx, manifest.NewClient{ID: id, Name: name, Token: token, Address: addressOf(remote)})
+	switch {
+	case errors.Is(err, manifest.ErrExists):
+		return nil, fmt.Errorf("%w: client %s is already registered", syncproto.ErrExists, id)
+	case err != nil:
+		return nil, fmt.Errorf("server: register client %s: %w", id, err)
+	}
+	s.log.Info("server: client registered", "client", id, "name", name, "remote", addressOf(remote))
+	return &syncpb.RegisterClientResponse{Token: token}, nil
+}
+
+func (s *Server) verifyServerPassword(ctx context.Context, password string) error {
+	if len(password) > secret.MaxSecretLen {
+		return fmt.Errorf("%w: server password", syncproto.ErrBadPassword)
+	}
+	release, err := acquire(ctx, s.passwordSlots)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ok, err := secret.Verify(password, s.passwordHash)
+	if err != nil {
+		return fmt.Errorf("server: verify server password: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: server password", syncproto.ErrBadPassword)
+	}
+	return nil
+}
+
+// parseClientID accepts a UUID in its canonical 36-character form only,
+// so one device has one spelling; the nil UUID is reserved for the server.
+func parseClientID(s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 || id == uuid.Nil {
+		return uuid.Nil, fmt.Errorf("%w: client id %.40q is not a UUID", syncproto.ErrBadRequest, s)
+	}
+	return id, nil
+}
+
+func checkClientName(name string) error {
+	if len(name) > MaxClientNameLen {
+		return fmt.Errorf("%w: client name of %d bytes, at most %d", syncproto.ErrBadRequest, len(name), MaxClientNameLen)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: client name is not UTF-8", syncproto.ErrBadRequest)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: client name %q has a control character", syncproto.ErrBadRequest, name)
+		}
+	}
+	return nil
+}
+
+func addressOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	s := a.String()
+	if len(s) > maxAddressLen {
+		s = s[:maxAddressLen]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// Authenticate checks a client's ID and token and opens a session. Every
+// failure is the same ErrUnauthenticated, and an unknown ID costs as much
+// time as a wrong token, so the answer does not reveal which IDs exist.
+func (s *Server) Authenticate(ctx context.Context, remote net.Addr, req *syncpb.AuthRequest) (*syncproto.Session, error) {
+	refuse := fmt.Errorf("%w: unknown client or wrong token", syncproto.ErrUnauthenticated)
+	if len(req.GetToken()) > secret.MaxSecretLen {
+		return nil, refuse
+	}
+	release, err := acquire(ctx, s.tokenSlots)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	id, err := parseClientID(req.GetClientId())
+	if err != nil {
+		_, _ = secret.Verify(req.GetToken(), s.dummyTokenHash)
+		return nil, refuse
+	}
+	_, err = s.db.AuthenticateClient(ctx, id, req.GetToken())
+	switch {
+	case errors.Is(err, manifest.ErrNotFound):
+		_, _ = secret.Verify(req.GetToken(), s.dummyTokenHash)
+		return nil, refuse
+	case errors.Is(err, manifest.ErrBadCredentials):
+		return nil, refuse
+	case err != nil:
+		return nil, fmt.Errorf("server: authenticate client %s: %w", id, err)
+	}
+	if err := s.db.TouchClient(ctx, id, addressOf(remote)); err != nil {
+		// Last-seen bookkeeping must not lock a client out.
+		s.log.Warn("server: record client address", "client", id, "err", err)
+	}
+	st := &session{
+		client:    id,
+		remote:    remote,
+		pins:      s.pins.NewSet(),
+		reachable: newBoundedSet(MaxReachablePerSession),
+		subs:      make(map[*subscriber]struct{}),
+	}
+	s.log.Debug("server: session opened", "client", id, "remote", addressOf(remote))
+	return &syncproto.Session{ClientID: id.String(), Remote: remote, State: st}, nil
+}
+
+// SessionEnded releases the session's pins and ends its watches.
+func (s *Server) SessionEnded(sess *syncproto.Session) {
+	st, err := sessionOf(sess)
+	if err != nil {
+		return
+	}
+	st.mu.Lock()
+	st.ended = true
+	subs := make([]*subscriber, 0, len(st.subs))
+	for sub := range st.subs {
+		subs = append(subs, sub)
+	}
+	clear(st.subs)
+	st.mu.Unlock()
+	for _, sub := range subs {
+		s.broker.unsubscribe(sub)
+	}
+	st.pins.ReleaseAll()
+	s.log.Debug("server: session ended", "client", st.client)
+}

@@ -1,0 +1,403 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/zeebo/blake3"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/conflict"
+	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/manifest"
+)
+
+// Subdirectories of a root's view.
+const (
+	latestDir   = "latest"
+	conflictDir = "conflict"
+)
+
+// viewWorkers is how many files are materialized at once.
+const viewWorkers = 2
+
+// tempPrefix starts the names of files being written into a view.
+const tempPrefix = ".quics-view-"
+
+// views materializes heads and conflict candidates under DataDir/sync.
+// Views are projections of the manifest: every job re-reads what it
+// materializes when it runs, so jobs can be coalesced and run in any
+// order, and the last job for a path always leaves the current state.
+// A failure is logged and never reaches the client: deleting the views
+// loses nothing.
+type views struct {
+	s    *Server
+	dir  string
+	ctx  context.Context
+	stop context.CancelFunc
+
+	mu    sync.Mutex
+	work  *sync.Cond // a job was queued, or closing
+	idle  *sync.Cond // no job queued or running
+	state map[viewJob]jobState
+	fifo  []viewJob
+	done  bool
+	wg    sync.WaitGroup
+}
+
+type viewKind uint8
+
+const (
+	viewLatest viewKind = iota + 1
+	viewConflict
+)
+
+type viewJob struct {
+	kind     viewKind
+	root     manifest.RootID
+	rootName string
+	path     string
+}
+
+type jobState uint8
+
+const (
+	jobQueued  jobState = iota + 1
+	jobRunning          // and nothing new since it started
+	jobRerun            // running, and must run again when done
+)
+
+func newViews(s *Server, dir string) *views {
+	ctx, stop := context.WithCancel(context.Background())
+	v := &views{s: s, dir: dir, ctx: ctx, stop: stop, state: make(map[viewJob]jobState)}
+	v.work = sync.NewCond(&v.mu)
+	v.idle = sync.NewCond(&v.mu)
+	for range viewWorkers {
+		v.wg.Go(v.worker)
+	}
+	return v
+}
+
+func (v *views) updateLatest(root manifest.RootID, rootName, p string) {
+	v.enqueue(viewJob{kind: viewLatest, root: root, rootName: rootName, path: p})
+}
+
+func (v *views) updateConflict(root manifest.RootID, rootName, p string) {
+	v.enqueue(viewJob{kind: viewConflict, root: root, rootName: rootName, path: p})
+}
+
+func (v *views) enqueue(j viewJob) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.done {
+		return
+	}
+	switch v.state[j] {
+	case jobQueued, jobRerun:
+	case jobRunning:
+		v.state[j] = jobRerun
+	default:
+		v.state[j] = jobQueued
+		v.fifo = append(v.fifo, j)
+		v.work.Signal()
+	}
+}
+
+func (v *views) worker() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for {
+		for len(v.fifo) == 0 && !v.done {
+			v.work.Wait()
+		}
+		if v.done {
+			return
+		}
+		j := v.fifo[0]
+		v.fifo = v.fifo[1:]
+		v.state[j] = jobRunning
+		v.mu.Unlock()
+		v.run(j)
+		v.mu.Lock()
+		if v.state[j] == jobRerun && !v.done {
+			v.state[j] = jobQueued
+			v.fifo = append(v.fifo, j)
+			v.work.Signal()
+		} else {
+			delete(v.state, j)
+		}
+		if len(v.state) == 0 {
+			v.idle.Broadcast()
+		}
+	}
+}
+
+// wait returns when no job is queued or running.
+func (v *views) wait() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for len(v.state) > 0 && !v.done {
+		v.idle.Wait()
+	}
+}
+
+// close abandons queued jobs, interrupts running ones and waits for the
+// workers.
+func (v *views) close() {
+	v.mu.Lock()
+	v.done = true
+	v.fifo = nil
+	v.work.Broadcast()
+	v.idle.Broadcast()
+	v.mu.Unlock()
+	v.stop()
+	v.wg.Wait()
+}
+
+func (v *views) run(j viewJob) {
+	var err error
+	switch j.kind {
+	case viewLatest:
+		err = v.materializeLatest(v.ctx, j)
+	case viewConflict:
+		err = v.materializeConflict(v.ctx, j)
+	}
+	if err != nil && v.ctx.Err() == nil {
+		v.s.log.Warn("server: view not updated", "root", j.rootName, "path", j.path, "err", err)
+	}
+}
+
+// rootDir is DataDir/sync/<root>/<sub>, confined like a sync path.
+func (v *views) rootDir(rootName, sub string) (string, error) {
+	return relpath.Join(v.dir, rootName+"/"+sub)
+}
+
+// materializeLatest makes DataDir/sync/<root>/latest/<path> the file's
+// current head, or removes it if the head is a deletion.
+func (v *views) materializeLatest(ctx context.Context, j viewJob) error {
+	base, err := v.rootDir(j.rootName, latestDir)
+	if err != nil {
+		return err
+	}
+	target, err := relpath.Join(base, j.path)
+	if err != nil {
+		return err
+	}
+	head, err := v.s.db.Head(ctx, j.root, j.path)
+	if errors.Is(err, manifest.ErrNotFound) || (err == nil && head.Deleted) {
+		return removeFile(base, target)
+	}
+	if err != nil {
+		return err
+	}
+	return v.writeFile(ctx, base, j.path, head.Hash, head.Mode, head.MTime)
+}
+
+// materializeConflict writes every side of the path's conflict to
+// DataDir/sync/<root>/conflict/<path>/<candidate name> and removes files
+// of sides that are gone; with no conflict left, the directory goes.
+func (v *views) materializeConflict(ctx context.Context, j viewJob) error {
+	base, err := v.rootDir(j.rootName, conflictDir)
+	if err != nil {
+		return err
+	}
+	dir, err := relpath.Join(base, j.path)
+	if err != nil {
+		return err
+	}
+	c, err := v.s.db.Conflict(ctx, j.root, j.path)
+	if errors.Is(err, manifest.ErrNotFound) {
+		return removeCandidates(dir, nil)
+	}
+	if err != nil {
+		return err
+	}
+	keep := make(map[string]bool)
+	var errs []error
+	for _, cand := range c.Candidates {
+		if cand.Deleted {
+			continue // a deletion has nothing to show
+		}
+		name := conflict.CandidateName(v.sideName(ctx, cand), cand.Hash, path.Base(j.path))
+		keep[name] = true
+		if err := v.writeFile(ctx, base, j.path+"/"+name, cand.Hash, cand.Mode, cand.MTime); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := removeCandidates(dir, keep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// sideName is the name a candidate's file starts with: "server", or the
+// proposing client's device name (its ID if it has none or is gone).
+func (v *views) sideName(ctx context.Context, c manifest.Candidate) string {
+	if c.Kind == manifest.CandidateServer {
+		return conflict.ServerSide
+	}
+	if cl, err := v.s.db.Client(ctx, c.Client); err == nil && cl.Name != "" {
+		return cl.Name
+	}
+	if c.Client == uuid.Nil {
+		return "client"
+	}
+	return c.Client.String()
+}
+
+// removeCandidates removes the regular files in dir that keep does not
+// name (nil keep: all of them, and then dir if it is empty). Directories
+// inside belong to the conflicts of longer paths and stay.
+func removeCandidates(dir string, keep map[string]bool) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallNotDir) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() || keep[e.Name()] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if keep == nil {
+		_ = os.Remove(dir) // only if empty
+	}
+	return errors.Join(errs...)
+}
+
+// writeFile atomically writes the content hash (read chunk by chunk from
+// the store) to base/rel: a temporary file in the target directory,
+// fsync, rename. Whatever stands in the way — a file where a directory
+// is needed, a directory or symlink where the file goes — is a stale
+// projection and is removed.
+func (v *views) writeFile(ctx context.Context, base, rel string, hash cas.ID, mode uint32, mtime time.Time) (err error) {
+	target, err := relpath.Join(base, rel)
+	if err != nil {
+		return err
+	}
+	var chunks []manifest.Chunk
+	if hash != manifest.EmptyHash {
+		if chunks, err = v.s.db.ChunkList(ctx, hash); err != nil {
+			return err
+		}
+	}
+	dir, err := makeParents(base, rel)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := blake3.New()
+	for _, c := range chunks {
+		data, err := v.s.store.Get(ctx, c.ID)
+		if err != nil {
+			return fmt.Errorf("chunk %s: %w", c.ID, err)
+		}
+		_, _ = h.Write(data)
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+	}
+	var got cas.ID
+	h.Sum(got[:0])
+	if got != hash {
+		return fmt.Errorf("content of %s hashes to %s", hash, got)
+	}
+	if err = f.Chmod(fs.FileMode(mode&0o777 | 0o600)); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if !mtime.IsZero() {
+		if err = os.Chtimes(f.Name(), mtime, mtime); err != nil {
+			return err
+		}
+	}
+	if fi, lerr := os.Lstat(target); lerr == nil && fi.IsDir() {
+		if err = os.RemoveAll(target); err != nil {
+			return err
+		}
+	}
+	return os.Rename(f.Name(), target)
+}
+
+// makeParents creates the directories of rel's parent under base (base
+// itself with MkdirAll), replacing any file or symlink in the way, and
+// returns the parent directory.
+func makeParents(base, rel string) (string, error) {
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	cur := base
+	segs := strings.Split(rel, "/")
+	for _, seg := range segs[:len(segs)-1] {
+		cur = filepath.Join(cur, seg)
+		fi, err := os.Lstat(cur)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			if err := os.Remove(cur); err != nil {
+				return "", err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", err
+		}
+		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return cur, nil
+}
+
+// removeFile removes target and then its parents up to base while they
+// are empty.
+func removeFile(base, target string) error {
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscallNotDir):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		// A directory of other files' views: the deleted file is not
+		// what is shown here.
+		return nil
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for dir := filepath.Dir(target); dir != base && strings.HasPrefix(dir, base+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break // not empty, or gone
+		}
+	}
+	return nil
+}

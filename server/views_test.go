@@ -1,0 +1,128 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+func TestViewsModeMtimeAndObstacles(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	latest := filepath.Join(e.dir, SyncDir, "docs", latestDir)
+
+	// Mode and mtime of the version; the owner can always read and write.
+	f := newFile(t, []byte("#!/bin/sh\necho hi\n"))
+	e.upload(t, a, "docs", f)
+	req := request("docs", "bin/run", nil, f)
+	req.Mode = 0o500
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	req.Mtime = mtime.UnixNano()
+	if _, err := e.srv.Propose(ctx, a, req, f.refs); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.views.wait()
+	fi, err := os.Stat(filepath.Join(latest, "bin", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("view mode %v mtime %v, want 0700 and %v", fi.Mode().Perm(), fi.ModTime(), mtime)
+	}
+
+	// A file "a", then a file "a/b": the directory wins, and the other way
+	// round. Views show the latest commit; the manifest keeps both.
+	fa := newFile(t, []byte("file a"))
+	fb := newFile(t, []byte("file a/b"))
+	e.mustPush(t, a, "docs", "a", nil, fa)
+	e.srv.views.wait()
+	e.mustPush(t, a, "docs", "a/b", nil, fb)
+	e.srv.views.wait()
+	if got := readFile(t, filepath.Join(latest, "a", "b")); !bytes.Equal(got, fb.data) {
+		t.Error("a/b not materialized over the file a")
+	}
+	fc := newFile(t, []byte("file c"))
+	e.mustPush(t, a, "docs", "c/d/e", nil, fc)
+	e.srv.views.wait()
+	fcc := newFile(t, []byte("file c itself"))
+	e.mustPush(t, a, "docs", "c", nil, fcc)
+	e.srv.views.wait()
+	if got := readFile(t, filepath.Join(latest, "c")); !bytes.Equal(got, fcc.data) {
+		t.Error("c not materialized over the directory c")
+	}
+
+	// A symlink planted in a view is replaced, never followed.
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(latest, "link")); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPush(t, a, "docs", "link/x", nil, newFile(t, []byte("x")))
+	e.srv.views.wait()
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("a write followed a symlink out of the view: %v", entries)
+	}
+	if fi, err := os.Lstat(filepath.Join(latest, "link")); err != nil || !fi.IsDir() {
+		t.Errorf("link not replaced by a directory: %v, %v", fi, err)
+	}
+
+	// Deleting the whole view loses nothing: the next commit of a path
+	// writes it again.
+	if err := os.RemoveAll(filepath.Join(e.dir, SyncDir)); err != nil {
+		t.Fatal(err)
+	}
+	heads, _, _ := e.heads(t, a, "docs", 0)
+	e.mustPush(t, a, "docs", "a/b", heads["a/b"], newFile(t, []byte("again")))
+	e.srv.views.wait()
+	if got := readFile(t, filepath.Join(latest, "a", "b")); string(got) != "again" {
+		t.Errorf("view after removal: %q", got)
+	}
+	// No temporary files are left behind.
+	_ = filepath.Walk(filepath.Join(e.dir, SyncDir), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && len(fi.Name()) > len(tempPrefix) && fi.Name()[:len(tempPrefix)] == tempPrefix {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+}
+
+func TestViewsOff(t *testing.T) {
+	opts := testOptions(filepath.Join(t.TempDir(), "data"))
+	opts.Views = false
+	e := newEnvWith(t, opts)
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	e.mustPush(t, a, "docs", "f", nil, newFile(t, []byte("f")))
+	// A conflict would be materialized too.
+	if _, err := e.push(a, "docs", "f", nil, newFile(t, []byte("g"))); err == nil {
+		t.Fatal("conflicting proposal accepted")
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, SyncDir)); !os.IsNotExist(err) {
+		t.Errorf("views written with views off: %v", err)
+	}
+}
+
+func TestViewsCoalesce(t *testing.T) {
+	e := newEnv(t)
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	var h *syncpb.FileHead
+	var last file
+	for i := range 20 {
+		last = newFile(t, []byte{byte(i), 'x'})
+		h = e.mustPush(t, a, "docs", "f", h, last)
+	}
+	e.srv.views.wait()
+	if got := readFile(t, filepath.Join(e.dir, SyncDir, "docs", latestDir, "f")); !bytes.Equal(got, last.data) {
+		t.Errorf("view after 20 quick commits is %q, want the last %q", got, last.data)
+	}
+}
