@@ -1,0 +1,241 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// Remote is what the sync engine needs from a server session: the
+// transactions of *syncproto.Client that push and pull use.
+type Remote interface {
+	Heads(ctx context.Context, root string, afterSeq uint64) ([]*syncpb.FileHead, uint64, error)
+	ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error)
+	GetChunks(ctx context.Context, root string, ids []cas.ID, fn func(syncproto.Chunk) error) error
+	HaveChunks(ctx context.Context, root string, ids []cas.ID) ([]bool, error)
+	PutChunks(ctx context.Context, root string, chunks []syncproto.Chunk) error
+	Propose(ctx context.Context, req *syncpb.ProposeRequest, chunks []syncproto.ChunkRef) (*syncpb.CommitResponse, error)
+	WireStats() (sent, received uint64)
+}
+
+var _ Remote = (*syncproto.Client)(nil)
+
+// Stats counts what sync passes did. Bytes are counted at the UDP socket
+// of the session (protocol overhead and retransmissions included).
+type Stats struct {
+	FilesUploaded   int   `json:"files_uploaded"`
+	FilesDownloaded int   `json:"files_downloaded"`
+	FilesDeleted    int   `json:"files_deleted"`
+	ChunksSent      int   `json:"chunks_sent"`
+	ChunksSkipped   int   `json:"chunks_skipped"`
+	ChunksReused    int   `json:"chunks_reused"`
+	ChunksFetched   int   `json:"chunks_fetched"`
+	BytesSent       int64 `json:"bytes_sent"`
+	BytesReceived   int64 `json:"bytes_received"`
+	Conflicts       int   `json:"conflicts"`
+	Skipped         int   `json:"skipped"`
+	DurationMS      int64 `json:"duration_ms"`
+}
+
+// Add adds o's counters to s.
+func (s *Stats) Add(o Stats) {
+	s.FilesUploaded += o.FilesUploaded
+	s.FilesDownloaded += o.FilesDownloaded
+	s.FilesDeleted += o.FilesDeleted
+	s.ChunksSent += o.ChunksSent
+	s.ChunksSkipped += o.ChunksSkipped
+	s.ChunksReused += o.ChunksReused
+	s.ChunksFetched += o.ChunksFetched
+	s.BytesSent += o.BytesSent
+	s.BytesReceived += o.BytesReceived
+	s.Conflicts += o.Conflicts
+	s.Skipped += o.Skipped
+	s.DurationMS += o.DurationMS
+}
+
+// Conflict is a local change the server refused because the file's head
+// moved since the change's base: the server keeps it as a candidate, and
+// the local file stays as it is until the conflict is resolved.
+type Conflict struct {
+	Root string `json:"root"`
+	Path string `json:"path"`
+}
+
+// PassResult is the outcome of a sync pass.
+type PassResult struct {
+	Stats
+	// ConflictList names the files in conflict, in the order found.
+	ConflictList []Conflict `json:"conflict_list,omitempty"`
+}
+
+// EngineOptions tune an Engine. The zero value is usable.
+type EngineOptions struct {
+	// Warn receives files skipped by scans, pushes and pulls; nil logs
+	// them with slog.Default.
+	Warn func(Warning)
+	// UploadStreams is how many PutChunks streams run at once; 0 means 4.
+	UploadStreams int
+	// UploadBatchBytes bounds the raw bytes of chunks one PutChunks
+	// stream carries; 0 means 8 MiB.
+	UploadBatchBytes int
+	// Proposals is how many Propose transactions run at once; 0 means 8.
+	Proposals int
+	// Scan tunes the scanner (its Warn is replaced by Warn).
+	Scan ScanOptions
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine runs sync passes for the roots of a local state against a server
+// session: scan, pull remote heads, push local changes. One pass runs at a
+// time; concurrent callers wait.
+type Engine struct {
+	st      *State
+	remote  Remote
+	opts    EngineOptions
+	scanner *Scanner
+
+	mu sync.Mutex // one pass at a time
+}
+
+// NewEngine returns an Engine over the local state st and the server
+// session remote.
+func NewEngine(st *State, remote Remote, opts EngineOptions) *Engine {
+	if opts.Warn == nil {
+		opts.Warn = func(w Warning) {
+			slog.Warn("skipping file", "root", w.Root, "path", w.Path, "err", w.Err)
+		}
+	}
+	if opts.UploadStreams <= 0 {
+		opts.UploadStreams = 4
+	}
+	if opts.UploadBatchBytes <= 0 {
+		opts.UploadBatchBytes = 8 << 20
+	}
+	if opts.Proposals <= 0 {
+		opts.Proposals = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	scanOpts := opts.Scan
+	scanOpts.Warn = opts.Warn
+	return &Engine{st: st, remote: remote, opts: opts, scanner: NewScanner(st, scanOpts)}
+}
+
+// pass collects one pass's counters and conflicts; push and pull update it
+// from several goroutines.
+type pass struct {
+	root string
+	mu   sync.Mutex
+	res  PassResult
+}
+
+func (p *pass) count(fn func(s *Stats)) {
+	p.mu.Lock()
+	fn(&p.res.Stats)
+	p.mu.Unlock()
+}
+
+func (p *pass) conflict(path string) {
+	p.mu.Lock()
+	p.res.Conflicts++
+	p.res.ConflictList = append(p.res.ConflictList, Conflict{Root: p.root, Path: path})
+	p.mu.Unlock()
+}
+
+// SyncAll runs a full pass ([Engine.SyncRoot]) over every root, in name
+// order, and returns the summed result. A root that fails does not stop
+// the others; the errors are joined.
+func (e *Engine) SyncAll(ctx context.Context) (PassResult, error) {
+	roots, err := e.st.Roots(ctx)
+	if err != nil {
+		return PassResult{}, err
+	}
+	var total PassResult
+	var errs []error
+	for _, r := range roots {
+		res, err := e.SyncRoot(ctx, r.Name)
+		total.Add(res.Stats)
+		total.ConflictList = append(total.ConflictList, res.ConflictList...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("root %q: %w", r.Name, err))
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// SyncRoot runs one full pass over root: scan the local directory, pull
+// the heads that changed on the server since the cursor, push the local
+// changes, and save the cursor and the time of the pass.
+func (e *Engine) SyncRoot(ctx context.Context, root string) (PassResult, error) {
+	return e.run(ctx, root, true)
+}
+
+// PullRoot pulls what changed on the server since the cursor, without
+// scanning: the answer to a must-sync notice. Pending local changes are
+// pushed too, since they are known without a scan.
+func (e *Engine) PullRoot(ctx context.Context, root string) (PassResult, error) {
+	return e.run(ctx, root, false)
+}
+
+func (e *Engine) run(ctx context.Context, root string, scan bool) (PassResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	start := e.opts.Now()
+	sent0, recv0 := e.remote.WireStats()
+	p := &pass{root: root}
+	err := e.runLocked(ctx, root, scan, p)
+	sent1, recv1 := e.remote.WireStats()
+	p.res.BytesSent = int64(sent1 - sent0)
+	p.res.BytesReceived = int64(recv1 - recv0)
+	p.res.DurationMS = e.opts.Now().Sub(start).Milliseconds()
+	return p.res, err
+}
+
+func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass) error {
+	r, err := e.st.Root(ctx, root)
+	if err != nil {
+		return err
+	}
+	if scan {
+		if _, err := CleanTemps(ctx, r.Dir); err != nil {
+			return err
+		}
+		res, err := e.scanner.Scan(ctx, root)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		p.res.Skipped += res.Skipped
+	}
+	cursor, pullOK, err := e.pull(ctx, r, p)
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	if err := e.push(ctx, r, p); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	now := e.opts.Now()
+	return e.st.UpdateRoot(ctx, root, func(rr *Root) error {
+		if pullOK && cursor > rr.Cursor {
+			rr.Cursor = cursor
+		}
+		if scan {
+			rr.LastSync = now
+		}
+		return nil
+	})
+}
+
+// warn reports a file skipped by push or pull.
+func (e *Engine) warn(p *pass, path string, err error) {
+	p.count(func(s *Stats) { s.Skipped++ })
+	e.opts.Warn(Warning{Root: p.root, Path: path, Err: err})
+}

@@ -1,0 +1,291 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// errLocalChanged stops a download whose target changed locally since its
+// record: the local version is pushed instead, and the server decides.
+var errLocalChanged = errors.New("client: local file changed since its base")
+
+// maxFetchRun bounds the chunk IDs of one GetChunks call made while
+// writing a file; the transaction itself batches further.
+const maxFetchRun = 1024
+
+// pull applies the heads that changed on the server since the root's
+// cursor. It returns the cursor to save; ok is false when a file could not
+// be pulled and the cursor must stay so the next pass tries again.
+func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok bool, err error) {
+	heads, cursor, err := e.remote.Heads(ctx, r.Name, r.Cursor)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(heads) == 0 {
+		return cursor, true, nil
+	}
+	reuse, err := BuildReuseIndex(ctx, e.st, r.Name)
+	if err != nil {
+		return 0, false, err
+	}
+	// Deletions go last: a renamed file's new path reuses the chunks of
+	// the old one before it is removed.
+	slices.SortStableFunc(heads, func(x, y *syncpb.FileHead) int {
+		switch {
+		case x.GetDeleted() == y.GetDeleted():
+			return 0
+		case y.GetDeleted():
+			return -1
+		}
+		return 1
+	})
+	ok = true
+	for _, h := range heads {
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		if err := e.pullHead(ctx, r, reuse, h, p); err != nil {
+			if isFatal(err) {
+				return 0, false, fmt.Errorf("%q: %w", h.GetPath(), err)
+			}
+			e.warn(p, h.GetPath(), err)
+			ok = false
+		}
+	}
+	return cursor, ok, nil
+}
+
+// isFatal tells errors that end a pass (the session or the local state
+// failed) from those that concern one file.
+func isFatal(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syncproto.ErrUnauthenticated), errors.Is(err, syncproto.ErrForbidden),
+		errors.Is(err, syncproto.ErrUnavailable), errors.Is(err, syncproto.ErrTimeout),
+		errors.Is(err, ErrRootMissing), errors.Is(err, ErrCorrupt):
+		return true
+	}
+	var ce *syncproto.Error
+	if errors.As(err, &ce) {
+		return false // the server answered about this file
+	}
+	// A transport failure (connection lost) has no error code: it ends the pass.
+	return errors.Is(err, syncproto.ErrInternal) || isNetErr(err)
+}
+
+// isNetErr reports a failure below the protocol: the connection is gone.
+func isNetErr(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne)
+}
+
+// headHash returns a head's content hash (zero for a deletion).
+func headHash(h *syncpb.FileHead) (cas.ID, error) {
+	if len(h.GetHash()) == 0 {
+		return cas.ID{}, nil
+	}
+	return cas.IDFromBytes(h.GetHash())
+}
+
+// pullHead brings one remote head into the local tree, unless the local
+// file changed since its base.
+func (e *Engine) pullHead(ctx context.Context, r Root, reuse *ReuseIndex, h *syncpb.FileHead, p *pass) error {
+	path := h.GetPath()
+	hash, err := headHash(h)
+	if err != nil {
+		return fmt.Errorf("%w: head hash: %w", syncproto.ErrBadRequest, err)
+	}
+	var rec *FileRecord
+	got, err := e.st.File(ctx, r.Name, path)
+	switch {
+	case err == nil:
+		rec = &got
+	case !errors.Is(err, ErrFileNotFound):
+		return err
+	}
+	if rec != nil && rec.BaseSeq >= h.GetSeq() {
+		return nil // already there (our own commit, or pulled before)
+	}
+	if rec != nil && rec.Pending {
+		return nil // pushed next; the server decides
+	}
+	if h.GetDeleted() {
+		return e.pullDeletion(ctx, r, rec, path, p)
+	}
+	if rec != nil && !rec.Deleted && rec.Hash == hash && rec.Stat.Mode == h.GetMode() {
+		// Same content and mode: only the base moves.
+		rec.BaseSeq, rec.BaseHash = h.GetSeq(), hash
+		return e.st.PutFile(ctx, r.Name, *rec)
+	}
+	size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
+	if err != nil {
+		return err
+	}
+	scannedAt := e.opts.Now().UnixNano()
+	mode := fs.FileMode(h.GetMode()).Perm()
+	st, err := WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, h.GetMtime()), func(w io.Writer) error {
+		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, w, p); err != nil {
+			return err
+		}
+		safe, err := SafeToReplace(ctx, r.Dir, path, rec)
+		if err != nil {
+			return err
+		}
+		if !safe {
+			return errLocalChanged
+		}
+		return nil
+	})
+	if errors.Is(err, errLocalChanged) {
+		return nil // the next scan finds the change and pushes it
+	}
+	if err != nil {
+		return err
+	}
+	nrec := FileRecord{
+		Path: path, BaseSeq: h.GetSeq(), BaseHash: hash, Hash: hash, Chunks: refs,
+		Stat: st, ScannedAt: scannedAt,
+	}
+	if rec != nil {
+		nrec.LastUpdate = rec.LastUpdate
+	}
+	if err := e.st.PutFile(ctx, r.Name, nrec); err != nil {
+		return err
+	}
+	var old []syncproto.ChunkRef
+	if rec != nil {
+		old = rec.Chunks
+	}
+	reuse.replaceFile(path, old, refs)
+	p.count(func(s *Stats) { s.FilesDownloaded++ })
+	return nil
+}
+
+// pullDeletion removes the local file of a deleted head if it is still
+// the base.
+func (e *Engine) pullDeletion(ctx context.Context, r Root, rec *FileRecord, path string, p *pass) error {
+	if rec == nil {
+		return nil // never had it
+	}
+	safe, err := SafeToReplace(ctx, r.Dir, path, rec)
+	if err != nil || !safe {
+		return err
+	}
+	if err := RemoveFile(ctx, r.Dir, path); err != nil {
+		return err
+	}
+	if err := e.st.DeleteFile(ctx, r.Name, path); err != nil {
+		return err
+	}
+	p.count(func(s *Stats) { s.FilesDeleted++ })
+	return nil
+}
+
+// fill writes the content of a file with chunk list refs into w: each
+// chunk from a verified local copy when there is one, else fetched from
+// the server in runs of consecutive missing chunks. Every chunk is checked
+// against its ID and the whole content against hash. Memory is one run's
+// chunks at most as they stream, never the file.
+func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, w io.Writer, p *pass) error {
+	h := blake3.New()
+	out := io.MultiWriter(w, h)
+	var written int64
+	var run []syncproto.ChunkRef
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		ids := make([]cas.ID, len(run))
+		for i, c := range run {
+			ids[i] = c.ID
+		}
+		i := 0
+		err := e.remote.GetChunks(ctx, root, ids, func(ch syncproto.Chunk) error {
+			data, err := cas.Stored{Codec: cas.Codec(ch.Codec), Data: ch.Data, RawLen: ch.RawLen}.Decode(ch.ID)
+			if err != nil {
+				return fmt.Errorf("%w: chunk %s: %w", syncproto.ErrHashMismatch, ch.ID.Short(), err)
+			}
+			if len(data) != int(run[i].Size) {
+				return fmt.Errorf("%w: chunk %s has %d bytes, the list says %d", syncproto.ErrBadRequest, ch.ID.Short(), len(data), run[i].Size)
+			}
+			i++
+			if _, err := out.Write(data); err != nil {
+				return err
+			}
+			written += int64(len(data))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		p.count(func(s *Stats) { s.ChunksFetched += len(run) })
+		run = run[:0]
+		return nil
+	}
+	for _, c := range refs {
+		if data, ok := reuse.ReadLocal(ctx, c.ID); ok && len(data) == int(c.Size) {
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, err := out.Write(data); err != nil {
+				return err
+			}
+			written += int64(len(data))
+			p.count(func(s *Stats) { s.ChunksReused++ })
+			continue
+		}
+		run = append(run, c)
+		if len(run) >= maxFetchRun {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	var got cas.ID
+	h.Sum(got[:0])
+	if written != size || got != hash {
+		return fmt.Errorf("%w: downloaded %d bytes hashing to %s, want %d bytes hashing to %s",
+			syncproto.ErrHashMismatch, written, got.Short(), size, hash.Short())
+	}
+	return nil
+}
+
+// replaceFile records that path, which held the chunks old, now holds
+// refs: its old locations are stale, and its chunks can be copied from it
+// by the files pulled after it.
+func (x *ReuseIndex) replaceFile(path string, old, refs []syncproto.ChunkRef) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, c := range old {
+		id := c.ID
+		locs, ok := x.locs[id]
+		if !ok {
+			continue
+		}
+		kept := slices.DeleteFunc(locs, func(l location) bool { return l.path == path })
+		if len(kept) == 0 {
+			delete(x.locs, id)
+		} else {
+			x.locs[id] = kept
+		}
+	}
+	var off int64
+	for _, c := range refs {
+		x.add(c.ID, location{path: path, off: off, size: c.Size})
+		off += int64(c.Size)
+	}
+}

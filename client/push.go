@@ -1,0 +1,270 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// chunkSource is where a chunk to upload lives in the local tree: read
+// again from the file by offset when it is sent, so an upload never holds
+// more than one batch of chunks in memory.
+type chunkSource struct {
+	id   cas.ID
+	path string
+	off  int64
+	size uint32
+}
+
+// push proposes every pending local change of root: it uploads the chunks
+// the server lacks, then proposes each file on its base.
+func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
+	var recs []FileRecord
+	err := e.st.PendingFiles(ctx, r.Name, func(rec FileRecord) error {
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	var live []FileRecord
+	for _, rec := range recs {
+		if rec.Deleted && rec.BaseSeq == 0 {
+			// Created and deleted before the server ever saw it.
+			if err := e.st.Accept(ctx, r.Name, rec.Path, rec.LastUpdate, 0, cas.ID{}); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := relpath.Check(rec.Path); err != nil {
+			e.warn(p, rec.Path, err)
+			continue
+		}
+		live = append(live, rec)
+	}
+	changed, err := e.upload(ctx, r, live, p)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.Proposals)
+	for i := range live {
+		rec := &live[i]
+		if changed[rec.Path] {
+			continue // changed while uploading: the next scan sees it
+		}
+		g.Go(func() error { return e.propose(gctx, r, rec, p) })
+	}
+	return g.Wait()
+}
+
+// upload sends the chunks of recs that the server lacks. It returns the
+// paths whose local content no longer matches their chunk list.
+func (e *Engine) upload(ctx context.Context, r Root, recs []FileRecord, p *pass) (map[string]bool, error) {
+	seen := make(cas.IDSet)
+	var srcs []chunkSource
+	for _, rec := range recs {
+		if rec.Deleted {
+			continue
+		}
+		var off int64
+		for _, c := range rec.Chunks {
+			if !seen.Has(c.ID) {
+				seen.Insert(c.ID)
+				srcs = append(srcs, chunkSource{id: c.ID, path: rec.Path, off: off, size: c.Size})
+			}
+			off += int64(c.Size)
+		}
+	}
+	return e.uploadSources(ctx, r, srcs, p)
+}
+
+func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, p *pass) (map[string]bool, error) {
+	changed := make(map[string]bool)
+	if len(srcs) == 0 {
+		return changed, nil
+	}
+	ids := make([]cas.ID, len(srcs))
+	for i, s := range srcs {
+		ids[i] = s.id
+	}
+	have, err := e.remote.HaveChunks(ctx, r.Name, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(have) != len(srcs) {
+		return nil, fmt.Errorf("%w: have chunks: %d answers for %d chunks", syncproto.ErrBadRequest, len(have), len(srcs))
+	}
+	var batches [][]chunkSource
+	var cur []chunkSource
+	curBytes := 0
+	skipped := 0
+	for i, s := range srcs {
+		if have[i] {
+			skipped++
+			continue
+		}
+		if len(cur) > 0 && curBytes+int(s.size) > e.opts.UploadBatchBytes {
+			batches = append(batches, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, s)
+		curBytes += int(s.size)
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
+
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.UploadStreams)
+	for _, batch := range batches {
+		g.Go(func() error {
+			chunks, bad, err := readChunks(gctx, r.Dir, batch)
+			if err != nil {
+				return err
+			}
+			if len(bad) > 0 {
+				mu.Lock()
+				for _, path := range bad {
+					changed[path] = true
+				}
+				mu.Unlock()
+			}
+			if err := e.remote.PutChunks(gctx, r.Name, chunks); err != nil {
+				return err
+			}
+			p.count(func(s *Stats) { s.ChunksSent += len(chunks) })
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+// readChunks reads and compresses the chunks of batch from their files.
+// A chunk whose bytes no longer hash to its ID (the file changed since the
+// scan) is left out and its path returned in changed.
+func readChunks(ctx context.Context, dir string, batch []chunkSource) (chunks []syncproto.Chunk, changed []string, err error) {
+	files := make(map[string]*os.File)
+	defer func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}()
+	for _, s := range batch {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		f, ok := files[s.path]
+		if !ok {
+			name, err := relpath.Join(dir, s.path)
+			if err != nil {
+				return nil, nil, err
+			}
+			f, _, err = openRegular(name)
+			if err != nil {
+				changed = append(changed, s.path)
+				files[s.path] = nil
+				continue
+			}
+			files[s.path] = f
+		}
+		if f == nil {
+			continue
+		}
+		data := make([]byte, s.size)
+		if n, err := f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || cas.Sum(data) != s.id {
+			changed = append(changed, s.path)
+			continue
+		}
+		st, err := cas.Compress(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("compress chunk %s of %q: %w", s.id.Short(), s.path, err)
+		}
+		chunks = append(chunks, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: s.id, RawLen: st.RawLen, Data: st.Data})
+	}
+	return chunks, changed, nil
+}
+
+// proposal builds the please-sync request of a pending record.
+func proposal(root string, rec *FileRecord) *syncpb.ProposeRequest {
+	req := &syncpb.ProposeRequest{
+		Root: root, Path: rec.Path, BaseSeq: rec.BaseSeq, LastUpdate: rec.LastUpdate,
+		Deleted: rec.Deleted,
+	}
+	if rec.BaseSeq != 0 {
+		req.BaseHash = rec.BaseHash[:]
+	}
+	if !rec.Deleted {
+		req.Hash = rec.Hash[:]
+		req.Size = rec.Stat.Size
+		req.Mode = rec.Stat.Mode
+		req.Mtime = rec.Stat.MTime
+	}
+	return req
+}
+
+// propose asks the server to commit one pending record and records the
+// outcome.
+func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) error {
+	var chunks []syncproto.ChunkRef
+	if !rec.Deleted {
+		chunks = rec.Chunks
+	}
+	resp, err := e.remote.Propose(ctx, proposal(r.Name, rec), chunks)
+	if errors.Is(err, syncproto.ErrMissingChunks) {
+		// Another client's upload may have been collected, or a chunk
+		// lost: upload this file's chunks again and retry once.
+		if _, uerr := e.upload(ctx, r, []FileRecord{*rec}, p); uerr != nil {
+			return uerr
+		}
+		resp, err = e.remote.Propose(ctx, proposal(r.Name, rec), chunks)
+	}
+	switch {
+	case errors.Is(err, syncproto.ErrConflict):
+		p.conflict(rec.Path)
+		return nil
+	case errors.Is(err, syncproto.ErrInvalidPath), errors.Is(err, syncproto.ErrBadRequest),
+		errors.Is(err, syncproto.ErrMissingChunks), errors.Is(err, syncproto.ErrHashMismatch):
+		e.warn(p, rec.Path, err)
+		return nil
+	case err != nil:
+		return err
+	}
+	head := resp.GetHead()
+	hash, err := headHash(head)
+	if err != nil {
+		return fmt.Errorf("%w: commit of %q: head hash: %w", syncproto.ErrBadRequest, rec.Path, err)
+	}
+	if err := e.st.Accept(ctx, r.Name, rec.Path, rec.LastUpdate, head.GetSeq(), hash); err != nil {
+		return err
+	}
+	if resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_COMMITTED {
+		p.count(func(s *Stats) {
+			if rec.Deleted {
+				s.FilesDeleted++
+			} else {
+				s.FilesUploaded++
+			}
+		})
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/quic-s/quics/internal/tlsutil"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// Session is a server session as continuous mode needs it: the engine's
+// transactions, the watch stream, and its end.
+type Session interface {
+	Remote
+	Watch(ctx context.Context, cursors []*syncpb.WatchRequest_Cursor, fn func(*syncpb.Notice) error) error
+	Done() <-chan struct{}
+	Close() error
+}
+
+var _ Session = (*syncproto.Client)(nil)
+
+// Defaults of continuous mode.
+const (
+	DefaultScanInterval = 5 * time.Minute
+	DefaultDebounce     = 100 * time.Millisecond
+	minBackoff          = 250 * time.Millisecond
+	maxBackoff          = 30 * time.Second
+)
+
+// RunOptions configure [Run].
+type RunOptions struct {
+	// Dial opens a new session; Run calls it again, with backoff, whenever
+	// the session ends.
+	Dial func(ctx context.Context) (Session, error)
+	// ScanInterval is the period of full passes over every root; 0 means
+	// DefaultScanInterval.
+	ScanInterval time.Duration
+	// Debounce is how long local file events settle before a root is
+	// scanned; 0 means DefaultDebounce.
+	Debounce time.Duration
+	// Engine tunes the sync engine of each session.
+	Engine EngineOptions
+	// OnPass, when set, is told the outcome of every pass.
+	OnPass func(root string, res PassResult, err error)
+	// Logger receives connection reports; nil means slog.Default.
+	Logger *slog.Logger
+}
+
+// Run keeps every root of st in sync until ctx ends: it listens to the
+// server's watch stream (a must-sync notice pulls that root), to local file
+// events (debounced, then the root is scanned and pushed), and runs a full
+// pass over every root at start and every ScanInterval. A lost session is
+// dialed again with exponential backoff. It returns nil when ctx ends, and
+// an error only when the server refuses the client for good (unknown
+// client or token, or a changed certificate).
+func Run(ctx context.Context, st *State, opts RunOptions) error {
+	if opts.Dial == nil {
+		return errors.New("client: run: no Dial")
+	}
+	if opts.ScanInterval <= 0 {
+		opts.ScanInterval = DefaultScanInterval
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	backoff := minBackoff
+	for {
+		sess, err := opts.Dial(ctx)
+		if err == nil {
+			backoff = minBackoff
+			err = runSession(ctx, st, sess, opts)
+			_ = sess.Close()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, syncproto.ErrUnauthenticated) || errors.Is(err, tlsutil.ErrFingerprintMismatch) {
+			return err
+		}
+		opts.Logger.Warn("qic: session ended; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// work is what the worker of a session has to do next, per root: a pull
+// (after a notice) or a full pass (after local events or a timer).
+type work struct {
+	mu     sync.Mutex
+	full   map[string]bool // root → full pass (true) or pull only (false)
+	signal chan struct{}
+}
+
+func newWork() *work {
+	return &work{full: map[string]bool{}, signal: make(chan struct{}, 1)}
+}
+
+func (w *work) add(root string, full bool) {
+	w.mu.Lock()
+	w.full[root] = w.full[root] || full
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *work) take() map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.full
+	w.full = map[string]bool{}
+	return t
+}
+
+// runSession runs continuous mode on one session until it ends.
+func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	eng := NewEngine(st, sess, opts.Engine)
+	roots, err := st.Roots(ctx)
+	if err != nil {
+		return err
+	}
+	w := newWork()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel(nil)
+
+	// Watch stream: notices from the server.
+	cursors := make([]*syncpb.WatchRequest_Cursor, 0, len(roots))
+	for _, r := range roots {
+		cursors = append(cursors, &syncpb.WatchRequest_Cursor{Root: r.Name, AfterSeq: r.Cursor})
+	}
+	wg.Go(func() {
+		err := sess.Watch(ctx, cursors, func(n *syncpb.Notice) error {
+			switch n.GetKind() {
+			case syncpb.Notice_KIND_MUST_SYNC, syncpb.Notice_KIND_FORCE_SYNC:
+				w.add(n.GetRoot(), false)
+			case syncpb.Notice_KIND_FULL_SCAN:
+				w.add(n.GetRoot(), true)
+			}
+			return nil
+		})
+		cancel(fmt.Errorf("watch: %w", err))
+	})
+	// Local events.
+	wg.Go(func() {
+		if err := watchLocal(ctx, roots, opts.Debounce, w); err != nil && ctx.Err() == nil {
+			opts.Logger.Warn("qic: local file events unavailable; relying on periodic scans", "err", err)
+		}
+	})
+	// Periodic full passes, the first at once.
+	for _, r := range roots {
+		w.add(r.Name, true)
+	}
+	ticker := time.NewTicker(opts.ScanInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-sess.Done():
+			return errors.New("connection closed")
+		case <-ticker.C:
+			for _, r := range roots {
+				w.add(r.Name, true)
+			}
+		case <-w.signal:
+			for root, full := range w.take() {
+				var res PassResult
+				var err error
+				if full {
+					res, err = eng.SyncRoot(ctx, root)
+				} else {
+					res, err = eng.PullRoot(ctx, root)
+				}
+				if opts.OnPass != nil {
+					opts.OnPass(root, res, err)
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return context.Cause(ctx)
+					}
+					opts.Logger.Warn("qic: sync pass failed", "root", root, "err", err)
+					if isFatal(err) {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// watchLocal turns file events under the roots into full passes of the
+// root they happened in, debounced. New directories are watched as they
+// appear; the client's own temporary files are ignored.
+func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *work) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer fw.Close()
+	for _, r := range roots {
+		addTree(fw, r.Dir)
+	}
+	rootOf := func(name string) (string, bool) {
+		for _, r := range roots {
+			if name == r.Dir || strings.HasPrefix(name, r.Dir+string(filepath.Separator)) {
+				return r.Name, true
+			}
+		}
+		return "", false
+	}
+	dirty := map[string]bool{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflow loses events: scan everything.
+			slog.Debug("qic: file events", "err", err)
+			for _, r := range roots {
+				dirty[r.Name] = true
+			}
+			timer.Reset(debounce)
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if IsTempName(filepath.Base(ev.Name)) {
+				continue
+			}
+			if ev.Has(fsnotify.Create) {
+				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+					addTree(fw, ev.Name)
+				}
+			}
+			if root, ok := rootOf(ev.Name); ok {
+				dirty[root] = true
+				timer.Reset(debounce)
+			}
+		case <-timer.C:
+			for root := range dirty {
+				w.add(root, true)
+			}
+			clear(dirty)
+		}
+	}
+}
+
+// addTree watches dir and every directory below it, not following
+// symlinks. Directories that cannot be watched are left to the periodic
+// scan.
+func addTree(fw *fsnotify.Watcher, dir string) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			_ = fw.Add(path)
+		}
+		return nil
+	})
+}

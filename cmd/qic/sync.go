@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quic-s/quics/client"
+)
+
+type syncOptions struct {
+	json bool
+}
+
+func newSyncCmd(g *globalOptions) *cobra.Command {
+	var o syncOptions
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Sync every root once: scan, pull remote changes, push local ones",
+		Long: `Sync every root once: scan the local directories, pull what changed on the
+server, push local changes. Exit status 0 when everything converged, 3 when
+conflicts are pending (listed on stderr), 1 on error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSync(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the pass's counters as one JSON object")
+	return cmd
+}
+
+func runSync(ctx context.Context, g *globalOptions, o syncOptions, out, errOut io.Writer) error {
+	h, err := openHome(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	c, err := dial(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	eng := client.NewEngine(h.State(), c, client.EngineOptions{Warn: warnTo(errOut)})
+	res, syncErr := eng.SyncAll(ctx)
+	if err := saveLastPass(h.Dir(), res, syncErr); err != nil {
+		fmt.Fprintf(errOut, "qic: warning: %v\n", err)
+	}
+	if o.json {
+		enc := json.NewEncoder(out)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "uploaded %d, downloaded %d, deleted %d files; sent %d chunks (%d already on the server), %d bytes sent, %d received\n",
+			res.FilesUploaded, res.FilesDownloaded, res.FilesDeleted, res.ChunksSent, res.ChunksSkipped, res.BytesSent, res.BytesReceived)
+	}
+	if syncErr != nil {
+		return syncErr
+	}
+	if res.Conflicts > 0 {
+		for _, cf := range res.ConflictList {
+			fmt.Fprintf(errOut, "conflict: root %q: %s\n", cf.Root, cf.Path)
+		}
+		fmt.Fprintf(errOut, "qic: %d conflicts pending\n", res.Conflicts)
+		return &exitCodeError{code: exitConflicts}
+	}
+	return nil
+}
+
+// lastPassFile keeps the outcome of the last sync pass for qic status.
+const lastPassFile = "last-pass.json"
+
+// lastPass is what lastPassFile holds.
+type lastPass struct {
+	Time      time.Time         `json:"time"`
+	Error     string            `json:"error,omitempty"`
+	Conflicts []client.Conflict `json:"conflicts"`
+}
+
+func saveLastPass(home string, res client.PassResult, syncErr error) error {
+	lp := lastPass{Time: time.Now().UTC(), Conflicts: res.ConflictList}
+	if lp.Conflicts == nil {
+		lp.Conflicts = []client.Conflict{}
+	}
+	if syncErr != nil {
+		lp.Error = syncErr.Error()
+	}
+	b, err := json.MarshalIndent(lp, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(home, lastPassFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(home, lastPassFile))
+}
+
+func loadLastPass(home string) (lastPass, bool) {
+	b, err := os.ReadFile(filepath.Join(home, lastPassFile))
+	if err != nil || len(b) > 16<<20 {
+		return lastPass{}, false
+	}
+	var lp lastPass
+	if json.Unmarshal(b, &lp) != nil {
+		return lastPass{}, false
+	}
+	return lp, true
+}
