@@ -113,6 +113,16 @@
 // decides. A write that lands in the few system calls between that check
 // and the rename is still replaced: POSIX offers no conditional rename.
 //
+// # Re-sending content the server lost
+//
+// When the server finds chunks of a version damaged it pushes a
+// need-content notice on the watch stream. [Run] answers it with
+// [Engine.ResendContent]: if the local file of that path has exactly that
+// content hash and is unchanged on disk (checked like [SafeToReplace]),
+// all its chunks are uploaded again without asking HaveChunks first, each
+// re-read and checked against its ID. Otherwise ([ErrNotHeld]) nothing is
+// sent; another client may hold it.
+//
 // # On-disk format
 //
 // The local state is one badger database with binary keys: one prefix

@@ -71,10 +71,16 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 func isFatal(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syncproto.ErrConnClosed),
 		errors.Is(err, syncproto.ErrUnauthenticated), errors.Is(err, syncproto.ErrForbidden),
-		errors.Is(err, syncproto.ErrUnavailable), errors.Is(err, syncproto.ErrTimeout),
+		errors.Is(err, syncproto.ErrTimeout),
 		errors.Is(err, ErrRootMissing), errors.Is(err, ErrCorrupt):
 		return true
+	case errors.Is(err, syncproto.ErrUnavailable):
+		// Answered on the transaction (content damaged on the server and
+		// being re-requested, or an overloaded server): only this file
+		// waits. A server going away closes the connection: ErrConnClosed.
+		return false
 	}
 	var ce *syncproto.Error
 	if errors.As(err, &ce) {

@@ -53,6 +53,9 @@ type RunOptions struct {
 	Engine EngineOptions
 	// OnPass, when set, is told the outcome of every pass.
 	OnPass func(root string, res PassResult, err error)
+	// OnNeedContent, when set, is told the outcome of every need-content
+	// notice answered ([Engine.ResendContent]): chunks sent, or the error.
+	OnNeedContent func(root, path string, sent int, err error)
 	// Logger receives connection reports; nil means slog.Default.
 	Logger *slog.Logger
 }
@@ -102,11 +105,49 @@ func Run(ctx context.Context, st *State, opts RunOptions) error {
 }
 
 // work is what the worker of a session has to do next, per root: a pull
-// (after a notice) or a full pass (after local events or a timer).
+// (after a notice) or a full pass (after local events or a timer), and
+// the versions the server asked to be sent again.
 type work struct {
 	mu     sync.Mutex
 	full   map[string]bool // root → full pass (true) or pull only (false)
+	needs  []needContent
 	signal chan struct{}
+}
+
+// needContent is a need-content notice waiting for the worker.
+type needContent struct {
+	root string
+	head *syncpb.FileHead
+}
+
+// need queues a need-content notice, unless the same one is queued or
+// the queue is full (the server asks again while it still needs it).
+func (w *work) need(root string, head *syncpb.FileHead) {
+	w.mu.Lock()
+	for _, n := range w.needs {
+		if n.root == root && n.head.GetPath() == head.GetPath() && string(n.head.GetHash()) == string(head.GetHash()) {
+			w.mu.Unlock()
+			return
+		}
+	}
+	if len(w.needs) >= maxQueuedNeeds {
+		w.mu.Unlock()
+		return
+	}
+	w.needs = append(w.needs, needContent{root: root, head: head})
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *work) takeNeeds() []needContent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.needs
+	w.needs = nil
+	return t
 }
 
 func newWork() *work {
@@ -157,6 +198,8 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 				w.add(n.GetRoot(), false)
 			case syncpb.Notice_KIND_FULL_SCAN:
 				w.add(n.GetRoot(), true)
+			case syncpb.Notice_KIND_NEED_CONTENT:
+				w.need(n.GetRoot(), n.GetHead())
 			}
 			return nil
 		})
@@ -185,6 +228,13 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 				w.add(r.Name, true)
 			}
 		case <-w.signal:
+			// Content the server lost first: other clients' downloads
+			// wait for it.
+			for _, n := range w.takeNeeds() {
+				if err := answerNeed(ctx, eng, n, opts); err != nil {
+					return err
+				}
+			}
 			for root, full := range w.take() {
 				var res PassResult
 				var err error
@@ -208,6 +258,28 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 			}
 		}
 	}
+}
+
+// answerNeed re-sends the content a need-content notice asks for, if this
+// client holds it. Only a failure of the session is returned.
+func answerNeed(ctx context.Context, eng *Engine, n needContent, opts RunOptions) error {
+	sent, err := eng.ResendContent(ctx, n.root, n.head)
+	if opts.OnNeedContent != nil {
+		opts.OnNeedContent(n.root, n.head.GetPath(), sent, err)
+	}
+	switch {
+	case err == nil:
+		opts.Logger.Info("qic: re-sent content the server asked for", "root", n.root, "path", n.head.GetPath(), "chunks", sent)
+	case errors.Is(err, ErrNotHeld), errors.Is(err, ErrRootMissing):
+		opts.Logger.Debug("qic: cannot answer need-content", "root", n.root, "path", n.head.GetPath(), "err", err)
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case isFatal(err):
+		return err
+	default:
+		opts.Logger.Warn("qic: need-content not answered", "root", n.root, "path", n.head.GetPath(), "err", err)
+	}
+	return nil
 }
 
 // watchLocal turns file events under the roots into full passes of the

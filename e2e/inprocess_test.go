@@ -79,6 +79,16 @@ type device struct {
 	warnings []client.Warning
 }
 
+// lastWarning returns the most recent warning the device's engine gave.
+func (d *device) lastWarning() client.Warning {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.warnings) == 0 {
+		return client.Warning{}
+	}
+	return d.warnings[len(d.warnings)-1]
+}
+
 // newDevice registers a client with ts and opens a session.
 func newDevice(t testing.TB, ts *testServer, name string) *device {
 	t.Helper()

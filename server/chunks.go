@@ -69,7 +69,13 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		// otherwise be collected between Put and the pin. A chunk that
 		// fails is not stored; its pin is harmless until the session ends.
 		st.pins.Add(c.ID)
-		_, err = s.store.PutStored(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen})
+		added, err := s.store.PutStored(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen})
+		if err == nil && !added {
+			// Clients send what HaveChunks reported missing, so a
+			// duplicate is rare: most often a re-send after a
+			// need-content notice, whose stored copy is damaged.
+			err = s.replaceDamaged(ctx, c)
+		}
 		switch {
 		case errors.Is(err, cas.ErrHashMismatch):
 			return fmt.Errorf("%w: chunk %s: the data does not hash to its id", syncproto.ErrHashMismatch, c.ID)
@@ -133,7 +139,7 @@ func (s *Server) ChunkList(ctx context.Context, sess *syncproto.Session, req *sy
 		refs[i] = syncproto.ChunkRef{ID: c.ID, Size: c.Size}
 		ids[i] = c.ID
 	}
-	st.markReachable(ids)
+	st.markReachable(ids, &chunkOrigin{root: r.Name, path: p, hash: hash})
 	return int64(size), refs, nil
 }
 
@@ -190,6 +196,8 @@ func (s *Server) GetChunks(ctx context.Context, sess *syncproto.Session, root st
 		switch {
 		case errors.Is(err, cas.ErrNotFound):
 			return fmt.Errorf("%w: chunk %s", syncproto.ErrNotFound, id)
+		case errors.Is(err, cas.ErrCorrupt), errors.Is(err, cas.ErrMissing):
+			return s.damagedChunk(ctx, st, id, err)
 		case err != nil:
 			return fmt.Errorf("server: read chunk %s: %w", id, err)
 		}

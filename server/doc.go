@@ -94,4 +94,21 @@
 // per path, and re-read the manifest when they run, so the last update
 // always shows the current head. A failed update is logged; it never
 // fails a commit, because views are projections that can be rebuilt.
+//
+// # Need-content: repairing damaged chunks from clients
+//
+// The store never hands out bytes that fail their checks. When GetChunks
+// or a view update finds a chunk corrupt or missing (cas.ErrCorrupt,
+// cas.ErrMissing), the server calls [Server.RequestContent] for the
+// version the chunk belongs to: each session remembers, with every chunk
+// ID its ChunkList answers made reachable, the (root, path, hash) that
+// named it. RequestContent pushes a NEED_CONTENT notice with that
+// version's head to the root's watchers, at most once per
+// [NeedContentInterval] per (root, hash). The downloader gets
+// ErrUnavailable ("damaged on the server; asked clients to re-send it"),
+// not Internal and never wrong bytes. A client holding the version
+// uploads all its chunks with PutChunks; when such an upload finds the
+// chunk already indexed, the server reads its copy back, and if that is
+// damaged it drops the index entry and stores the uploaded, verified
+// bytes instead (the old record is garbage for the next repack).
 package server

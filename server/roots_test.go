@@ -138,7 +138,7 @@ func TestMembershipEnforced(t *testing.T) {
 	head := e.mustPush(t, owner, "docs", "f.txt", nil, f)
 	// Make the chunk reachable for the stranger's session, so GetChunks
 	// is refused for membership and not for reachability.
-	stranger.State.(*session).markReachable(f.ids())
+	stranger.State.(*session).markReachable(f.ids(), nil)
 
 	methods := []struct {
 		name string

@@ -92,7 +92,9 @@ type Server struct {
 
 	pins   *Pins
 	broker *broker
-	views  *views // nil when views are off
+	// contentAsks rate-limits need-content notices (RequestContent).
+	contentAsks *askLimiter
+	views       *views // nil when views are off
 
 	// headsPart is HeadsPartLen; tests shrink it.
 	headsPart int
@@ -117,6 +119,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		passwordParams: opts.PasswordParams,
 		pins:           NewPins(),
 		broker:         newBroker(),
+		contentAsks:    newAskLimiter(),
 		headsPart:      HeadsPartLen,
 	}
 	if s.log == nil {

@@ -53,12 +53,22 @@ func sessionOf(s *syncproto.Session) (*session, error) {
 	return st, nil
 }
 
-// markReachable remembers that the session was given ids in a chunk list.
-func (st *session) markReachable(ids []cas.ID) {
+// chunkOrigin is the version a chunk list named chunks in: whom to ask
+// for a chunk again when the store finds it damaged. One is shared by all
+// the chunks of one ChunkList answer.
+type chunkOrigin struct {
+	root string
+	path string
+	hash cas.ID
+}
+
+// markReachable remembers that the session was given ids in the chunk list
+// of origin.
+func (st *session) markReachable(ids []cas.ID, origin *chunkOrigin) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, id := range ids {
-		st.reachable.add(id)
+		st.reachable.add(id, origin)
 	}
 }
 
@@ -68,26 +78,38 @@ func (st *session) isReachable(id cas.ID) bool {
 	return st.reachable.has(id)
 }
 
-// boundedSet is a set of chunk IDs that forgets the oldest insertions
-// beyond max.
+// originOf returns the version whose chunk list last named id.
+func (st *session) originOf(id cas.ID) (*chunkOrigin, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	o := st.reachable.ids[id]
+	return o, o != nil
+}
+
+// boundedSet is a set of chunk IDs, each with the version it was last
+// named in, that forgets the oldest insertions beyond max. The origins
+// are shared per chunk list, so they cost a pointer per ID.
 type boundedSet struct {
 	max   int
-	ids   map[cas.ID]struct{}
+	ids   map[cas.ID]*chunkOrigin
 	order []cas.ID
 	head  int // order[head:] are the live insertions, oldest first
 }
 
 func newBoundedSet(limit int) boundedSet {
-	return boundedSet{max: limit, ids: make(map[cas.ID]struct{})}
+	return boundedSet{max: limit, ids: make(map[cas.ID]*chunkOrigin)}
 }
 
 func (b *boundedSet) has(id cas.ID) bool { _, ok := b.ids[id]; return ok }
 
-func (b *boundedSet) add(id cas.ID) {
+// add inserts id, or moves its origin to the latest chunk list naming it
+// (the one a download most likely follows) without renewing its age.
+func (b *boundedSet) add(id cas.ID, origin *chunkOrigin) {
 	if b.has(id) {
+		b.ids[id] = origin
 		return
 	}
-	b.ids[id] = struct{}{}
+	b.ids[id] = origin
 	b.order = append(b.order, id)
 	for len(b.ids) > b.max {
 		delete(b.ids, b.order[b.head])

@@ -574,8 +574,8 @@ func TestBoundedSetForgetsOldest(t *testing.T) {
 	for i := range 3000 {
 		id := cas.Sum([]byte{byte(i), byte(i >> 8)})
 		ids = append(ids, id)
-		b.add(id)
-		b.add(id) // re-adding is a no-op
+		b.add(id, nil)
+		b.add(id, nil) // re-adding is a no-op
 	}
 	for i, id := range ids {
 		if want := i >= len(ids)-3; b.has(id) != want {

@@ -199,7 +199,20 @@ func (v *views) materializeLatest(ctx context.Context, j viewJob) error {
 	if err != nil {
 		return err
 	}
-	return v.writeFile(ctx, base, j.path, head.Hash, head.Mode, head.MTime)
+	err = v.writeFile(ctx, base, j.path, head.Hash, head.Mode, head.MTime)
+	v.askIfDamaged(ctx, j, head.Hash, err)
+	return err
+}
+
+// askIfDamaged asks the root's clients for the content of hash when err
+// says the store lost or corrupted one of its chunks.
+func (v *views) askIfDamaged(ctx context.Context, j viewJob, hash cas.ID, err error) {
+	if !errors.Is(err, cas.ErrCorrupt) && !errors.Is(err, cas.ErrMissing) {
+		return
+	}
+	if _, aerr := v.s.RequestContent(ctx, j.rootName, j.path, hash); aerr != nil {
+		v.s.log.Warn("server: cannot ask for damaged content", "root", j.rootName, "path", j.path, "err", aerr)
+	}
 }
 
 // materializeConflict writes every side of the path's conflict to
@@ -230,6 +243,7 @@ func (v *views) materializeConflict(ctx context.Context, j viewJob) error {
 		name := conflict.CandidateName(v.sideName(ctx, cand), cand.Hash, path.Base(j.path))
 		keep[name] = true
 		if err := v.writeFile(ctx, base, j.path+"/"+name, cand.Hash, cand.Mode, cand.MTime); err != nil {
+			v.askIfDamaged(ctx, j, cand.Hash, err)
 			errs = append(errs, err)
 		}
 	}

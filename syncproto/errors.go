@@ -68,6 +68,11 @@ var (
 // payload. It is a kind of ErrBadRequest.
 var ErrTruncated = fmt.Errorf("%w: truncated", ErrBadRequest)
 
+// ErrConnClosed marks an error that ended the whole connection (the peer
+// closed it, or it went idle), as opposed to an answer about one
+// transaction. A client uses it to tell "reconnect" from "this file failed".
+var ErrConnClosed = errors.New("syncproto: connection closed")
+
 type codeInfo struct {
 	name     string
 	sentinel error
@@ -256,10 +261,19 @@ func fromQUIC(err error) error {
 	}
 	if ae, ok := errors.AsType[*quic.ApplicationError](err); ok && ae.Remote && ae.ErrorCode != 0 {
 		msg := sanitizeMessage(ae.ErrorMessage)
-		return fmt.Errorf("%w (%w)", &Error{Code: Code(ae.ErrorCode), Message: "connection closed by peer: " + msg}, err)
+		return fmt.Errorf("%w (%w: %w)", &Error{Code: Code(ae.ErrorCode), Message: "connection closed by peer: " + msg}, ErrConnClosed, err)
+	}
+	// A peer that goes away normally (code 0) while a transaction is open
+	// canceled it: that is not a server fault, and logging it as one would
+	// let any client flood the log by disconnecting with streams pending.
+	if se, ok := errors.AsType[*quic.StreamError](err); ok && se.Remote {
+		return fmt.Errorf("%w: stream ended by peer: %w", ErrCanceled, err)
+	}
+	if ae, ok := errors.AsType[*quic.ApplicationError](err); ok && ae.Remote {
+		return fmt.Errorf("%w: %w by peer: %w", ErrCanceled, ErrConnClosed, err)
 	}
 	if _, ok := errors.AsType[*quic.IdleTimeoutError](err); ok {
-		return fmt.Errorf("%w: connection idle: %w", ErrTimeout, err)
+		return fmt.Errorf("%w: %w: idle: %w", ErrTimeout, ErrConnClosed, err)
 	}
 	return err
 }
