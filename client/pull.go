@@ -1,15 +1,18 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/syncproto"
@@ -20,9 +23,17 @@ import (
 // record: the local version is pushed instead, and the server decides.
 var errLocalChanged = errors.New("client: local file changed since its base")
 
-// maxFetchRun bounds the chunk IDs of one GetChunks call made while
-// writing a file; the transaction itself batches further.
-const maxFetchRun = 1024
+// A file's missing chunks are fetched in runs of fetchRun consecutive
+// chunks, each run a GetChunks transaction on its own stream, with up to
+// fetchAhead runs in flight: one lost packet stalls one run, not the file,
+// and memory stays at a few runs whatever the file's size.
+const (
+	fetchRun   = 32
+	fetchAhead = 4
+)
+
+// parallelPulls is how many files one pass downloads at once.
+const parallelPulls = 4
 
 // pull applies the heads that changed on the server since the root's
 // cursor. It returns the cursor to save; ok is false when a file could not
@@ -50,20 +61,43 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 		}
 		return 1
 	})
-	ok = true
-	for _, h := range heads {
-		if err := ctx.Err(); err != nil {
-			return 0, false, err
-		}
-		if err := e.pullHead(ctx, r, reuse, h, p); err != nil {
-			if isFatal(err) {
-				return 0, false, fmt.Errorf("%q: %w", h.GetPath(), err)
+	// Files download in parallel (each on its own streams), deletions after
+	// all of them. A fatal error cancels the rest of the pass.
+	var failed atomic.Bool
+	pullAll := func(heads []*syncpb.FileHead, limit int) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(limit)
+		for _, h := range heads {
+			if gctx.Err() != nil {
+				break
 			}
-			e.warn(p, h.GetPath(), err)
-			ok = false
+			g.Go(func() error {
+				if err := e.pullHead(gctx, r, reuse, h, p); err != nil {
+					if isFatal(err) {
+						return fmt.Errorf("%q: %w", h.GetPath(), err)
+					}
+					e.warn(p, h.GetPath(), err)
+					failed.Store(true)
+				}
+				return nil
+			})
 		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		return ctx.Err()
 	}
-	return cursor, ok, nil
+	firstDeletion := slices.IndexFunc(heads, (*syncpb.FileHead).GetDeleted)
+	if firstDeletion < 0 {
+		firstDeletion = len(heads)
+	}
+	if err := pullAll(heads[:firstDeletion], parallelPulls); err != nil {
+		return 0, false, err
+	}
+	if err := pullAll(heads[firstDeletion:], 1); err != nil {
+		return 0, false, err
+	}
+	return cursor, !failed.Load(), nil
 }
 
 // isFatal tells errors that end a pass (the session or the local state
@@ -200,66 +234,99 @@ func (e *Engine) pullDeletion(ctx context.Context, r Root, rec *FileRecord, path
 
 // fill writes the content of a file with chunk list refs into w: each
 // chunk from a verified local copy when there is one, else fetched from
-// the server in runs of consecutive missing chunks. Every chunk is checked
-// against its ID and the whole content against hash. Memory is one run's
-// chunks at most as they stream, never the file.
+// the server (see fetchRun). Every chunk is checked against its ID and the
+// whole content against hash.
 func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, w io.Writer, p *pass) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	// segs holds the pieces of the file in order; its capacity bounds how
+	// many are fetched or read ahead of the writer.
+	segs := make(chan *segment, fetchAhead)
+	g.Go(func() error {
+		defer close(segs)
+		var run []syncproto.ChunkRef
+		emit := func(s *segment) error {
+			select {
+			case segs <- s:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		emitRun := func() error {
+			if len(run) == 0 {
+				return nil
+			}
+			s := &segment{refs: run, done: make(chan struct{})}
+			run = nil
+			if err := emit(s); err != nil {
+				return err
+			}
+			g.Go(func() error {
+				defer close(s.done)
+				s.data, s.err = e.fetchRun(gctx, root, s.refs, p)
+				return s.err
+			})
+			return nil
+		}
+		for _, c := range refs {
+			if data, ok := reuse.ReadLocal(gctx, c.ID); ok && len(data) == int(c.Size) {
+				if err := emitRun(); err != nil {
+					return err
+				}
+				s := &segment{data: [][]byte{data}, done: make(chan struct{})}
+				close(s.done)
+				if err := emit(s); err != nil {
+					return err
+				}
+				p.count(func(s *Stats) { s.ChunksReused++ })
+				continue
+			}
+			run = append(run, c)
+			if len(run) >= fetchRun {
+				if err := emitRun(); err != nil {
+					return err
+				}
+			}
+		}
+		return emitRun()
+	})
+
 	h := blake3.New()
 	out := io.MultiWriter(w, h)
 	var written int64
-	var run []syncproto.ChunkRef
-	flush := func() error {
-		if len(run) == 0 {
-			return nil
+	var writeErr error
+	for s := range segs {
+		if writeErr != nil {
+			continue // drain so the producer can finish
 		}
-		ids := make([]cas.ID, len(run))
-		for i, c := range run {
-			ids[i] = c.ID
-		}
-		i := 0
-		err := e.remote.GetChunks(ctx, root, ids, func(ch syncproto.Chunk) error {
-			data, err := cas.Stored{Codec: cas.Codec(ch.Codec), Data: ch.Data, RawLen: ch.RawLen}.Decode(ch.ID)
-			if err != nil {
-				return fmt.Errorf("%w: chunk %s: %w", syncproto.ErrHashMismatch, ch.ID.Short(), err)
-			}
-			if len(data) != int(run[i].Size) {
-				return fmt.Errorf("%w: chunk %s has %d bytes, the list says %d", syncproto.ErrBadRequest, ch.ID.Short(), len(data), run[i].Size)
-			}
-			i++
-			if _, err := out.Write(data); err != nil {
-				return err
-			}
-			written += int64(len(data))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		p.count(func(s *Stats) { s.ChunksFetched += len(run) })
-		run = run[:0]
-		return nil
-	}
-	for _, c := range refs {
-		if data, ok := reuse.ReadLocal(ctx, c.ID); ok && len(data) == int(c.Size) {
-			if err := flush(); err != nil {
-				return err
-			}
-			if _, err := out.Write(data); err != nil {
-				return err
-			}
-			written += int64(len(data))
-			p.count(func(s *Stats) { s.ChunksReused++ })
+		select {
+		case <-s.done:
+		case <-gctx.Done():
+			writeErr = gctx.Err()
+			cancel()
 			continue
 		}
-		run = append(run, c)
-		if len(run) >= maxFetchRun {
-			if err := flush(); err != nil {
-				return err
+		if s.err != nil {
+			writeErr = s.err
+			cancel()
+			continue
+		}
+		for _, d := range s.data {
+			if _, err := out.Write(d); err != nil {
+				writeErr = err
+				cancel()
+				break
 			}
+			written += int64(len(d))
 		}
 	}
-	if err := flush(); err != nil {
-		return err
+	if err := g.Wait(); err != nil && writeErr == nil {
+		writeErr = err
+	}
+	if writeErr != nil {
+		return writeErr
 	}
 	var got cas.ID
 	h.Sum(got[:0])
@@ -268,6 +335,52 @@ func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs 
 			syncproto.ErrHashMismatch, written, got.Short(), size, hash.Short())
 	}
 	return nil
+}
+
+// segment is a piece of a file being downloaded: chunks read from a local
+// copy, or a run fetched from the server once done is closed.
+type segment struct {
+	refs []syncproto.ChunkRef
+	done chan struct{}
+	data [][]byte
+	err  error
+}
+
+// fetchRun downloads one run of chunks on its own stream, each decoded and
+// verified against its ID and its size in the chunk list.
+func (e *Engine) fetchRun(ctx context.Context, root string, run []syncproto.ChunkRef, p *pass) ([][]byte, error) {
+	ids := make([]cas.ID, len(run))
+	for i, c := range run {
+		ids[i] = c.ID
+	}
+	out := make([][]byte, 0, len(run))
+	err := e.remote.GetChunks(ctx, root, ids, func(ch syncproto.Chunk) error {
+		i := len(out)
+		if i >= len(run) {
+			return fmt.Errorf("%w: more chunks than asked for", syncproto.ErrBadRequest)
+		}
+		data, err := cas.Stored{Codec: cas.Codec(ch.Codec), Data: ch.Data, RawLen: ch.RawLen}.Decode(ch.ID)
+		if err != nil {
+			return fmt.Errorf("%w: chunk %s: %w", syncproto.ErrHashMismatch, ch.ID.Short(), err)
+		}
+		if ch.ID != run[i].ID || len(data) != int(run[i].Size) {
+			return fmt.Errorf("%w: chunk %s (%d bytes) where the list has %s (%d bytes)",
+				syncproto.ErrBadRequest, ch.ID.Short(), len(data), run[i].ID.Short(), run[i].Size)
+		}
+		if ch.Codec == syncproto.ChunkRaw {
+			data = bytes.Clone(data) // raw data aliases the stream's frame buffer
+		}
+		out = append(out, data)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(run) {
+		return nil, fmt.Errorf("%w: %d of %d chunks arrived", syncproto.ErrBadRequest, len(out), len(run))
+	}
+	p.count(func(s *Stats) { s.ChunksFetched += len(run) })
+	return out, nil
 }
 
 // replaceFile records that path, which held the chunks old, now holds
