@@ -241,7 +241,7 @@ func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) 
 	switch {
 	case errors.Is(err, syncproto.ErrConflict):
 		p.conflict(rec.Path)
-		return nil
+		return e.st.MarkCandidate(ctx, r.Name, rec.Path, rec.LastUpdate, rec.Hash)
 	case errors.Is(err, syncproto.ErrInvalidPath), errors.Is(err, syncproto.ErrBadRequest),
 		errors.Is(err, syncproto.ErrMissingChunks), errors.Is(err, syncproto.ErrHashMismatch):
 		e.warn(p, rec.Path, err)

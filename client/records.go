@@ -54,6 +54,13 @@ type FileRecord struct {
 	// Deleted is set when the local file is gone; the record stays until
 	// the server has accepted the deletion.
 	Deleted bool
+	// HasCandidate is set when the server refused this record's change as
+	// a conflict and kept it as a candidate: Candidate is the content it
+	// kept (zero for a deletion). A force-sync after the conflict is
+	// resolved then knows that content is safe on the server and does not
+	// propose it again, which would reopen the conflict just resolved.
+	HasCandidate bool
+	Candidate    cas.ID
 }
 
 // Format of the values, version 1. Integers are varints (encoding/binary);
@@ -65,7 +72,8 @@ type FileRecord struct {
 //	              base seq uvarint, base hash [32], hash [32],
 //	              size varint, mode uvarint, mtime varint, ctime varint,
 //	              inode uvarint, dev uvarint, scanned-at varint,
-//	              last update uvarint
+//	              last update uvarint,
+//	              candidate [32] (only when flag bit 2 is set)
 //	chunk list:   0x01, count uvarint, count × (id [32], size uint32 BE)
 const recordFormat = 1
 
@@ -83,7 +91,8 @@ const (
 const (
 	flagPending byte = 1 << iota
 	flagDeleted
-	flagsKnown = flagPending | flagDeleted
+	flagCandidate
+	flagsKnown = flagPending | flagDeleted | flagCandidate
 )
 
 func encodeRoot(r Root) []byte {
@@ -126,6 +135,9 @@ func encodeFile(f *FileRecord) []byte {
 	if f.Deleted {
 		flags |= flagDeleted
 	}
+	if f.HasCandidate {
+		flags |= flagCandidate
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, f.BaseSeq)
 	b = append(b, f.BaseHash[:]...)
@@ -138,6 +150,9 @@ func encodeFile(f *FileRecord) []byte {
 	b = binary.AppendUvarint(b, f.Stat.Dev)
 	b = binary.AppendVarint(b, f.ScannedAt)
 	b = binary.AppendUvarint(b, f.LastUpdate)
+	if f.HasCandidate {
+		b = append(b, f.Candidate[:]...)
+	}
 	return b
 }
 
@@ -167,6 +182,10 @@ func decodeFile(path string, v []byte) (FileRecord, error) {
 	f.Stat.Dev = d.uvarint()
 	f.ScannedAt = d.varint()
 	f.LastUpdate = d.uvarint()
+	if flags&flagCandidate != 0 {
+		f.HasCandidate = true
+		f.Candidate = d.id()
+	}
 	if err := d.end(); err != nil {
 		return FileRecord{}, err
 	}

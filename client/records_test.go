@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/quic-s/quics/cas"
+
 	"bytes"
 	"errors"
 	"testing"
@@ -22,7 +24,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(r, got); diff != "" {
 		t.Errorf("root (-want +got):\n%s", diff)
 	}
-	for _, rec := range []FileRecord{sampleRecord("p", 1), {Path: "zero"}, {Path: "neg", Stat: FileStat{MTime: -5, CTime: -1}, Deleted: true}} {
+	for _, rec := range []FileRecord{sampleRecord("p", 1), {Path: "zero"}, {Path: "neg", Stat: FileStat{MTime: -5, CTime: -1}, Deleted: true},
+		{Path: "cand", Pending: true, HasCandidate: true, Candidate: cas.Sum([]byte("kept"))},
+		{Path: "cand-deleted", Deleted: true, HasCandidate: true}} {
 		f, err := decodeFile(rec.Path, encodeFile(&rec))
 		if err != nil {
 			t.Fatal(err)

@@ -61,7 +61,8 @@ type RunOptions struct {
 }
 
 // Run keeps every root of st in sync until ctx ends: it listens to the
-// server's watch stream (a must-sync notice pulls that root), to local file
+// server's watch stream (a must-sync notice pulls that root, a force-sync
+// notice replaces one file: [Engine.ForceSync]), to local file
 // events (debounced, then the root is scanned and pushed), and runs a full
 // pass over every root at start and every ScanInterval. A lost session is
 // dialed again with exponential backoff. It returns nil when ctx ends, and
@@ -111,6 +112,7 @@ type work struct {
 	mu     sync.Mutex
 	full   map[string]bool // root → full pass (true) or pull only (false)
 	needs  []needContent
+	forces map[forceKey]*syncpb.FileHead // see force
 	signal chan struct{}
 }
 
@@ -194,8 +196,14 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 	wg.Go(func() {
 		err := sess.Watch(ctx, cursors, func(n *syncpb.Notice) error {
 			switch n.GetKind() {
-			case syncpb.Notice_KIND_MUST_SYNC, syncpb.Notice_KIND_FORCE_SYNC:
+			case syncpb.Notice_KIND_MUST_SYNC:
 				w.add(n.GetRoot(), false)
+			case syncpb.Notice_KIND_FORCE_SYNC:
+				if n.GetHead() == nil {
+					w.add(n.GetRoot(), false)
+				} else {
+					w.force(n.GetRoot(), n.GetHead())
+				}
 			case syncpb.Notice_KIND_FULL_SCAN:
 				w.add(n.GetRoot(), true)
 			case syncpb.Notice_KIND_NEED_CONTENT:
@@ -232,6 +240,13 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 			// wait for it.
 			for _, n := range w.takeNeeds() {
 				if err := answerNeed(ctx, eng, n, opts); err != nil {
+					return err
+				}
+			}
+			// Resolved conflicts before pulls: a pass would push the
+			// losing local change again.
+			for k, head := range w.takeForces() {
+				if err := answerForce(ctx, eng, k, head, opts); err != nil {
 					return err
 				}
 			}

@@ -413,6 +413,7 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
 			up.before = encodeFile(&old)
 			rec.BaseSeq, rec.BaseHash = old.BaseSeq, old.BaseHash
 			rec.LastUpdate, rec.Pending = old.LastUpdate, old.Pending
+			rec.HasCandidate, rec.Candidate = old.HasCandidate, old.Candidate
 			switch {
 			case old.Deleted:
 				kind = ChangeNew
@@ -443,6 +444,7 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
 			Path: path, BaseSeq: old.BaseSeq, BaseHash: old.BaseHash,
 			ScannedAt: s.opts.Now().UnixNano(), LastUpdate: old.LastUpdate + 1,
 			Pending: true, Deleted: true,
+			HasCandidate: old.HasCandidate, Candidate: old.Candidate,
 		}
 		ups = append(ups, scanUpdate{
 			rec: rec, before: encodeFile(&old),

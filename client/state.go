@@ -452,6 +452,23 @@ func (s *State) PendingFiles(ctx context.Context, root string, fn func(FileRecor
 	})
 }
 
+// MarkCandidate records that the server kept the record's change, made at
+// lastUpdate with content hash, as a conflict candidate. A record changed
+// since (a newer local edit) is left alone: that edit is not on the server.
+func (s *State) MarkCandidate(ctx context.Context, root, path string, lastUpdate uint64, hash cas.ID) error {
+	return s.update(ctx, func(txn *badger.Txn) error {
+		rec, err := getFileTxn(txn, root, path)
+		if err != nil {
+			return err
+		}
+		if rec.LastUpdate != lastUpdate {
+			return nil
+		}
+		rec.HasCandidate, rec.Candidate = true, hash
+		return putFileTxn(txn, root, &rec)
+	})
+}
+
 // Accept records that the server accepted (committed, or found converged)
 // the local change of path that the caller proposed from the record with
 // LastUpdate lastUpdate, as version seq with content hash. The base moves
