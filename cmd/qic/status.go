@@ -64,20 +64,17 @@ func runStatus(ctx context.Context, g *globalOptions, o statusOptions, out io.Wr
 	}
 	for _, r := range roots {
 		rs := rootStatus{Name: r.Name, Dir: r.Dir, Cursor: r.Cursor, LastSync: r.LastSync, Pending: []string{}, Conflicts: []string{}}
-		pendingSet := map[string]bool{}
 		err := h.State().PendingFiles(ctx, r.Name, func(rec client.FileRecord) error {
 			rs.Pending = append(rs.Pending, rec.Path)
-			pendingSet[rec.Path] = true
+			// A conflict is pending while the local change the server
+			// kept as a candidate is: qic sync and qic run both note it.
+			if rec.HasCandidate && rec.Candidate == rec.Hash {
+				rs.Conflicts = append(rs.Conflicts, rec.Path)
+			}
 			return nil
 		})
 		if err != nil {
 			return err
-		}
-		for _, c := range lp.Conflicts {
-			// A conflict is pending while its local change is.
-			if c.Root == r.Name && pendingSet[c.Path] {
-				rs.Conflicts = append(rs.Conflicts, c.Path)
-			}
 		}
 		s.Roots = append(s.Roots, rs)
 	}
