@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/quic-s/quics/internal/atomicfile"
 )
 
 // OpenReport says what Open found and repaired. Callers log it; a report
@@ -77,7 +79,7 @@ func Open(ctx context.Context, dir string, db *badger.DB, opts Options) (*Store,
 	// Make the directories themselves durable before anything is
 	// committed that lives in them.
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := syncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return nil, rep, fmt.Errorf("cas: fsync %s: %w", d, err)
 		}
 	}
@@ -293,7 +295,7 @@ func removePackFile(dir string, num uint64) error {
 	if err := os.Remove(p); err != nil && !isNotExist(err) {
 		return fmt.Errorf("cas: remove pack %d: %w", num, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("cas: fsync dir of pack %d: %w", num, err)
 	}
 	return nil

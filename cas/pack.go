@@ -133,19 +133,6 @@ func reopenPack(dir string, num uint64, m packMeta) (*packWriter, error) {
 	return &packWriter{num: num, f: f, size: m.Committed, records: m.Records, synced: m.Committed, kicked: m.Committed}, nil
 }
 
-// syncDir fsyncs a directory so a created or removed entry is durable.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // fileCache keeps read-only handles of recently used packs so Get is one
 // pread. It is bounded; a handle in use when evicted is closed by its last
 // user.

@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/quic-s/quics/internal/atomicfile"
 )
 
 // Defaults and bounds of Options.
@@ -535,10 +537,10 @@ func (s *Store) fsyncWriters(ctx context.Context, snaps []writerSnap) error {
 			}
 			if sn.newFile {
 				shard := filepath.Dir(packPath(s.dir, sn.w.num))
-				if err := syncDir(shard); err != nil {
+				if err := atomicfile.SyncDir(shard); err != nil {
 					return fmt.Errorf("fsync %s: %w", shard, err)
 				}
-				if err := syncDir(filepath.Dir(shard)); err != nil {
+				if err := atomicfile.SyncDir(filepath.Dir(shard)); err != nil {
 					return fmt.Errorf("fsync %s: %w", filepath.Dir(shard), err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quic-s/quics/internal/atomicfile"
 	"github.com/quic-s/quics/internal/relpath"
 )
 
@@ -222,32 +223,10 @@ func atomicWrite(ctx context.Context, target string, perm fs.FileMode, mtime tim
 			st = ast
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return st, err
 	}
 	return st, nil
-}
-
-// syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && isUnsupportedSync(err) {
-		return nil
-	}
-	return err
-}
-
-// isUnsupportedSync reports errors of fsync on a directory where the
-// platform cannot do it (Windows); the rename is as durable as it gets.
-func isUnsupportedSync(err error) bool {
-	return errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrPermission) || errors.Is(err, errors.ErrUnsupported)
 }
 
 // RemoveFile deletes the file relPath under root (a pulled deletion) and
@@ -289,7 +268,7 @@ func RemoveFile(ctx context.Context, root, relPath string) error {
 		}
 		dir = filepath.Dir(dir)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("client: remove %q: sync %s: %w", relPath, dir, err)
 	}
 	return nil

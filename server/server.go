@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/atomicfile"
 	"github.com/quic-s/quics/internal/kv"
 	"github.com/quic-s/quics/internal/secret"
 	"github.com/quic-s/quics/internal/tlsutil"
@@ -237,7 +238,7 @@ func (s *Server) setupPassword(ctx context.Context, password string) error {
 	}
 	// The file first: a crash before the hash is stored only means a new
 	// password next time, never a stored hash nobody knows the password of.
-	if err := writeFileAtomic(initialPath, []byte(generated+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(initialPath, []byte(generated+"\n"), 0o600); err != nil {
 		return fmt.Errorf("server: write %s: %w", initialPath, err)
 	}
 	if err := s.db.SetServerSettings(ctx, manifest.ServerSettings{PasswordHash: hash}); err != nil {
@@ -271,34 +272,6 @@ func NewPassword() (string, error) {
 		}
 	}
 	return string(out), nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // Close stops the view writers, commits what the chunk store holds and

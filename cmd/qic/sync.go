@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quic-s/quics/client"
+	"github.com/quic-s/quics/internal/atomicfile"
 )
 
 type syncOptions struct {
@@ -95,11 +96,7 @@ func saveLastPass(home string, res client.PassResult, syncErr error) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(home, lastPassFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(home, lastPassFile))
+	return atomicfile.WriteFile(filepath.Join(home, lastPassFile), append(b, '\n'), 0o600)
 }
 
 func loadLastPass(home string) (lastPass, bool) {
