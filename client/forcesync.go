@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"time"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/relpath"
@@ -194,30 +192,12 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 		nrec.Chunks, nrec.Stat, nrec.ScannedAt = disk.chunks, disk.stat, disk.scannedAt
 		return e.st.PutFile(ctx, root, nrec)
 	}
-	size, refs, err := e.remote.ChunkList(ctx, root, path, hash)
-	if err != nil {
-		return err
-	}
 	reuse, err := BuildReuseIndex(ctx, e.st, root)
 	if err != nil {
 		return err
 	}
-	nrec.Chunks, nrec.ScannedAt = refs, e.opts.Now().UnixNano()
-	mode := fs.FileMode(head.GetMode()).Perm()
-	nrec.Stat, err = WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, head.GetMtime()), func(w io.Writer) error {
-		if err := e.fill(ctx, root, reuse, refs, size, hash, w, p); err != nil {
-			return err
-		}
-		// Still what was read (and kept on the server) above?
-		safe, err := SafeToReplace(ctx, r.Dir, path, disk.record(path))
-		if err != nil {
-			return err
-		}
-		if !safe {
-			return errLocalChanged
-		}
-		return nil
-	})
+	// Still what was read (and kept on the server) above when replaced?
+	nrec.Chunks, nrec.Stat, nrec.ScannedAt, err = e.download(ctx, r, reuse, head, hash, disk.record(path), p)
 	if errors.Is(err, errLocalChanged) {
 		// Written after it was read: the next scan finds it and pushes it.
 		return fmt.Errorf("force-sync of %q: %w", path, errLocalChanged)

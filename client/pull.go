@@ -168,25 +168,7 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuse *ReuseIndex, h *syn
 		rec.BaseSeq, rec.BaseHash = h.GetSeq(), hash
 		return e.st.PutFile(ctx, r.Name, *rec)
 	}
-	size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
-	if err != nil {
-		return err
-	}
-	scannedAt := e.opts.Now().UnixNano()
-	mode := fs.FileMode(h.GetMode()).Perm()
-	st, err := WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, h.GetMtime()), func(w io.Writer) error {
-		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, w, p); err != nil {
-			return err
-		}
-		safe, err := SafeToReplace(ctx, r.Dir, path, rec)
-		if err != nil {
-			return err
-		}
-		if !safe {
-			return errLocalChanged
-		}
-		return nil
-	})
+	refs, st, scannedAt, err := e.download(ctx, r, reuse, h, hash, rec, p)
 	if errors.Is(err, errLocalChanged) {
 		return nil // the next scan finds the change and pushes it
 	}
@@ -210,6 +192,36 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuse *ReuseIndex, h *syn
 	reuse.replaceFile(path, old, refs)
 	p.count(func(s *Stats) { s.FilesDownloaded++ })
 	return nil
+}
+
+// download writes the content of head (whose content hash is hash) over
+// the local file at its path, reusing local chunks. Right before the
+// rename it checks that the local file still matches expect, the record
+// the caller decided on; if not it fails with errLocalChanged and the file
+// is untouched. It returns the chunk list, the new file's stat and the
+// scan time to record with it.
+func (e *Engine) download(ctx context.Context, r Root, reuse *ReuseIndex, head *syncpb.FileHead, hash cas.ID, expect *FileRecord, p *pass) (refs []syncproto.ChunkRef, st FileStat, scannedAt int64, err error) {
+	path := head.GetPath()
+	size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
+	if err != nil {
+		return nil, FileStat{}, 0, err
+	}
+	scannedAt = e.opts.Now().UnixNano()
+	mode := fs.FileMode(head.GetMode()).Perm()
+	st, err = WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, head.GetMtime()), func(w io.Writer) error {
+		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, w, p); err != nil {
+			return err
+		}
+		safe, err := SafeToReplace(ctx, r.Dir, path, expect)
+		if err != nil {
+			return err
+		}
+		if !safe {
+			return errLocalChanged
+		}
+		return nil
+	})
+	return refs, st, scannedAt, err
 }
 
 // pullDeletion removes the local file of a deleted head if it is still
