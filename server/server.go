@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -79,8 +80,10 @@ type Server struct {
 	cert        tls.Certificate
 	fingerprint string
 
-	passwordParams  secret.Params
-	passwordHash    string
+	passwordParams secret.Params
+	// passwordHash is the server password's argon2id hash, read on every
+	// registration so a new password applies at once.
+	passwordHash    atomic.Pointer[string]
 	initialPassword string
 	// dummyTokenHash is verified against when a client ID is unknown, so
 	// that an unknown ID costs as much time as a wrong token.
@@ -206,24 +209,12 @@ func (s *Server) openStore(ctx context.Context) error {
 func (s *Server) setupPassword(ctx context.Context, password string) error {
 	initialPath := filepath.Join(s.dataDir, InitialPasswordFile)
 	if password != "" {
-		hash, err := secret.Hash(password, s.passwordParams)
-		if err != nil {
-			return fmt.Errorf("server: hash server password: %w", err)
-		}
-		if err := s.db.SetServerSettings(ctx, manifest.ServerSettings{PasswordHash: hash}); err != nil {
-			return fmt.Errorf("server: store server password: %w", err)
-		}
-		s.passwordHash = hash
-		// A generated password written earlier no longer works.
-		if err := os.Remove(initialPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("server: remove stale %s: %w", initialPath, err)
-		}
-		return nil
+		return s.SetPassword(ctx, password)
 	}
 	st, err := s.db.ServerSettings(ctx)
 	switch {
 	case err == nil && st.PasswordHash != "":
-		s.passwordHash = st.PasswordHash
+		s.passwordHash.Store(&st.PasswordHash)
 		return nil
 	case err != nil && !errors.Is(err, manifest.ErrNotFound):
 		return fmt.Errorf("server: read server password: %w", err)
@@ -244,8 +235,30 @@ func (s *Server) setupPassword(ctx context.Context, password string) error {
 	if err := s.db.SetServerSettings(ctx, manifest.ServerSettings{PasswordHash: hash}); err != nil {
 		return fmt.Errorf("server: store server password: %w", err)
 	}
-	s.passwordHash = hash
+	s.passwordHash.Store(&hash)
 	s.initialPassword = generated
+	return nil
+}
+
+// SetPassword replaces the server password. It applies to the next
+// registration at once; registered clients keep working with their tokens.
+func (s *Server) SetPassword(ctx context.Context, password string) error {
+	if password == "" || len(password) > secret.MaxSecretLen {
+		return fmt.Errorf("%w: the server password must have 1 to %d bytes", syncproto.ErrBadRequest, secret.MaxSecretLen)
+	}
+	hash, err := secret.Hash(password, s.passwordParams)
+	if err != nil {
+		return fmt.Errorf("server: hash server password: %w", err)
+	}
+	if err := s.db.SetServerSettings(ctx, manifest.ServerSettings{PasswordHash: hash}); err != nil {
+		return fmt.Errorf("server: store server password: %w", err)
+	}
+	s.passwordHash.Store(&hash)
+	// A generated password written earlier no longer works.
+	initialPath := filepath.Join(s.dataDir, InitialPasswordFile)
+	if err := os.Remove(initialPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("server: remove stale %s: %w", initialPath, err)
+	}
 	return nil
 }
 

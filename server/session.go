@@ -167,7 +167,7 @@ func (s *Server) verifyServerPassword(ctx context.Context, password string) erro
 		return err
 	}
 	defer release()
-	ok, err := secret.Verify(password, s.passwordHash)
+	ok, err := secret.Verify(password, *s.passwordHash.Load())
 	if err != nil {
 		return fmt.Errorf("server: verify server password: %w", err)
 	}
