@@ -175,42 +175,20 @@ func atomicWrite(ctx context.Context, target string, perm fs.FileMode, mtime tim
 		return FileStat{}, err
 	}
 	dir := filepath.Dir(target)
-	f, err := os.CreateTemp(dir, TempPrefix+"*")
+	f, err := atomicfile.Create(target, TempPrefix+"*")
 	if err != nil {
 		return FileStat{}, err
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
 	if err := fill(ctxWriter{ctx, f}); err != nil {
+		f.Abort()
 		return FileStat{}, fmt.Errorf("fill: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
+		f.Abort()
 		return FileStat{}, err
 	}
-	if err := f.Chmod(perm); err != nil {
-		return FileStat{}, err
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(tmp, time.Time{}, mtime); err != nil {
-			return FileStat{}, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return FileStat{}, err
-	}
-	fi, err := f.Stat()
+	fi, err := f.Commit(perm, mtime)
 	if err != nil {
-		return FileStat{}, err
-	}
-	if err := f.Close(); err != nil {
-		return FileStat{}, err
-	}
-	if err := os.Rename(tmp, target); err != nil {
 		return FileStat{}, err
 	}
 	st = statOf(fi)

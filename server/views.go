@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/conflict"
+	"github.com/quic-s/quics/internal/atomicfile"
 	"github.com/quic-s/quics/internal/relpath"
 	"github.com/quic-s/quics/manifest"
 )
@@ -310,20 +311,14 @@ func (v *views) writeFile(ctx context.Context, base, rel string, hash cas.ID, mo
 			return err
 		}
 	}
-	dir, err := makeParents(base, rel)
+	if _, err := makeParents(base, rel); err != nil {
+		return err
+	}
+	f, err := atomicfile.Create(target, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.Abort() // after Commit, a no-op
 	h := blake3.New()
 	for _, c := range chunks {
 		data, err := v.s.store.Get(ctx, c.ID)
@@ -340,26 +335,13 @@ func (v *views) writeFile(ctx context.Context, base, rel string, hash cas.ID, mo
 	if got != hash {
 		return fmt.Errorf("content of %s hashes to %s", hash, got)
 	}
-	if err = f.Chmod(fs.FileMode(mode&0o777 | 0o600)); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if !mtime.IsZero() {
-		if err = os.Chtimes(f.Name(), mtime, mtime); err != nil {
-			return err
-		}
-	}
 	if fi, lerr := os.Lstat(target); lerr == nil && fi.IsDir() {
-		if err = os.RemoveAll(target); err != nil {
+		if err := os.RemoveAll(target); err != nil {
 			return err
 		}
 	}
-	return os.Rename(f.Name(), target)
+	_, err = f.Commit(fs.FileMode(mode&0o777|0o600), mtime)
+	return err
 }
 
 // makeParents creates the directories of rel's parent under base (base

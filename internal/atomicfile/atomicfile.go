@@ -3,7 +3,7 @@
 // temporary file in the same directory, fsync it, rename it over the
 // target, fsync the directory. Every small file quics keeps (certificate,
 // key, passwords, client configuration, status) goes through WriteFile;
-// the streaming writers of synced files use SyncDir for their last step.
+// files streamed in (downloads, server views) through Create and Commit.
 package atomicfile
 
 import (
@@ -12,38 +12,100 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
-// WriteFile atomically replaces path with data, with permissions perm.
-func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// Pending is a file being written next to its target. Nothing is visible
+// at the target until Commit renames it into place; Abort (or a failed
+// Commit) removes it.
+type Pending struct {
+	f      *os.File
+	target string
+	done   bool
+}
+
+// Create starts a pending replacement of target: a temporary file in the
+// same directory (so the rename cannot cross file systems), named
+// pattern as in os.CreateTemp.
+func Create(target, pattern string) (*Pending, error) {
+	f, err := os.CreateTemp(filepath.Dir(target), pattern)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{f: f, target: target}, nil
+}
+
+// Write appends to the pending file.
+func (p *Pending) Write(b []byte) (int, error) { return p.f.Write(b) }
+
+// Commit gives the pending file its permissions and, unless mtime is zero,
+// its modification time, fsyncs it and renames it over the target. It
+// returns the file's info as written, before the rename. It does not
+// fsync the directory: call SyncDir when the rename itself must survive a
+// crash.
+func (p *Pending) Commit(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
+	if p.done {
+		return nil, errors.New("atomicfile: commit after commit or abort")
+	}
+	fi, err := p.finish(perm, mtime)
+	if err != nil {
+		p.Abort()
+		return nil, err
+	}
+	p.done = true
+	return fi, nil
+}
+
+func (p *Pending) finish(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
+	if err := p.f.Chmod(perm); err != nil {
+		return nil, err
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(p.f.Name(), time.Time{}, mtime); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.f.Sync(); err != nil {
+		return nil, err
+	}
+	fi, err := p.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(p.f.Name(), p.target); err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+
+// Abort discards the pending file; after Commit it does nothing.
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	_ = p.f.Close()
+	_ = os.Remove(p.f.Name())
+}
+
+// WriteFile atomically replaces path with data, with permissions perm,
+// and fsyncs the directory so the new file survives a crash.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	p, err := Create(path, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
+	if _, err := p.Write(data); err != nil {
+		p.Abort()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err = f.Write(data); err != nil {
+	if _, err := p.Commit(perm, time.Time{}); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	if err := SyncDir(dir); err != nil {
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("sync directory of %s: %w", path, err)
 	}
 	return nil

@@ -1,10 +1,13 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWriteFileReplacesWithPermissions(t *testing.T) {
@@ -57,5 +60,56 @@ func TestWriteFileFailureLeavesTargetAndNoTemp(t *testing.T) {
 func TestSyncDirMissing(t *testing.T) {
 	if err := SyncDir(filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Fatal("SyncDir of a missing directory succeeded")
+	}
+}
+
+func TestPendingCommitAndAbort(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "f")
+	mtime := time.Unix(1_600_000_000, 123456789)
+
+	p, err := Create(target, ".pending-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("streamed")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("target visible before Commit: %v", err)
+	}
+	fi, err := p.Commit(0o640, mtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != int64(len("streamed")) {
+		t.Errorf("Commit reported size %d", fi.Size())
+	}
+	got, err := os.Stat(target)
+	if err != nil || got.Mode().Perm() != 0o640 || !got.ModTime().Equal(mtime) {
+		t.Fatalf("committed file: %v, %v; want mode 0640 and mtime %v", got, err, mtime)
+	}
+	p.Abort() // after Commit: nothing happens
+	if _, err := os.Stat(target); err != nil {
+		t.Fatalf("Abort after Commit removed the target: %v", err)
+	}
+	if _, err := p.Commit(0o600, time.Time{}); err == nil {
+		t.Error("a second Commit succeeded")
+	}
+
+	q, err := Create(target, ".pending-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Write([]byte("discarded")); err != nil {
+		t.Fatal(err)
+	}
+	q.Abort()
+	if b, _ := os.ReadFile(target); string(b) != "streamed" {
+		t.Errorf("an aborted write changed the target: %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries after Abort, want only the target", len(entries))
 	}
 }
