@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,10 +47,10 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 	if len(heads) == 0 {
 		return cursor, true, nil
 	}
-	reuse, err := BuildReuseIndex(ctx, e.st, r.Name)
-	if err != nil {
-		return 0, false, err
-	}
+	// The reuse index reads every chunk list of the root: built only once
+	// a head really needs a download, not for the echo of our own commits
+	// or a base that only moves.
+	reuse := sync.OnceValues(func() (*ReuseIndex, error) { return BuildReuseIndex(ctx, e.st, r.Name) })
 	// Deletions go last: a renamed file's new path reuses the chunks of
 	// the old one before it is removed.
 	slices.SortStableFunc(heads, func(x, y *syncpb.FileHead) int {
@@ -140,7 +141,7 @@ func headHash(h *syncpb.FileHead) (cas.ID, error) {
 
 // pullHead brings one remote head into the local tree, unless the local
 // file changed since its base.
-func (e *Engine) pullHead(ctx context.Context, r Root, reuse *ReuseIndex, h *syncpb.FileHead, p *pass) error {
+func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*ReuseIndex, error), h *syncpb.FileHead, p *pass) error {
 	path := h.GetPath()
 	hash, err := headHash(h)
 	if err != nil {
@@ -167,6 +168,10 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuse *ReuseIndex, h *syn
 		// Same content and mode: only the base moves.
 		rec.BaseSeq, rec.BaseHash = h.GetSeq(), hash
 		return e.st.PutFile(ctx, r.Name, *rec)
+	}
+	reuse, err := reuseIndex()
+	if err != nil {
+		return err
 	}
 	refs, st, scannedAt, err := e.download(ctx, r, reuse, h, hash, rec, p)
 	if errors.Is(err, errLocalChanged) {
