@@ -15,6 +15,7 @@ import (
 
 	"github.com/quic-s/quics/chunker"
 	"github.com/quic-s/quics/client"
+	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
@@ -86,24 +87,10 @@ func runRootAdd(ctx context.Context, g *globalOptions, o rootAddOptions, out io.
 	if name == "" {
 		name = filepath.Base(dir)
 	}
-	h, err := openHome(ctx, g)
+	err = attachRoot(ctx, g, name, dir, func(c *syncproto.Client) (*syncpb.RootInfo, error) {
+		return c.RegisterRoot(ctx, name, o.password)
+	})
 	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if _, err := h.State().Root(ctx, name); err == nil {
-		return fmt.Errorf("root %q is already synced here", name)
-	}
-	c, err := dial(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	info, err := c.RegisterRoot(ctx, name, o.password)
-	if err != nil {
-		return err
-	}
-	if err := h.State().PutRoot(ctx, client.Root{Name: name, Dir: dir, Chunking: chunking(info)}); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(out, "root %q created from %s; run qic sync or qic run to upload it\n", name, dir)
@@ -137,28 +124,37 @@ func runRootJoin(ctx context.Context, g *globalOptions, o rootJoinOptions, out i
 	if err != nil {
 		return err
 	}
+	err = attachRoot(ctx, g, o.name, dir, func(c *syncproto.Client) (*syncpb.RootInfo, error) {
+		return c.JoinRoot(ctx, o.name, o.password)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "joined root %q into %s; run qic sync or qic run to download it\n", o.name, dir)
+	return err
+}
+
+// attachRoot asks the server for a root (created or joined, by ask) and
+// records it here as synced into dir.
+func attachRoot(ctx context.Context, g *globalOptions, name, dir string, ask func(*syncproto.Client) (*syncpb.RootInfo, error)) error {
 	h, err := openHome(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	if _, err := h.State().Root(ctx, o.name); err == nil {
-		return fmt.Errorf("root %q is already synced here", o.name)
+	if _, err := h.State().Root(ctx, name); err == nil {
+		return fmt.Errorf("root %q is already synced here", name)
 	}
 	c, err := dial(ctx, h)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	info, err := c.JoinRoot(ctx, o.name, o.password)
+	info, err := ask(c)
 	if err != nil {
 		return err
 	}
-	if err := h.State().PutRoot(ctx, client.Root{Name: o.name, Dir: dir, Chunking: chunking(info)}); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out, "joined root %q into %s; run qic sync or qic run to download it\n", o.name, dir)
-	return err
+	return h.State().PutRoot(ctx, client.Root{Name: name, Dir: dir, Chunking: chunking(info)})
 }
 
 type rootListOptions struct {
