@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/quic-s/quics/client"
 	"github.com/quic-s/quics/internal/tlsutil"
@@ -38,7 +37,7 @@ func dial(ctx context.Context, h *client.Home) (*syncproto.Client, error) {
 
 // explainDial turns a refused certificate into an error a person can act on.
 func explainDial(err error, addr, pinned string) error {
-	if errors.Is(err, tlsutil.ErrFingerprintMismatch) || strings.Contains(err.Error(), "fingerprint mismatch") {
+	if errors.Is(err, tlsutil.ErrFingerprintMismatch) {
 		return fmt.Errorf("the server at %s presented a certificate other than the one pinned at registration (fingerprint %s); "+
 			"if the server's certificate really changed, register again with --fingerprint: %w", addr, pinned, err)
 	}
