@@ -49,7 +49,7 @@ func runSync(ctx context.Context, g *globalOptions, o syncOptions, out, errOut i
 	defer c.Close()
 	eng := client.NewEngine(h.State(), c, client.EngineOptions{Warn: warnTo(errOut)})
 	res, syncErr := eng.SyncAll(ctx)
-	if err := saveLastPass(h.Dir(), res, syncErr); err != nil {
+	if err := saveLastPass(h.Dir(), syncErr); err != nil {
 		fmt.Fprintf(errOut, "qic: warning: %v\n", err)
 	}
 	if o.json {
@@ -77,18 +77,16 @@ func runSync(ctx context.Context, g *globalOptions, o syncOptions, out, errOut i
 // lastPassFile keeps the outcome of the last sync pass for qic status.
 const lastPassFile = "last-pass.json"
 
-// lastPass is what lastPassFile holds.
+// lastPass is what lastPassFile holds. Pending conflicts are not kept
+// here: the local records say which changes the server kept as conflict
+// candidates, for qic sync and qic run alike.
 type lastPass struct {
-	Time      time.Time         `json:"time"`
-	Error     string            `json:"error,omitempty"`
-	Conflicts []client.Conflict `json:"conflicts"`
+	Time  time.Time `json:"time"`
+	Error string    `json:"error,omitempty"`
 }
 
-func saveLastPass(home string, res client.PassResult, syncErr error) error {
-	lp := lastPass{Time: time.Now().UTC(), Conflicts: res.ConflictList}
-	if lp.Conflicts == nil {
-		lp.Conflicts = []client.Conflict{}
-	}
+func saveLastPass(home string, syncErr error) error {
+	lp := lastPass{Time: time.Now().UTC()}
 	if syncErr != nil {
 		lp.Error = syncErr.Error()
 	}
