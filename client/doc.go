@@ -113,6 +113,16 @@
 // decides. A write that lands in the few system calls between that check
 // and the rename is still replaced: POSIX offers no conditional rename.
 //
+// # Progress
+//
+// A command that draws progress bars sets EngineOptions.Progress: each
+// pass tells it the bytes it plans to move and has moved, per
+// [Direction]. A pull plans the content of all the files it is going to
+// write before writing the first (a head carries its size); a push plans
+// the chunks the server said it lacks before sending the first batch.
+// What was planned and did not move is taken back when the pull or the
+// push ends, so a bar always ends full.
+//
 // # Re-sending content the server lost
 //
 // When the server finds chunks of a version damaged it pushes a

@@ -91,6 +91,10 @@ type EngineOptions struct {
 	Scan ScanOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Progress, if set, is told the bytes each pass (SyncRoot, PullRoot,
+	// SyncAll) plans to move and has moved. Force-syncs and re-sent
+	// content are not reported.
+	Progress Progress
 }
 
 // Engine runs sync passes for the roots of a local state against a server
@@ -133,9 +137,10 @@ func NewEngine(st *State, remote Remote, opts EngineOptions) *Engine {
 // pass collects one pass's counters and conflicts; push and pull update it
 // from several goroutines.
 type pass struct {
-	root string
-	mu   sync.Mutex
-	res  PassResult
+	root     string
+	progress progress
+	mu       sync.Mutex
+	res      PassResult
 }
 
 func (p *pass) count(fn func(s *Stats)) {
@@ -191,7 +196,7 @@ func (e *Engine) run(ctx context.Context, root string, scan bool) (PassResult, e
 	defer e.mu.Unlock()
 	start := e.opts.Now()
 	sent0, recv0 := e.remote.WireStats()
-	p := &pass{root: root}
+	p := &pass{root: root, progress: progress{to: e.opts.Progress}}
 	err := e.runLocked(ctx, root, scan, p)
 	sent1, recv1 := e.remote.WireStats()
 	p.res.BytesSent = int64(sent1 - sent0)
@@ -216,10 +221,15 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 		p.res.Skipped += res.Skipped
 	}
 	cursor, pullOK, err := e.pull(ctx, r, p)
+	// Settled after the pull and after the push: a listener sees each
+	// transfer end before the next starts.
+	p.progress.settle()
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
-	if err := e.push(ctx, r, p); err != nil {
+	err = e.push(ctx, r, p)
+	p.progress.settle()
+	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
 	now := e.opts.Now()

@@ -62,6 +62,7 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 		}
 		return 1
 	})
+	e.planDownloads(ctx, r, heads, p)
 	// Files download in parallel (each on its own streams), deletions after
 	// all of them. A fatal error cancels the rest of the pass.
 	var failed atomic.Bool
@@ -139,6 +140,70 @@ func headHash(h *syncpb.FileHead) (cas.ID, error) {
 	return cas.IDFromBytes(h.GetHash())
 }
 
+// pullAction is what pulling one head does to the local tree.
+type pullAction int
+
+const (
+	pullNothing  pullAction = iota // already there, or a local change the push sends
+	pullDeletion                   // remove the local file
+	pullBase                       // same content and mode: only the base moves
+	pullContent                    // write the head's content
+)
+
+// decidePull says what pulling head h, whose content hash is hash, does
+// over the local record rec (nil when there is none).
+func decidePull(rec *FileRecord, h *syncpb.FileHead, hash cas.ID) pullAction {
+	switch {
+	case rec != nil && rec.BaseSeq >= h.GetSeq():
+		return pullNothing // our own commit, or pulled before
+	case rec != nil && rec.Pending:
+		return pullNothing // pushed next; the server decides
+	case h.GetDeleted():
+		return pullDeletion
+	case rec != nil && !rec.Deleted && rec.Hash == hash && rec.Stat.Mode == h.GetMode():
+		return pullBase
+	}
+	return pullContent
+}
+
+// record returns the local record of path in root, nil when there is none.
+func (e *Engine) record(ctx context.Context, root, path string) (*FileRecord, error) {
+	rec, err := e.st.File(ctx, root, path)
+	switch {
+	case err == nil:
+		return &rec, nil
+	case errors.Is(err, ErrFileNotFound):
+		return nil, nil
+	}
+	return nil, err
+}
+
+// planDownloads tells the progress listener, if there is one, the content
+// bytes of the heads a pull is going to write, before the first is
+// written, so that a bar's total is known from the start. It is advisory:
+// a head whose record cannot be read here is left out, and pullHead
+// reports that failure.
+func (e *Engine) planDownloads(ctx context.Context, r Root, heads []*syncpb.FileHead, p *pass) {
+	if p.progress.to == nil {
+		return
+	}
+	var total int64
+	for _, h := range heads {
+		if ctx.Err() != nil {
+			return
+		}
+		hash, err := headHash(h)
+		if err != nil {
+			continue
+		}
+		rec, err := e.record(ctx, r.Name, h.GetPath())
+		if err == nil && decidePull(rec, h, hash) == pullContent {
+			total += h.GetSize()
+		}
+	}
+	p.progress.plan(Download, total)
+}
+
 // pullHead brings one remote head into the local tree, unless the local
 // file changed since its base.
 func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*ReuseIndex, error), h *syncpb.FileHead, p *pass) error {
@@ -147,25 +212,16 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*Reuse
 	if err != nil {
 		return fmt.Errorf("%w: head hash: %w", syncproto.ErrBadRequest, err)
 	}
-	var rec *FileRecord
-	got, err := e.st.File(ctx, r.Name, path)
-	switch {
-	case err == nil:
-		rec = &got
-	case !errors.Is(err, ErrFileNotFound):
+	rec, err := e.record(ctx, r.Name, path)
+	if err != nil {
 		return err
 	}
-	if rec != nil && rec.BaseSeq >= h.GetSeq() {
-		return nil // already there (our own commit, or pulled before)
-	}
-	if rec != nil && rec.Pending {
-		return nil // pushed next; the server decides
-	}
-	if h.GetDeleted() {
+	switch decidePull(rec, h, hash) {
+	case pullNothing:
+		return nil
+	case pullDeletion:
 		return e.pullDeletion(ctx, r, rec, path, p)
-	}
-	if rec != nil && !rec.Deleted && rec.Hash == hash && rec.Stat.Mode == h.GetMode() {
-		// Same content and mode: only the base moves.
+	case pullBase:
 		rec.BaseSeq, rec.BaseHash = h.GetSeq(), hash
 		return e.st.PutFile(ctx, r.Name, *rec)
 	}
@@ -214,7 +270,7 @@ func (e *Engine) download(ctx context.Context, r Root, reuse *ReuseIndex, head *
 	scannedAt = e.opts.Now().UnixNano()
 	mode := fs.FileMode(head.GetMode()).Perm()
 	st, err = WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, head.GetMtime()), func(w io.Writer) error {
-		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, w, p); err != nil {
+		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, progressWriter{w: w, pr: &p.progress}, p); err != nil {
 			return err
 		}
 		safe, err := SafeToReplace(ctx, r.Dir, path, expect)

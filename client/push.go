@@ -113,6 +113,7 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	var cur []chunkSource
 	curBytes := 0
 	skipped := 0
+	var planned int64 // raw bytes to send, for the progress listener
 	for i, s := range srcs {
 		if have[i] {
 			skipped++
@@ -124,11 +125,13 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 		}
 		cur = append(cur, s)
 		curBytes += int(s.size)
+		planned += int64(s.size)
 	}
 	if len(cur) > 0 {
 		batches = append(batches, cur)
 	}
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
+	p.progress.plan(Upload, planned)
 
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -150,6 +153,11 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 				return err
 			}
 			p.count(func(s *Stats) { s.ChunksSent += len(chunks) })
+			var sent int64
+			for _, c := range chunks {
+				sent += int64(c.RawLen)
+			}
+			p.progress.moved(Upload, sent)
 			return nil
 		})
 	}

@@ -88,45 +88,68 @@ func (l *lockedBuffer) String() string {
 // startProcess starts a long-running binary, killed at cleanup.
 func startProcess(t *testing.T, name string, args ...string) *lockedBuffer {
 	t.Helper()
+	out, _ := startProcessCmd(t, name, args...)
+	return out
+}
+
+// process is a running binary; exited closes when it has ended.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startProcessCmd is startProcess that also returns the process.
+func startProcessCmd(t *testing.T, name string, args ...string) (*lockedBuffer, *process) {
+	t.Helper()
 	out := &lockedBuffer{}
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			<-p.exited
 		}
 		if t.Failed() {
 			t.Logf("%s %s output:\n%s", name, strings.Join(args, " "), out)
 		}
 	})
-	return out
+	return out, p
 }
 
 // startQuics runs the server on a free loopback port and waits until it
 // says it listens.
 func startQuics(t *testing.T) string {
 	t.Helper()
+	addr, _, _ := startQuicsIn(t, filepath.Join(t.TempDir(), "data"), "--views=false")
+	return addr
+}
+
+// startQuicsIn runs the server on dataDir, its sync and admin ports free
+// loopback ones, and waits until its admin API is published. It returns the
+// sync address, the process's output and the process.
+func startQuicsIn(t *testing.T, dataDir string, extra ...string) (string, *lockedBuffer, *process) {
+	t.Helper()
 	needServer(t)
 	addr := freeUDPAddr(t)
-	out := startProcess(t, "quics", "run", "--data", filepath.Join(t.TempDir(), "data"), "--listen", addr,
-		"--password", serverPassword, "--views=false")
+	args := append([]string{"run", "--data", dataDir, "--listen", addr, "--password", serverPassword,
+		"--admin", "127.0.0.1:0", "--admin-h3", "127.0.0.1:0"}, extra...)
+	out, cmd := startProcessCmd(t, "quics", args...)
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(out.String(), "listening on") {
+	for !strings.Contains(out.String(), "admin API on") || !strings.Contains(out.String(), "listening on") {
 		if time.Now().After(deadline) {
 			t.Fatalf("quics did not listen on %s within 15 s", addr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return addr
+	return addr, out, cmd
 }
 
 // qicHome is one client home used through the qic binary.

@@ -70,6 +70,9 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		// fails is not stored; its pin is harmless until the session ends.
 		st.pins.Add(c.ID)
 		added, err := s.store.PutStored(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen})
+		if err == nil && added {
+			s.metrics.uploadedBytes.Add(uint64(c.RawLen))
+		}
 		if err == nil && !added {
 			// Clients send what HaveChunks reported missing, so a
 			// duplicate is rare: most often a re-send after a
@@ -87,6 +90,8 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 			return fmt.Errorf("server: store chunk %s: %w", c.ID, err)
 		}
 		stored++
+		s.metrics.chunksIn.Add(1)
+		s.metrics.chunkBytesIn.Add(uint64(len(c.Data)))
 	}
 	if err := s.store.Sync(ctx); err != nil {
 		return fmt.Errorf("server: sync %d uploaded chunks: %w", stored, err)
@@ -124,6 +129,7 @@ func (s *Server) ChunkList(ctx context.Context, sess *syncproto.Session, req *sy
 		return 0, nil, notFound
 	}
 	if hash == manifest.EmptyHash {
+		s.metrics.downloads.Add(1)
 		return 0, []syncproto.ChunkRef{}, nil
 	}
 	chunks, err := s.db.ChunkList(ctx, hash)
@@ -140,6 +146,7 @@ func (s *Server) ChunkList(ctx context.Context, sess *syncproto.Session, req *sy
 		ids[i] = c.ID
 	}
 	st.markReachable(ids, &chunkOrigin{root: r.Name, path: p, hash: hash})
+	s.metrics.downloads.Add(1)
 	return int64(size), refs, nil
 }
 
@@ -205,6 +212,8 @@ func (s *Server) GetChunks(ctx context.Context, sess *syncproto.Session, root st
 		if err != nil {
 			return err
 		}
+		s.metrics.chunksOut.Add(1)
+		s.metrics.chunkBytesOut.Add(uint64(len(stored.Data)))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@
 //
 // [Open] owns one directory, created with mode 0700:
 //
+//	lock                              held (flock) by the server using the directory
 //	db/                               badger: chunk index and manifest
 //	cas/packs/…                       pack files holding the chunks
 //	tls/cert.pem, tls/key.pem         the self-signed certificate clients pin
@@ -19,6 +20,14 @@
 // none was ever set, Open generates one, writes it to initial-password and
 // reports it once through [Server.InitialPassword].
 //
+// One process at a time: Open takes an exclusive, non-blocking flock(2)
+// on lock before it opens the database, and Close releases it last. A
+// second Open, in another process or in the same one, fails with
+// [ErrDataDirInUse]. The kernel drops the lock when its process dies, so
+// a crash leaves nothing to clean up. [DataDirInUse] probes the lock
+// without creating anything, for tools that either ask the running
+// server or open the directory themselves.
+//
 // # Clients and sessions
 //
 // A device registers with the server password and its own UUID and gets a
@@ -28,6 +37,13 @@
 // argon2id work of passwords and tokens runs in a few bounded slots, so a
 // burst of logins cannot exhaust memory.
 //
+// The server lists its live sessions ([Server.ConnectedClients]).
+// [Server.RemoveClient] deletes a client and revokes its sessions at once:
+// their next request fails with ErrUnauthenticated, wherever it goes,
+// their watches end with that error (which stops `qic run`), and their
+// pins are released. A session authenticating during the removal either
+// is listed in time to be revoked or finds its client gone.
+//
 // # Roots and membership
 //
 // A root's name is a directory name under sync/: a valid one-segment sync
@@ -35,6 +51,12 @@
 // session's client is a member; a root that does not exist is refused
 // exactly like one the client is not in (Forbidden), so roots are not
 // revealed to non-members. Every path a client sends passes relpath.Check.
+//
+// [Server.RemoveRoot] deletes a root's metadata, drops it from every
+// watch (a watch left with no root ends with Forbidden) and deletes
+// sync/<root>/, after discarding the view jobs of the root and waiting
+// for a running one, so that none recreates it. Its chunks become
+// garbage for gc.
 //
 // # Uploads, pins and commits
 //
@@ -111,4 +133,29 @@
 // chunk already indexed, the server reads its copy back, and if that is
 // damaged it drops the index entry and stores the uploaded, verified
 // bytes instead (the old record is garbage for the next repack).
+//
+// # Metrics
+//
+// [Options.Metrics] receives one Prometheus collector (unregistered by
+// Close). The hot paths only add to atomics; the rest is read per scrape:
+//
+//	quics_connected_clients          gauge: live sessions
+//	quics_uploads_total              versions committed from proposals (deletions too)
+//	quics_downloads_total            chunk lists served
+//	quics_chunks_in_total            chunks received by PutChunks
+//	quics_chunk_bytes_in_total       their bytes as they traveled (stored form)
+//	quics_chunks_out_total           chunks sent by GetChunks
+//	quics_chunk_bytes_out_total      their bytes as they traveled
+//	quics_committed_bytes_total      logical size of the committed content
+//	quics_uploaded_bytes_total       uncompressed size of the new chunks received
+//	quics_dedup_ratio                gauge: committed / uploaded bytes (1 before any upload)
+//	quics_store_bytes                gauge: bytes of pack files (cached for 5 s)
+//	quics_store_chunks               gauge: chunks in the store (cached for 5 s)
+//	quics_commit_duration_seconds    histogram: manifest commits of proposals
+//	quics_conflicts_open             gauge: unresolved conflicts, all roots
+//	quics_gc_runs_total              gc runs ([Server.RecordGC])
+//	quics_gc_freed_bytes_total       bytes gc freed
+//
+// Counters start from zero with every Open. A series whose reading fails
+// is left out of that scrape and logged, rather than failing the scrape.
 package server

@@ -107,7 +107,7 @@ func TestHostilePathsRefused(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != filepath.Base(e.dir) {
 		t.Errorf("next to the data dir: %v", entries)
 	}
-	allowed := map[string]bool{DBDir: true, CASDir: true, TLSDir: true, SyncDir: true}
+	allowed := map[string]bool{DBDir: true, CASDir: true, TLSDir: true, SyncDir: true, LockFile: true}
 	top, _ := os.ReadDir(e.dir)
 	for _, en := range top {
 		if !allowed[en.Name()] {

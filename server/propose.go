@@ -173,6 +173,8 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 			return nil, err
 		}
 		st.pins.Release(p.ids...)
+		s.metrics.uploads.Add(1)
+		s.metrics.committedBytes.Add(p.size)
 		fh := fileHead(p.path, v.Head())
 		s.broker.publish(r.ID, &syncpb.Notice{Kind: syncpb.Notice_KIND_MUST_SYNC, Root: r.Name, Head: fh, RootSeq: v.Seq})
 		if s.views != nil {
@@ -237,6 +239,7 @@ func (s *Server) commit(ctx context.Context, st *session, r manifest.Root, p *pr
 	v, err := s.db.Commit(ctx, mp)
 	switch {
 	case err == nil:
+		s.metrics.commitDuration.Observe(time.Since(start).Seconds())
 		s.log.Debug("server: committed", "root", r.Name, "path", p.path, "seq", v.Seq, "client", st.client,
 			"size", p.size, "deleted", p.deleted, "latency", time.Since(start))
 		return v, nil

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/gofrs/flock"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/atomicfile"
@@ -63,6 +66,10 @@ type Options struct {
 	// Hosts are DNS names or IP addresses written into the certificate
 	// when it is first created, besides localhost.
 	Hosts []string
+	// Metrics receives the server's Prometheus collectors (see the
+	// package documentation for the series); Close unregisters them. Nil
+	// still counts, for nobody.
+	Metrics prometheus.Registerer
 }
 
 // Server is the quics server: it implements syncproto.Handler on top of
@@ -72,6 +79,8 @@ type Server struct {
 	dataDir string
 	log     *slog.Logger
 	now     func() time.Time
+	// lock is held from Open to the end of Close (see LockFile).
+	lock *flock.Flock
 
 	kv    *badger.DB
 	store *cas.Store
@@ -100,6 +109,16 @@ type Server struct {
 	contentAsks *askLimiter
 	views       *views // nil when views are off
 
+	// live holds the sessions between Authenticate and SessionEnded
+	// (or their client's removal).
+	liveMu sync.Mutex
+	live   map[*session]struct{}
+	// liveByClient counts them per client, for the admin listing.
+	liveByClient map[uuid.UUID]int
+
+	metrics   *metrics
+	metricsTo prometheus.Registerer // nil: not registered
+
 	// headsPart is HeadsPartLen; tests shrink it.
 	headsPart int
 
@@ -125,7 +144,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		broker:         newBroker(),
 		contentAsks:    newAskLimiter(),
 		headsPart:      HeadsPartLen,
+		live:           make(map[*session]struct{}),
+		liveByClient:   make(map[uuid.UUID]int),
 	}
+	s.metrics = newMetrics(s)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +174,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 			_ = s.closeAll()
 		}
 	}()
-	var err error
+	// Before badger: its own directory lock would report a second server
+	// less clearly, and nothing else guards the pack files.
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	s.kv, err = kv.Open(filepath.Join(opts.DataDir, DBDir), kv.Options{Logger: s.log, SmallFootprint: opts.SmallFootprint})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -174,6 +202,12 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if err := s.setupPassword(ctx, opts.Password); err != nil {
 		return nil, err
+	}
+	if opts.Metrics != nil {
+		if err := opts.Metrics.Register(s.metrics); err != nil {
+			return nil, fmt.Errorf("server: register metrics: %w", err)
+		}
+		s.metricsTo = opts.Metrics
 	}
 	if opts.Views {
 		s.views = newViews(s, filepath.Join(opts.DataDir, SyncDir))
@@ -296,6 +330,11 @@ func (s *Server) Close() error {
 
 func (s *Server) closeAll() error {
 	var errs []error
+	if s.metricsTo != nil {
+		// A scrape after Close would read a closed store; and a server
+		// opened again in this process registers its own.
+		s.metricsTo.Unregister(s.metrics)
+	}
 	if s.views != nil {
 		s.views.close()
 	}
@@ -308,6 +347,12 @@ func (s *Server) closeAll() error {
 	if s.kv != nil {
 		if err := s.kv.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close database: %w", err))
+		}
+	}
+	// Last: the next owner may open the directory once this returns.
+	if s.lock != nil {
+		if err := s.lock.Unlock(); err != nil {
+			errs = append(errs, fmt.Errorf("server: unlock data directory: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -26,7 +26,7 @@ func TestOpenCreatesLayoutAndPassword(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("data dir mode %v, want 0700", fi.Mode().Perm())
 	}
-	for _, p := range []string{DBDir, CASDir, filepath.Join(TLSDir, tlsutil.CertFile), filepath.Join(TLSDir, tlsutil.KeyFile)} {
+	for _, p := range []string{DBDir, CASDir, LockFile, filepath.Join(TLSDir, tlsutil.CertFile), filepath.Join(TLSDir, tlsutil.KeyFile)} {
 		if _, err := os.Stat(filepath.Join(e.dir, p)); err != nil {
 			t.Errorf("missing %s: %v", p, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -35,14 +36,35 @@ type session struct {
 	remote net.Addr
 	pins   *PinSet
 
+	// revoked is set when the client is removed: every request of the
+	// session fails from then on. It is written under mu (so Watch sees
+	// it with ended) and read without it on every request.
+	revoked atomic.Bool
+
 	mu        sync.Mutex
 	reachable boundedSet
 	subs      map[*subscriber]struct{}
 	ended     bool
 }
 
-// sessionOf returns the server state of s.
+// sessionOf returns the server state of s for a request: every handler
+// method passes here, so a revoked session is refused everywhere.
 func sessionOf(s *syncproto.Session) (*session, error) {
+	st, err := stateOf(s)
+	if err != nil {
+		return nil, err
+	}
+	if st.revoked.Load() {
+		return nil, errClientRemoved
+	}
+	return st, nil
+}
+
+// errClientRemoved answers the requests of a removed client's sessions.
+var errClientRemoved = fmt.Errorf("%w: the client was removed from the server", syncproto.ErrUnauthenticated)
+
+// stateOf returns the server state of s, revoked or not.
+func stateOf(s *syncproto.Session) (*session, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: no session", syncproto.ErrUnauthenticated)
 	}
@@ -51,6 +73,31 @@ func sessionOf(s *syncproto.Session) (*session, error) {
 		return nil, fmt.Errorf("%w: session not opened by this server", syncproto.ErrUnauthenticated)
 	}
 	return st, nil
+}
+
+// detach ends the session's watches (with revoke, telling them why) and
+// releases its pins. Requests already past sessionOf may pin again;
+// SessionEnded releases those.
+func (st *session) detach(s *Server, revoke bool) {
+	st.mu.Lock()
+	if revoke {
+		st.revoked.Store(true)
+	}
+	st.ended = true
+	subs := make([]*subscriber, 0, len(st.subs))
+	for sub := range st.subs {
+		subs = append(subs, sub)
+	}
+	clear(st.subs)
+	st.mu.Unlock()
+	var reason error
+	if revoke {
+		reason = errClientRemoved
+	}
+	for _, sub := range subs {
+		s.broker.unsubscribe(sub, reason)
+	}
+	st.pins.ReleaseAll()
 }
 
 // chunkOrigin is the version a chunk list named chunks in: whom to ask
@@ -241,10 +288,6 @@ func (s *Server) Authenticate(ctx context.Context, remote net.Addr, req *syncpb.
 	case err != nil:
 		return nil, fmt.Errorf("server: authenticate client %s: %w", id, err)
 	}
-	if err := s.db.TouchClient(ctx, id, addressOf(remote)); err != nil {
-		// Last-seen bookkeeping must not lock a client out.
-		s.log.Warn("server: record client address", "client", id, "err", err)
-	}
 	st := &session{
 		client:    id,
 		remote:    remote,
@@ -252,27 +295,92 @@ func (s *Server) Authenticate(ctx context.Context, remote net.Addr, req *syncpb.
 		reachable: newBoundedSet(MaxReachablePerSession),
 		subs:      make(map[*subscriber]struct{}),
 	}
+	// Listed before the client record is read again: RemoveClient deletes
+	// the record and then revokes the listed sessions, so a session either
+	// is listed in time to be revoked or finds the record gone below.
+	s.attach(st)
+	err = s.db.TouchClient(ctx, id, addressOf(remote))
+	switch {
+	case errors.Is(err, manifest.ErrNotFound):
+		s.unlist(st)
+		st.detach(s, true)
+		return nil, refuse
+	case err != nil:
+		// Last-seen bookkeeping must not lock a client out.
+		s.log.Warn("server: record client address", "client", id, "err", err)
+	}
 	s.log.Debug("server: session opened", "client", id, "remote", addressOf(remote))
 	return &syncproto.Session{ClientID: id.String(), Remote: remote, State: st}, nil
 }
 
 // SessionEnded releases the session's pins and ends its watches.
 func (s *Server) SessionEnded(sess *syncproto.Session) {
-	st, err := sessionOf(sess)
+	st, err := stateOf(sess)
 	if err != nil {
 		return
 	}
-	st.mu.Lock()
-	st.ended = true
-	subs := make([]*subscriber, 0, len(st.subs))
-	for sub := range st.subs {
-		subs = append(subs, sub)
-	}
-	clear(st.subs)
-	st.mu.Unlock()
-	for _, sub := range subs {
-		s.broker.unsubscribe(sub)
-	}
-	st.pins.ReleaseAll()
+	s.unlist(st)
+	st.detach(s, false)
 	s.log.Debug("server: session ended", "client", st.client)
+}
+
+// attach lists a live session.
+func (s *Server) attach(st *session) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.live[st] = struct{}{}
+	s.liveByClient[st.client]++
+}
+
+// unlist forgets a session; it may be gone already.
+func (s *Server) unlist(st *session) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if _, ok := s.live[st]; !ok {
+		return
+	}
+	delete(s.live, st)
+	if s.liveByClient[st.client] <= 1 {
+		delete(s.liveByClient, st.client)
+	} else {
+		s.liveByClient[st.client]--
+	}
+}
+
+// ConnectedClients returns how many live sessions each connected client
+// has.
+func (s *Server) ConnectedClients() map[uuid.UUID]int {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	out := make(map[uuid.UUID]int, len(s.liveByClient))
+	for id, n := range s.liveByClient {
+		out[id] = n
+	}
+	return out
+}
+
+// liveSessions is the number of live sessions, for the metrics.
+func (s *Server) liveSessions() int {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	return len(s.live)
+}
+
+// revokeClient revokes and forgets every live session of client and
+// returns how many there were.
+func (s *Server) revokeClient(client uuid.UUID) int {
+	s.liveMu.Lock()
+	var revoked []*session
+	for st := range s.live {
+		if st.client == client {
+			revoked = append(revoked, st)
+			delete(s.live, st)
+		}
+	}
+	delete(s.liveByClient, client)
+	s.liveMu.Unlock()
+	for _, st := range revoked {
+		st.detach(s, true)
+	}
+	return len(revoked)
 }

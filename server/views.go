@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,8 +52,11 @@ type views struct {
 	idle  *sync.Cond // no job queued or running
 	state map[viewJob]jobState
 	fifo  []viewJob
-	done  bool
-	wg    sync.WaitGroup
+	// gone are removed roots, whose jobs are discarded: their folders
+	// were deleted and must stay deleted.
+	gone map[manifest.RootID]struct{}
+	done bool
+	wg   sync.WaitGroup
 }
 
 type viewKind uint8
@@ -79,7 +83,7 @@ const (
 
 func newViews(s *Server, dir string) *views {
 	ctx, stop := context.WithCancel(context.Background())
-	v := &views{s: s, dir: dir, ctx: ctx, stop: stop, state: make(map[viewJob]jobState)}
+	v := &views{s: s, dir: dir, ctx: ctx, stop: stop, state: make(map[viewJob]jobState), gone: make(map[manifest.RootID]struct{})}
 	v.work = sync.NewCond(&v.mu)
 	v.idle = sync.NewCond(&v.mu)
 	for range viewWorkers {
@@ -99,7 +103,7 @@ func (v *views) updateConflict(root manifest.RootID, rootName, p string) {
 func (v *views) enqueue(j viewJob) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.done {
+	if _, gone := v.gone[j.root]; gone || v.done {
 		return
 	}
 	switch v.state[j] {
@@ -136,9 +140,9 @@ func (v *views) worker() {
 		} else {
 			delete(v.state, j)
 		}
-		if len(v.state) == 0 {
-			v.idle.Broadcast()
-		}
+		// Every end of a job, not only the last: dropRoot waits for the
+		// jobs of one root.
+		v.idle.Broadcast()
 	}
 }
 
@@ -149,6 +153,39 @@ func (v *views) wait() {
 	for len(v.state) > 0 && !v.done {
 		v.idle.Wait()
 	}
+}
+
+// dropRoot discards the queued jobs of root, waits for its running ones
+// and refuses any later ones: the root was removed, and its folder is
+// deleted once this returns.
+func (v *views) dropRoot(root manifest.RootID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gone[root] = struct{}{}
+	v.fifo = slices.DeleteFunc(v.fifo, func(j viewJob) bool { return j.root == root })
+	for j, st := range v.state {
+		switch {
+		case j.root != root:
+		case st == jobQueued:
+			delete(v.state, j)
+		default:
+			v.state[j] = jobRunning // no rerun
+		}
+	}
+	v.idle.Broadcast() // wait() may have been waiting for the discarded jobs
+	for v.busyWith(root) && !v.done {
+		v.idle.Wait()
+	}
+}
+
+// busyWith reports whether a job of root is running. v.mu is held.
+func (v *views) busyWith(root manifest.RootID) bool {
+	for j := range v.state {
+		if j.root == root {
+			return true
+		}
+	}
+	return false
 }
 
 // close abandons queued jobs, interrupts running ones and waits for the

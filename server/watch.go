@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -21,13 +22,20 @@ const MaxQueuedNotices = 256
 
 // broker fans notices out to the watch streams of each root.
 type broker struct {
-	mu     sync.Mutex
-	roots  map[manifest.RootID]map[*subscriber]struct{}
+	mu    sync.Mutex
+	roots map[manifest.RootID]map[*subscriber]struct{}
+	// gone are removed roots: a watch that checked its membership just
+	// before the removal must not subscribe to them afterwards. Root IDs
+	// are never reused, and removals are rare, so the set stays small.
+	gone   map[manifest.RootID]struct{}
 	closed bool
 }
 
 func newBroker() *broker {
-	return &broker{roots: make(map[manifest.RootID]map[*subscriber]struct{})}
+	return &broker{
+		roots: make(map[manifest.RootID]map[*subscriber]struct{}),
+		gone:  make(map[manifest.RootID]struct{}),
+	}
 }
 
 // subscriber is one watch stream's queue.
@@ -40,6 +48,9 @@ type subscriber struct {
 	queue   []*syncpb.Notice
 	dropped map[string]uint64 // root name → highest seq dropped on overflow
 	closed  bool
+	// reason, if set, is why the subscription was ended under the
+	// watcher: the watch returns it instead of its pending notices.
+	reason error
 }
 
 func newSubscriber(client uuid.UUID) *subscriber {
@@ -52,10 +63,13 @@ func (b *broker) subscribe(sub *subscriber, roots []manifest.RootID) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if b.closed {
-		sub.closeLocked()
+		sub.closeLocked(nil)
 		return
 	}
 	for _, r := range roots {
+		if _, gone := b.gone[r]; gone {
+			continue
+		}
 		set := b.roots[r]
 		if set == nil {
 			set = make(map[*subscriber]struct{})
@@ -66,7 +80,9 @@ func (b *broker) subscribe(sub *subscriber, roots []manifest.RootID) {
 	}
 }
 
-func (b *broker) unsubscribe(sub *subscriber) {
+// unsubscribe ends sub; reason (nil for an ordinary end) is what its
+// watch returns, unless it had ended already.
+func (b *broker) unsubscribe(sub *subscriber, reason error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sub.mu.Lock()
@@ -75,7 +91,7 @@ func (b *broker) unsubscribe(sub *subscriber) {
 		b.removeLocked(r, sub)
 	}
 	clear(sub.roots)
-	sub.closeLocked()
+	sub.closeLocked(reason)
 }
 
 func (b *broker) removeLocked(r manifest.RootID, sub *subscriber) {
@@ -102,6 +118,25 @@ func (b *broker) dropClient(r manifest.RootID, client uuid.UUID) {
 	}
 }
 
+// dropRoot ends every subscription to root r, which was removed, and
+// forgets the notices about it that wait in the queues. A watch left
+// without roots ends, with an error naming the root; other watches go on.
+func (b *broker) dropRoot(r manifest.RootID, name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gone[r] = struct{}{}
+	for sub := range b.roots[r] {
+		sub.mu.Lock()
+		delete(sub.roots, r)
+		sub.forgetLocked(name)
+		if len(sub.roots) == 0 {
+			sub.closeLocked(fmt.Errorf("%w: root %q was removed from the server", syncproto.ErrForbidden, name))
+		}
+		sub.mu.Unlock()
+	}
+	delete(b.roots, r)
+}
+
 // publish queues n for every watcher of root r. It never blocks.
 func (b *broker) publish(r manifest.RootID, n *syncpb.Notice) {
 	b.mu.Lock()
@@ -120,18 +155,32 @@ func (b *broker) closeAll() {
 	for _, set := range b.roots {
 		for sub := range set {
 			sub.mu.Lock()
-			sub.closeLocked()
+			sub.closeLocked(nil)
 			sub.mu.Unlock()
 		}
 	}
 	clear(b.roots)
 }
 
-func (sub *subscriber) closeLocked() {
+func (sub *subscriber) closeLocked(reason error) {
 	if !sub.closed {
 		sub.closed = true
+		sub.reason = reason
 		sub.signal()
 	}
+}
+
+// forgetLocked drops the queued notices about the root called name.
+func (sub *subscriber) forgetLocked(name string) {
+	delete(sub.dropped, name)
+	sub.queue = slices.DeleteFunc(sub.queue, func(n *syncpb.Notice) bool { return n.GetRoot() == name })
+}
+
+// closeReason is why the subscription was ended under the watcher, or nil.
+func (sub *subscriber) closeReason() error {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.reason
 }
 
 func (sub *subscriber) signal() {
@@ -164,10 +213,14 @@ func (sub *subscriber) offer(n *syncpb.Notice) {
 
 // take returns what is waiting: a FULL_SCAN for each root whose notices
 // were dropped, then the queued notices in order. closed reports that the
-// subscription ended.
+// subscription ended; one ended for a reason (see closeReason) delivers
+// nothing more.
 func (sub *subscriber) take() (out []*syncpb.Notice, closed bool) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if sub.reason != nil {
+		return nil, true
+	}
 	for root, seq := range sub.dropped {
 		out = append(out, &syncpb.Notice{Kind: syncpb.Notice_KIND_FULL_SCAN, Root: root, RootSeq: seq})
 	}
@@ -223,11 +276,14 @@ func (s *Server) Watch(ctx context.Context, sess *syncproto.Session, req *syncpb
 	}
 	st.mu.Unlock()
 	if ended {
+		if st.revoked.Load() {
+			return errClientRemoved
+		}
 		return fmt.Errorf("%w: session ended", syncproto.ErrUnavailable)
 	}
 	s.broker.subscribe(sub, ids)
 	defer func() {
-		s.broker.unsubscribe(sub)
+		s.broker.unsubscribe(sub, nil)
 		st.mu.Lock()
 		delete(st.subs, sub)
 		st.mu.Unlock()
@@ -272,7 +328,7 @@ func (s *Server) Watch(ctx context.Context, sess *syncproto.Session, req *syncpb
 			}
 		}
 		if closed {
-			return nil
+			return sub.closeReason()
 		}
 	}
 }

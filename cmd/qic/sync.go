@@ -26,7 +26,10 @@ func newSyncCmd(g *globalOptions) *cobra.Command {
 		Short: "Sync every root once: scan, pull remote changes, push local ones",
 		Long: `Sync every root once: scan the local directories, pull what changed on the
 server, push local changes. Exit status 0 when everything converged, 3 when
-conflicts are pending (listed on stderr), 1 on error.`,
+conflicts are pending (listed on stderr), 1 on error.
+
+When stdout and stderr are terminals and --json is not given, a transfer of
+more than 4 MiB shows a progress bar on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSync(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -47,8 +50,18 @@ func runSync(ctx context.Context, g *globalOptions, o syncOptions, out, errOut i
 		return err
 	}
 	defer c.Close()
-	eng := client.NewEngine(h.State(), c, client.EngineOptions{Warn: warnTo(errOut)})
+	opts := client.EngineOptions{Warn: warnTo(errOut)}
+	gate := barGate{stdoutTerminal: isTerminal(out), stderrTerminal: isTerminal(errOut), json: o.json}
+	var bars *syncBars
+	if gate.allowed() {
+		bars = newSyncBars(gate, errOut)
+		opts.Progress, opts.Warn = bars, bars.warn
+	}
+	eng := client.NewEngine(h.State(), c, opts)
 	res, syncErr := eng.SyncAll(ctx)
+	if bars != nil {
+		bars.Close() // the summary starts on a line of its own
+	}
 	if err := saveLastPass(h.Dir(), syncErr); err != nil {
 		fmt.Fprintf(errOut, "qic: warning: %v\n", err)
 	}

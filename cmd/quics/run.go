@@ -10,9 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/quic-s/quics/admin"
 	"github.com/quic-s/quics/server"
 	"github.com/quic-s/quics/syncproto"
 )
@@ -22,13 +27,19 @@ const (
 	envData     = "QUICS_DATA"
 	envListen   = "QUICS_LISTEN"
 	envPassword = "QUICS_PASSWORD"
+	envAdmin    = "QUICS_ADMIN"
+	envAdminH3  = "QUICS_ADMIN_H3"
 )
 
 // runOptions are the settings of `quics run`.
 type runOptions struct {
-	DataDir   string
-	Listen    string
-	Password  string
+	DataDir  string
+	Listen   string
+	Password string
+	// Admin and AdminH3 are the admin API's TCP and UDP addresses; ""
+	// turns that one off.
+	Admin     string
+	AdminH3   string
 	Views     bool
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn or error
@@ -43,7 +54,10 @@ type runOptions struct {
 }
 
 func newRunCmd() *cobra.Command {
-	o := runOptions{Listen: fmt.Sprintf(":%d", syncproto.DefaultPort), Views: true, LogFormat: "text", LogLevel: "info"}
+	o := runOptions{
+		Listen: fmt.Sprintf(":%d", syncproto.DefaultPort), Admin: admin.DefaultAddr, AdminH3: admin.DefaultH3Addr,
+		Views: true, LogFormat: "text", LogLevel: "info",
+	}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the sync server",
@@ -54,30 +68,48 @@ and, unless --password is given, a server password that is printed once and
 written to DATA/initial-password. Every start prints the certificate's
 SHA-256 fingerprint, which clients pin when they register.
 
-Flags default to the environment: QUICS_DATA, QUICS_LISTEN, QUICS_PASSWORD.`,
-		Args: cobra.NoArgs,
+The admin API (used by quics show, stop, password, client and root) listens
+on loopback: HTTP/1.1 over TLS on --admin and HTTP/3 on --admin-h3, with the
+bearer token of DATA/admin-token. An empty address turns one off.
+
+Flags default to the environment: QUICS_DATA, QUICS_LISTEN, QUICS_PASSWORD,
+QUICS_ADMIN, QUICS_ADMIN_H3.`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runServer(cmd.Context(), o)
 		},
 	}
-	defaultData := os.Getenv(envData)
-	if defaultData == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			defaultData = filepath.Join(home, ".quics")
-		}
-	}
 	if v := os.Getenv(envListen); v != "" {
 		o.Listen = v
 	}
+	// Set but empty turns an admin transport off, as the flag's "" does.
+	for env, dst := range map[string]*string{envAdmin: &o.Admin, envAdminH3: &o.AdminH3} {
+		if v, ok := os.LookupEnv(env); ok {
+			*dst = v
+		}
+	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataDir, "data", defaultData, "data directory (env "+envData+")")
+	f.StringVar(&o.DataDir, "data", defaultDataDir(), "data directory (env "+envData+")")
 	f.StringVar(&o.Listen, "listen", o.Listen, "UDP address to listen on (env "+envListen+")")
 	f.StringVar(&o.Password, "password", os.Getenv(envPassword), "server password that registering a device requires (env "+envPassword+"); replaces the stored one")
+	f.StringVar(&o.Admin, "admin", o.Admin, "TCP address of the admin API, HTTP/1.1 over TLS (env "+envAdmin+"; \"\" turns it off)")
+	f.StringVar(&o.AdminH3, "admin-h3", o.AdminH3, "UDP address of the admin API over HTTP/3 (env "+envAdminH3+"; \"\" turns it off)")
 	f.BoolVar(&o.Views, "views", o.Views, "materialize every file's latest version under DATA/sync")
 	f.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
 	f.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
 	return cmd
+}
+
+// defaultDataDir is $QUICS_DATA, else $HOME/.quics.
+func defaultDataDir() string {
+	if d := os.Getenv(envData); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".quics")
+	}
+	return ""
 }
 
 // newLogger builds the slog logger the flags ask for.
@@ -114,7 +146,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	sopts := server.Options{DataDir: o.DataDir, Password: o.Password, Views: o.Views, Logger: log}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sopts := server.Options{DataDir: o.DataDir, Password: o.Password, Views: o.Views, Logger: log, Metrics: metrics}
 	if o.tune != nil {
 		o.tune(&sopts)
 	}
@@ -135,12 +169,71 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	// `quics stop` cancels runCtx through the admin API.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	adm, err := startAdmin(runCtx, o, srv, metrics, log, stop)
+	if err != nil {
+		return errors.Join(err, l.Close())
+	}
 	log.Info("quics: serving", "addr", l.Addr().String(), "data", o.DataDir, "views", o.Views)
 	fmt.Fprintf(o.Stdout, "listening on %s (udp)\n", l.Addr())
+	if adm != nil {
+		if a := adm.Addr(); a != nil {
+			fmt.Fprintf(o.Stdout, "admin API on %s (tcp)\n", adm.URL())
+		}
+		if a := adm.H3Addr(); a != nil {
+			fmt.Fprintf(o.Stdout, "admin API on https://%s (udp, HTTP/3)\n", a)
+		}
+	}
 	if o.ready != nil {
 		o.ready(l.Addr())
 	}
-	err = syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log}).Serve(ctx, l)
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log}).Serve(gctx, l) })
+	if adm != nil {
+		g.Go(func() error {
+			defer func() {
+				if err := admin.RemoveAddrFile(o.DataDir); err != nil {
+					log.Warn("quics: withdraw admin address", "err", err)
+				}
+			}()
+			return adm.Serve(gctx)
+		})
+	}
+	err = g.Wait()
 	log.Info("quics: stopped")
 	return err
+}
+
+// startAdmin binds the admin API and publishes its address and token in
+// the data directory; nil when both addresses are off.
+func startAdmin(ctx context.Context, o runOptions, srv *server.Server, metrics prometheus.Gatherer, log *slog.Logger, stop func()) (*admin.Listener, error) {
+	if o.Admin == "" && o.AdminH3 == "" {
+		return nil, admin.RemoveAddrFile(o.DataDir)
+	}
+	token, err := admin.LoadOrCreateToken(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	backend := &admin.Backend{Server: srv, DataDir: o.DataDir, Online: true, Stop: stop, Started: time.Now()}
+	handler := admin.NewHandler(backend, admin.HandlerOptions{Token: token, Metrics: metrics, Logger: log})
+	adm, err := admin.Listen(ctx, admin.ServeOptions{
+		Addr: o.Admin, H3Addr: o.AdminH3, TLS: srv.TLSConfig(), Handler: handler, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Without a TCP API there is nothing for local commands to find; a
+	// stale file from an earlier run must not send them elsewhere.
+	if adm.Addr() == nil {
+		if err := admin.RemoveAddrFile(o.DataDir); err != nil {
+			return nil, errors.Join(err, adm.Close())
+		}
+		return adm, nil
+	}
+	if err := admin.WriteAddrFile(o.DataDir, adm.URL()); err != nil {
+		return nil, errors.Join(err, adm.Close())
+	}
+	return adm, nil
 }

@@ -196,8 +196,13 @@ func TestRunCommandFlags(t *testing.T) {
 	t.Setenv(envData, "/env/data")
 	t.Setenv(envListen, "127.0.0.1:7000")
 	t.Setenv(envPassword, "from-env")
+	t.Setenv(envAdmin, "127.0.0.1:7001")
+	t.Setenv(envAdminH3, "")
 	cmd := newRunCmd()
-	for flag, want := range map[string]string{"data": "/env/data", "listen": "127.0.0.1:7000", "password": "from-env", "views": "true", "log-format": "text"} {
+	for flag, want := range map[string]string{
+		"data": "/env/data", "listen": "127.0.0.1:7000", "password": "from-env", "views": "true", "log-format": "text",
+		"admin": "127.0.0.1:7001", "admin-h3": "",
+	} {
 		if got := cmd.Flags().Lookup(flag).DefValue; got != want {
 			t.Errorf("--%s defaults to %q, want %q", flag, got, want)
 		}
@@ -207,6 +212,12 @@ func TestRunCommandFlags(t *testing.T) {
 	cmd = newRunCmd()
 	if got := cmd.Flags().Lookup("listen").DefValue; got != ":6122" {
 		t.Errorf("--listen defaults to %q without env", got)
+	}
+	os.Unsetenv(envAdmin)
+	os.Unsetenv(envAdminH3)
+	cmd = newRunCmd()
+	if a, h3 := cmd.Flags().Lookup("admin").DefValue, cmd.Flags().Lookup("admin-h3").DefValue; a != "127.0.0.1:6120" || h3 != "127.0.0.1:6121" {
+		t.Errorf("--admin, --admin-h3 default to %q, %q without env", a, h3)
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		if got := cmd.Flags().Lookup("data").DefValue; got != filepath.Join(home, ".quics") {
