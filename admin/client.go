@@ -193,11 +193,7 @@ func (rc *remoteConn) do(ctx context.Context, method, path string, req, resp any
 		return fmt.Errorf("admin: answer of %s %s is over %d bytes", method, target, MaxResponseBody)
 	}
 	if hresp.StatusCode != http.StatusOK {
-		var eb ErrorBody
-		if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
-			return fmt.Errorf("%w: %s %s: HTTP %d: %.200s", ErrInternal, method, target, hresp.StatusCode, data)
-		}
-		return fromDetail(eb.Error, hresp.StatusCode)
+		return decodeError(data, hresp.StatusCode, method, target)
 	}
 	if err := json.Unmarshal(data, resp); err != nil {
 		return fmt.Errorf("admin: decode answer of %s %s: %w", method, target, err)
@@ -224,4 +220,13 @@ func (c *Conn) Health(ctx context.Context) error {
 		return fmt.Errorf("%w: /healthz answered HTTP %d", ErrUnavailable, hresp.StatusCode)
 	}
 	return nil
+}
+
+// decodeError reads an error answer's body.
+func decodeError(data []byte, status int, method, target string) error {
+	var eb ErrorBody
+	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
+		return fmt.Errorf("%w: %s %s: HTTP %d: %.200s", ErrInternal, method, target, status, data)
+	}
+	return fromDetail(eb.Error, status)
 }

@@ -60,11 +60,11 @@ func classify(err error) error {
 		}
 	}
 	switch {
-	case errors.Is(err, manifest.ErrNotFound):
+	case errors.Is(err, manifest.ErrNotFound), errors.Is(err, syncproto.ErrNotFound):
 		return ErrNotFound
 	case errors.Is(err, manifest.ErrExists), errors.Is(err, syncproto.ErrExists):
 		return ErrExists
-	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, syncproto.ErrBadRequest):
+	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, syncproto.ErrBadRequest), errors.Is(err, syncproto.ErrInvalidPath):
 		return ErrBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return ErrUnavailable

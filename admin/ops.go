@@ -62,6 +62,7 @@ var endpoints = []endpoint{
 	OpListClients, OpRemoveClient,
 	OpListRoots, OpRemoveRoot, OpListFiles, OpHistory,
 	OpSetPassword, OpStop,
+	OpListConflicts, OpResolve, OpRestore, OpExportHistory, OpRebuildViews, OpSetRetention, OpContent,
 }
 
 func version(_ context.Context, b *Backend, _ NoRequest) (VersionResponse, error) {
@@ -268,6 +269,8 @@ func RetentionString(r manifest.Retention) string {
 		return fmt.Sprintf("keep-last %d", r.Value)
 	case manifest.KeepWithin:
 		return "keep-within " + time.Duration(r.Value).String()
+	case manifest.Staggered:
+		return "staggered"
 	}
 	return "keep-all"
 }

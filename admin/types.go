@@ -116,3 +116,85 @@ type ClientRequest struct {
 type PasswordRequest struct {
 	Password string `json:"password"`
 }
+
+// ConflictInfo is an unresolved conflict and its sides.
+type ConflictInfo struct {
+	Root       string          `json:"root"`
+	Path       string          `json:"path"`
+	Candidates []CandidateInfo `json:"candidates"`
+}
+
+// CandidateInfo is one side of a conflict.
+type CandidateInfo struct {
+	// Side is "server" (the head when the conflict arose) or "client".
+	Side       string    `json:"side"`
+	Client     string    `json:"client"`
+	ClientName string    `json:"client_name,omitempty"`
+	Hash       string    `json:"hash"`
+	Size       uint64    `json:"size"`
+	Mode       uint32    `json:"mode"`
+	MTime      time.Time `json:"mtime"`
+	Deleted    bool      `json:"deleted"`
+	BaseSeq    uint64    `json:"base_seq"`
+	Created    time.Time `json:"created"`
+	// Name is the side's file name in DATA/sync/<root>/conflict/<path>/.
+	Name string `json:"name"`
+}
+
+// HeadResult is a file's head after a resolution or a restore.
+type HeadResult struct {
+	Root string `json:"root"`
+	Path string `json:"path"`
+	// Committed is false when nothing changed (the head already had the
+	// content asked for).
+	Committed bool      `json:"committed"`
+	Seq       uint64    `json:"seq"`
+	Hash      string    `json:"hash"`
+	Size      uint64    `json:"size"`
+	Deleted   bool      `json:"deleted"`
+	Time      time.Time `json:"time"`
+}
+
+// ExportResult lists the files a history export wrote.
+type ExportResult struct {
+	Files []string `json:"files"`
+}
+
+// ViewsResult reports a views rebuild.
+type ViewsResult struct {
+	Roots    int `json:"roots"`
+	Latest   int `json:"latest"`
+	Conflict int `json:"conflict"`
+	Removed  int `json:"removed"`
+}
+
+// ConflictsRequest optionally narrows a conflict listing to one root.
+type ConflictsRequest struct {
+	Root string `json:"root,omitempty"`
+}
+
+// ResolveRequest keeps one side of the conflict on a file.
+type ResolveRequest struct {
+	Root string `json:"root"`
+	Path string `json:"path"`
+	// Keep is "server", a client name or ID, or a hash prefix of at least
+	// 8 hex digits.
+	Keep string `json:"keep"`
+}
+
+// VersionRequest names a version of a file by a hash prefix (at least 8
+// hex digits; "" where every version is meant).
+type VersionRequest struct {
+	Root string `json:"root"`
+	Path string `json:"path"`
+	Hash string `json:"hash"`
+}
+
+// RetentionRequest sets a root's retention policy: Policy is keep-all,
+// keep-last (Value: versions per file), keep-within (Value: a duration such
+// as "720h" or "30d") or staggered.
+type RetentionRequest struct {
+	Root   string `json:"root"`
+	Policy string `json:"policy"`
+	Value  string `json:"value,omitempty"`
+}

@@ -113,6 +113,33 @@
 // decides. A write that lands in the few system calls between that check
 // and the rename is still replaced: POSIX offers no conditional rename.
 //
+// # Conflicts, history and superseded changes
+//
+// A local change the server refuses because the file's head moved since
+// its base is a conflict: the server keeps it as a candidate, the local
+// file stays as it is, and the record remembers what was kept
+// (HasCandidate). Any client of the root resolves it by keeping one side
+// ([Engine.ResolveConflict]) or makes an old version the head again
+// ([Engine.Rollback]); both bring this client's copy to the new head at
+// once, through the force-sync path ([Engine.ForceSync]). The server keeps
+// every losing side in the file's history, and [Engine.SaveVersion]
+// writes any version or candidate to a file outside the tree, reusing
+// local chunks like a pull. These need a session with the conflict and
+// history transactions ([Resolver]).
+//
+// A client that was away during a resolution still holds its losing
+// change, pending. When it proposes it, the server finds that content in
+// the history after the proposal's base and answers superseded with the
+// head: the pusher then replaces the local copy exactly as a force-sync
+// would (without proposing it again) and reports it in
+// PassResult.SupersededList. A file edited again since the scan is not
+// replaced: the next pass pushes that edit, and the server decides.
+//
+// Commands name files by local path: [State.Locate] maps an absolute or
+// relative name to its root (the innermost, when roots nest) and sync
+// path, comparing with symlinks resolved when the plain names do not
+// match; a name in no root is [ErrOutsideRoots].
+//
 // # Progress
 //
 // A command that draws progress bars sets EngineOptions.Progress: each

@@ -40,6 +40,7 @@ type Stats struct {
 	BytesSent       int64 `json:"bytes_sent"`
 	BytesReceived   int64 `json:"bytes_received"`
 	Conflicts       int   `json:"conflicts"`
+	Superseded      int   `json:"superseded"` // see [Superseded]; also counted as downloaded or deleted
 	Skipped         int   `json:"skipped"`
 	DurationMS      int64 `json:"duration_ms"`
 }
@@ -56,6 +57,7 @@ func (s *Stats) Add(o Stats) {
 	s.BytesSent += o.BytesSent
 	s.BytesReceived += o.BytesReceived
 	s.Conflicts += o.Conflicts
+	s.Superseded += o.Superseded
 	s.Skipped += o.Skipped
 	s.DurationMS += o.DurationMS
 }
@@ -68,11 +70,26 @@ type Conflict struct {
 	Path string `json:"path"`
 }
 
+// Superseded is a local change the server did not take because its
+// content was already in the file's history after the change's base: a
+// conflict over it was resolved (another side kept), or the file was
+// replaced since. The local copy was replaced by the head, version Seq;
+// the superseded content stays in the server's history
+// (qic history list / download).
+type Superseded struct {
+	Root string `json:"root"`
+	Path string `json:"path"`
+	Seq  uint64 `json:"seq"`
+}
+
 // PassResult is the outcome of a sync pass.
 type PassResult struct {
 	Stats
 	// ConflictList names the files in conflict, in the order found.
 	ConflictList []Conflict `json:"conflict_list,omitempty"`
+	// SupersededList names the local copies replaced because their
+	// change was superseded, in the order found.
+	SupersededList []Superseded `json:"superseded_list,omitempty"`
 }
 
 // EngineOptions tune an Engine. The zero value is usable.
@@ -170,6 +187,7 @@ func (e *Engine) SyncAll(ctx context.Context) (PassResult, error) {
 		res, err := e.SyncRoot(ctx, r.Name)
 		total.Add(res.Stats)
 		total.ConflictList = append(total.ConflictList, res.ConflictList...)
+		total.SupersededList = append(total.SupersededList, res.SupersededList...)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("root %q: %w", r.Name, err))
 		}

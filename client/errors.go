@@ -42,4 +42,12 @@ var (
 	ErrTargetIsDir = errors.New("client: target is a directory")
 	// ErrParentNotDir means a parent of the target path is not a directory.
 	ErrParentNotDir = errors.New("client: parent of target is not a directory")
+
+	// ErrOutsideRoots means a local path given on the command line lies
+	// in none of the roots this client syncs (or is a root's directory
+	// itself).
+	ErrOutsideRoots = errors.New("client: path is not in a synced root")
+	// ErrNoResolver means the session cannot run conflict and history
+	// transactions.
+	ErrNoResolver = errors.New("client: session has no conflict and history transactions")
 )

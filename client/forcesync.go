@@ -95,29 +95,25 @@ func (l *localFile) record(path string) *FileRecord {
 // resolved on the server, and head (the chosen version, or a deletion) is
 // to replace the local copy, even one with a pending local change. Such a
 // change is not lost: the server refused it as a conflict and keeps it as
-// a candidate of that conflict (ARCHITECTURE.md §7); what resolution
-// keeps of a losing candidate (history) is issue #5's to decide.
+// a candidate of that conflict, and a resolution keeps every losing
+// candidate in the file's history (ARCHITECTURE.md §7).
 //
 // A local edit the server may not have seen (the file was changed after
 // the last scan, or its change was never proposed) is never dropped
 // silently: when the file on disk (re-hashed now) differs from head and
 // is not its base version, it is first proposed on the record's base. The
-// server keeps it as a conflict candidate again (or commits it, or finds
+// server keeps it as a conflict candidate again, finds it already in the
+// history (superseded: the newest head is taken), or commits it or finds
 // it converged, and then the local file stays and the record follows the
-// server's answer). Only then is the file replaced, through the same
+// server's answer. Only then is the file replaced, through the same
 // download path as a pull, and its record set to head, no longer pending.
 // If the proposal fails, nothing is replaced.
 //
 // A record whose base is already head or later is left to the normal
 // passes: a pending change on top of head is an ordinary push.
 func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHead) error {
-	path := head.GetPath()
-	if err := relpath.Check(path); err != nil {
-		return fmt.Errorf("force-sync of %.64q: %w", path, err)
-	}
-	hash, err := headHash(head)
-	if err != nil || (!head.GetDeleted() && hash.IsZero()) {
-		return fmt.Errorf("%w: force-sync of %q: head hash of %d bytes", syncproto.ErrBadRequest, path, len(head.GetHash()))
+	if err := checkHead(head); err != nil {
+		return fmt.Errorf("force-sync: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -125,18 +121,55 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 	if err != nil {
 		return err
 	}
-	var rec *FileRecord
-	got, err := e.st.File(ctx, root, path)
-	switch {
-	case err == nil:
-		rec = &got
-	case !errors.Is(err, ErrFileNotFound):
+	return e.forceLocked(ctx, r, head, nil, &pass{root: root})
+}
+
+// checkHead refuses a head whose path or hash cannot be applied.
+func checkHead(head *syncpb.FileHead) error {
+	path := head.GetPath()
+	if err := relpath.Check(path); err != nil {
+		return fmt.Errorf("head of %.64q: %w", path, err)
+	}
+	hash, err := headHash(head)
+	if err != nil || (!head.GetDeleted() && hash.IsZero()) {
+		return fmt.Errorf("%w: head of %q: hash of %d bytes", syncproto.ErrBadRequest, path, len(head.GetHash()))
+	}
+	return nil
+}
+
+// keptContent is local content the server said it keeps in the file's
+// history (a superseded proposal): the file is zero for a deletion.
+type keptContent struct {
+	deleted bool
+	hash    cas.ID
+}
+
+func (k *keptContent) matches(disk localFile) bool {
+	return k != nil && disk.absent == k.deleted && (disk.absent || disk.hash == k.hash)
+}
+
+// forceLocked replaces the local copy of head's path with head (checked
+// by checkHead), as ForceSync describes, with the engine's lock held. It
+// counts what it wrote or removed in p.
+//
+// kept, when set, is what the caller's proposal just sent and the server
+// answered superseded. A local file that is neither that nor head nor the
+// base then changed since that proposal: it is not proposed (the next scan
+// pushes it, and the server decides), nothing is replaced, and the error
+// wraps errLocalChanged.
+func (e *Engine) forceLocked(ctx context.Context, r Root, head *syncpb.FileHead, kept *keptContent, p *pass) error {
+	path := head.GetPath()
+	hash, err := headHash(head)
+	if err != nil {
+		return fmt.Errorf("%w: head of %q: %w", syncproto.ErrBadRequest, path, err)
+	}
+	rec, err := e.record(ctx, r.Name, path)
+	if err != nil {
 		return err
 	}
 	if rec != nil && rec.BaseSeq >= head.GetSeq() {
 		return nil
 	}
-	p := &pass{root: root}
 	disk, err := e.readLocal(ctx, r, path)
 	if err != nil {
 		return err
@@ -149,12 +182,16 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 	// The server has the base version: a file that is still its base, or
 	// one deleted before the server ever saw it, has nothing to keep.
 	// Nor does content the server already kept as this client's conflict
-	// candidate: proposing it again would reopen the conflict that this
-	// force-sync closes.
+	// candidate, or in the history: proposing it again would reopen the
+	// conflict that this force-sync closes.
 	known := (disk.absent && (rec == nil || rec.BaseSeq == 0)) ||
 		(!disk.absent && rec != nil && rec.BaseSeq != 0 && disk.hash == rec.BaseHash) ||
-		(rec != nil && rec.HasCandidate && disk.absent == rec.Deleted && (disk.absent || disk.hash == rec.Candidate))
+		(rec != nil && rec.HasCandidate && disk.absent == rec.Deleted && (disk.absent || disk.hash == rec.Candidate)) ||
+		kept.matches(disk)
 	if !sameAsHead && !known {
+		if kept != nil {
+			return fmt.Errorf("replace %q: %w", path, errLocalChanged)
+		}
 		resp, lu, err := e.proposeLocal(ctx, r, path, rec, disk, p)
 		lastUpdate = lu
 		switch {
@@ -162,10 +199,18 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 			// Kept as a candidate: the file may be replaced.
 		case err != nil:
 			return fmt.Errorf("force-sync of %q: keep the local version first: %w", path, err)
+		case resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_SUPERSEDED:
+			// Already in the history: the file may be replaced, by the
+			// newest head if the answer carries a newer one.
+			if newer := resp.GetHead(); newer.GetSeq() > head.GetSeq() && newer.GetPath() == path && checkHead(newer) == nil {
+				head = newer
+				hash, _ = headHash(head)
+				sameAsHead = disk.absent == head.GetDeleted() && (disk.absent || disk.hash == hash)
+			}
 		default:
 			// Committed, or converged with the current head: the local
 			// file is (the content of) the head, and stays.
-			return e.acceptLocal(ctx, root, path, disk, resp.GetHead(), lastUpdate)
+			return e.acceptLocal(ctx, r.Name, path, disk, resp.GetHead(), lastUpdate)
 		}
 	}
 	if head.GetDeleted() {
@@ -180,19 +225,20 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 			if err := RemoveFile(ctx, r.Dir, path); err != nil {
 				return err
 			}
+			p.count(func(s *Stats) { s.FilesDeleted++ })
 		}
 		if rec == nil {
 			return nil
 		}
-		return e.st.DeleteFile(ctx, root, path)
+		return e.st.DeleteFile(ctx, r.Name, path)
 	}
 	nrec := FileRecord{Path: path, BaseSeq: head.GetSeq(), BaseHash: hash, Hash: hash, LastUpdate: lastUpdate}
 	if sameAsHead && disk.stat.Mode == head.GetMode() {
 		// Already the head's content and mode: only the record moves.
 		nrec.Chunks, nrec.Stat, nrec.ScannedAt = disk.chunks, disk.stat, disk.scannedAt
-		return e.st.PutFile(ctx, root, nrec)
+		return e.st.PutFile(ctx, r.Name, nrec)
 	}
-	reuse, err := BuildReuseIndex(ctx, e.st, root)
+	reuse, err := BuildReuseIndex(ctx, e.st, r.Name)
 	if err != nil {
 		return err
 	}
@@ -205,7 +251,11 @@ func (e *Engine) ForceSync(ctx context.Context, root string, head *syncpb.FileHe
 	if err != nil {
 		return err
 	}
-	return e.st.PutFile(ctx, root, nrec)
+	if err := e.st.PutFile(ctx, r.Name, nrec); err != nil {
+		return err
+	}
+	p.count(func(s *Stats) { s.FilesDownloaded++ })
+	return nil
 }
 
 // readLocal stats and hashes the file at path as it is now. A path that

@@ -258,6 +258,9 @@ func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) 
 		return err
 	}
 	head := resp.GetHead()
+	if resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_SUPERSEDED {
+		return e.supersede(ctx, r, rec, head, p)
+	}
 	hash, err := headHash(head)
 	if err != nil {
 		return fmt.Errorf("%w: commit of %q: head hash: %w", syncproto.ErrBadRequest, rec.Path, err)
@@ -274,5 +277,38 @@ func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) 
 			}
 		})
 	}
+	return nil
+}
+
+// supersede answers a proposal the server found superseded: the content
+// rec proposed is already in the file's history (a conflict over it was
+// resolved while this client was away, or the file was replaced since),
+// and head is what this client must take. The local copy is replaced as a
+// force-sync would, without proposing it again; it stays recoverable from
+// the server's history. A local file changed since rec was scanned is left
+// for the next pass, which pushes that change.
+func (e *Engine) supersede(ctx context.Context, r Root, rec *FileRecord, head *syncpb.FileHead, p *pass) error {
+	if head == nil || head.GetPath() != rec.Path || checkHead(head) != nil {
+		e.warn(p, rec.Path, fmt.Errorf("%w: superseded proposal answered with head %v", syncproto.ErrBadRequest, head))
+		return nil
+	}
+	kept := &keptContent{deleted: rec.Deleted, hash: rec.Hash}
+	// A pass of its own: the bytes of this replacement are not part of the
+	// push the progress listener was told about.
+	sub := &pass{root: r.Name}
+	err := e.forceLocked(ctx, r, head, kept, sub)
+	p.count(func(s *Stats) { s.Add(sub.res.Stats) })
+	switch {
+	case err == nil:
+	case isFatal(err):
+		return err
+	default:
+		e.warn(p, rec.Path, fmt.Errorf("superseded on the server by version %d, not replaced here: %w", head.GetSeq(), err))
+		return nil
+	}
+	p.mu.Lock()
+	p.res.Superseded++
+	p.res.SupersededList = append(p.res.SupersededList, Superseded{Root: r.Name, Path: rec.Path, Seq: head.GetSeq()})
+	p.mu.Unlock()
 	return nil
 }

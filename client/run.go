@@ -56,13 +56,17 @@ type RunOptions struct {
 	// OnNeedContent, when set, is told the outcome of every need-content
 	// notice answered ([Engine.ResendContent]): chunks sent, or the error.
 	OnNeedContent func(root, path string, sent int, err error)
+	// OnConflict, when set, is told of every conflict notice: a conflict
+	// appeared on path (whichever client's change caused it).
+	OnConflict func(root, path string)
 	// Logger receives connection reports; nil means slog.Default.
 	Logger *slog.Logger
 }
 
 // Run keeps every root of st in sync until ctx ends: it listens to the
 // server's watch stream (a must-sync notice pulls that root, a force-sync
-// notice replaces one file: [Engine.ForceSync]), to local file
+// notice replaces one file: [Engine.ForceSync], a conflict notice is
+// logged), to local file
 // events (debounced, then the root is scanned and pushed), and runs a full
 // pass over every root at start and every ScanInterval. A lost session is
 // dialed again with exponential backoff. It returns nil when ctx ends, and
@@ -208,6 +212,13 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 				w.add(n.GetRoot(), true)
 			case syncpb.Notice_KIND_NEED_CONTENT:
 				w.need(n.GetRoot(), n.GetHead())
+			case syncpb.Notice_KIND_CONFLICT:
+				// Nothing to sync: the head stays until someone resolves
+				// it, but whoever runs this client should know.
+				opts.Logger.Warn("qic: conflict; see qic conflict list", "root", n.GetRoot(), "path", n.GetHead().GetPath())
+				if opts.OnConflict != nil {
+					opts.OnConflict(n.GetRoot(), n.GetHead().GetPath())
+				}
 			}
 			return nil
 		})

@@ -30,6 +30,11 @@ type Proposal struct {
 	Deleted bool
 	// Mode holds the proposed permission bits; ignored for a deletion.
 	Mode uint32
+	// LaterInHistory says that the proposed content (or a deletion, for a
+	// deletion) is a version of the file committed after the proposal's
+	// base that is not the head: the server accepted it, and then moved
+	// on. The server computes it from the file's history.
+	LaterInHistory bool
 }
 
 // Decision is the outcome of Decide.
@@ -46,6 +51,11 @@ const (
 	// Conflict: the head moved on since the proposal's base; keep the
 	// proposal as a candidate for a person to decide.
 	Conflict
+	// Superseded: the proposal's content is already in the file's
+	// history, after its base, and was replaced since (a resolution kept
+	// another side, or someone edited on top of it). Nothing to keep:
+	// the proposer takes the head.
+	Superseded
 )
 
 func (d Decision) String() string {
@@ -56,6 +66,8 @@ func (d Decision) String() string {
 		return "converged"
 	case Conflict:
 		return "conflict"
+	case Superseded:
+		return "superseded"
 	}
 	return "Decision(" + strconv.Itoa(int(d)) + ")"
 }
@@ -81,6 +93,9 @@ func Decide(head *Head, p Proposal) Decision {
 		// Only the mode differs, from a stale base: the contents agree,
 		// and the proposer will take the head's mode when it pulls.
 		return Converged
+	}
+	if p.LaterInHistory {
+		return Superseded
 	}
 	return Conflict
 }
@@ -121,6 +136,19 @@ func CandidateName(side string, hash cas.ID, origName string) string {
 		digits = hash.Short()
 	}
 	return name + "-" + digits + extension(origName)
+}
+
+// VersionName names the file that holds an exported version of a file:
+// "v", the version's seq, a dash, the first 8 hex digits of its content
+// hash, and origName's extension (as CandidateName keeps it):
+//
+//	report.txt, seq 12 → v12-1a2b3c4d.txt
+func VersionName(seq uint64, hash cas.ID, origName string) string {
+	digits := "deleted"
+	if !hash.IsZero() {
+		digits = hash.Short()
+	}
+	return "v" + strconv.FormatUint(seq, 10) + "-" + digits + extension(origName)
 }
 
 func sanitizeSide(side string) string {

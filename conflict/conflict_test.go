@@ -64,6 +64,18 @@ func TestDecide(t *testing.T) {
 		{"edit a file deleted since", deleted, Proposal{BaseSeq: 7, BaseHash: hashA, Hash: hashB}, Conflict},
 		{"new file where a deletion is", deleted, Proposal{Hash: hashB}, Conflict},
 		{"deleted head, right seq but a hash", deleted, Proposal{BaseSeq: 9, BaseHash: hashA, Hash: hashB}, Conflict},
+
+		// Superseded: the content is in history after the base, and the
+		// head moved on from it.
+		{"loser of a resolution proposes again", live, Proposal{BaseSeq: 3, BaseHash: hashC, Hash: hashB, LaterInHistory: true}, Superseded},
+		{"deletion accepted and undone since", live, Proposal{BaseSeq: 3, BaseHash: hashC, Deleted: true, LaterInHistory: true}, Superseded},
+		{"edit accepted, then the file deleted", deleted, Proposal{BaseSeq: 3, BaseHash: hashC, Hash: hashB, LaterInHistory: true}, Superseded},
+		{"new-file base, content in history", live, Proposal{Hash: hashB, LaterInHistory: true}, Superseded},
+		// Convergence and fast-forward come first, whatever history says.
+		{"in history and equal to the head", live, Proposal{BaseSeq: 3, BaseHash: hashC, Hash: hashA, Mode: 0o644, LaterInHistory: true}, Converged},
+		{"in history, mode only differs from the head", live, Proposal{BaseSeq: 3, BaseHash: hashC, Hash: hashA, Mode: 0o755, LaterInHistory: true}, Converged},
+		{"base is the head", live, Proposal{BaseSeq: 7, BaseHash: hashA, Hash: hashB, LaterInHistory: true}, FastForward},
+		{"no head: nothing to supersede", nil, Proposal{BaseSeq: 3, BaseHash: hashA, Hash: hashB, LaterInHistory: true}, Conflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +88,8 @@ func TestDecide(t *testing.T) {
 
 func TestDecisionString(t *testing.T) {
 	for d, want := range map[Decision]string{
-		FastForward: "fast-forward", Converged: "converged", Conflict: "conflict", 0: "Decision(0)", 42: "Decision(42)",
+		FastForward: "fast-forward", Converged: "converged", Conflict: "conflict", Superseded: "superseded",
+		0: "Decision(0)", 42: "Decision(42)",
 	} {
 		if got := d.String(); got != want {
 			t.Errorf("Decision(%d).String() = %q, want %q", d, got, want)
@@ -121,6 +134,27 @@ func TestCandidateName(t *testing.T) {
 				t.Errorf("CandidateName(%q, %s, %q) = %q, want %q", tt.side, tt.hash.Short(), tt.orig, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestVersionName(t *testing.T) {
+	h8 := hashA.Short()
+	tests := []struct {
+		seq  uint64
+		hash cas.ID
+		orig string
+		want string
+	}{
+		{12, hashA, "report.txt", "v12-" + h8 + ".txt"},
+		{1, hashA, "dir/Makefile", "v1-" + h8},
+		{18446744073709551615, hashA, "a.tar.gz", "v18446744073709551615-" + h8 + ".gz"},
+		{3, cas.ID{}, "x.md", "v3-deleted.md"},
+		{4, hashA, "x." + strings.Repeat("e", 40), "v4-" + h8},
+	}
+	for _, tt := range tests {
+		if got := VersionName(tt.seq, tt.hash, tt.orig); got != tt.want {
+			t.Errorf("VersionName(%d, %s, %q) = %q, want %q", tt.seq, tt.hash.Short(), tt.orig, got, tt.want)
+		}
 	}
 }
 

@@ -15,7 +15,7 @@
 //
 // # The decision
 //
-// [Decide] compares the two and returns one of three outcomes, tried in
+// [Decide] compares the two and returns one of four outcomes, tried in
 // this order:
 //
 //   - [Converged]: the proposal's content and mode equal the head's (same
@@ -29,6 +29,14 @@
 //   - [Converged] again when only the mode differs and the base is stale:
 //     the contents agree, so there is nothing for a person to decide; the
 //     proposer takes the head's mode when it pulls.
+//   - [Superseded]: the proposal's content (or deletion) is a version
+//     of the file committed after the proposal's base, and not the head
+//     ([Proposal.LaterInHistory], which the server computes from the
+//     file's history). The server already had it and moved on: a
+//     conflict over it was resolved for another side, or someone edited
+//     on top of it. Nothing is kept; the proposer takes the head, and its
+//     content stays in history. This is how a client that was offline
+//     while its conflict was resolved converges without a new conflict.
 //   - [Conflict]: anything else. The head moved on since the client's base
 //     (or the client names a base the server never had), so accepting the
 //     proposal would silently drop someone's change. The server keeps the
@@ -46,6 +54,9 @@
 //
 //	report.txt, server side          → server-1a2b3c4d.txt
 //	report.txt, client "Jane's Mac"  → Jane_s_Mac-5e6f7a8b.txt
+//
+// Exported versions of a file are named by [VersionName] after their seq
+// and hash, with the same extension rule: v12-1a2b3c4d.txt.
 //
 // Client names are chosen by people and travel over the network, so they
 // are reduced to a safe alphabet and bounded before they become part of a

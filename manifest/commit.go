@@ -51,6 +51,21 @@ type Proposal struct {
 	// ClearConflict deletes the path's conflict in the same transaction:
 	// the version resolves it.
 	ClearConflict bool
+	// Conflict, if not empty, is the path's conflict as the caller read it
+	// when it decided on this version: the commit fails with
+	// ErrConflictChanged, writing nothing, unless the stored conflict is
+	// still exactly these candidates (none was added, replaced or
+	// cleared meanwhile), and clears it. It implies ClearConflict. A
+	// resolution uses it so that a side added while it decided is never
+	// dropped unseen.
+	Conflict []Candidate
+	// History are versions written before this one in the same
+	// transaction, in order, each at its own seq: a resolution keeps the
+	// losing sides of a conflict this way. They do not move the head and
+	// have no feed entry (the proposal's version, right after them,
+	// does). Their Seq is ignored and a zero WallTime means the DB's
+	// clock; their chunk lists must be stored already.
+	History []Version
 }
 
 // HeadChangedError is the error of a Commit whose base is not the current
@@ -96,6 +111,12 @@ func (e *HeadChangedError) Is(target error) bool { return target == ErrHeadChang
 // hash with no stored chunk list and none in p is ErrMissingChunkList,
 // except for deletions and empty files.
 //
+// A resolution of a conflict commits with Proposal.Conflict and
+// Proposal.History: the conflict must still be the one the caller decided
+// on (else ErrConflictChanged), the history versions (the losing sides)
+// take the seqs before the new version, and the conflict is cleared, all
+// in the same transaction.
+//
 // Concurrent commits to one root are grouped: one caller runs the queued
 // proposals in a single transaction and they share one fsync, each judged
 // against the heads the earlier ones left. Badger transaction collisions
@@ -131,7 +152,8 @@ func (db *DB) Commit(ctx context.Context, p Proposal) (Version, error) {
 type pendingCommit struct {
 	ctx      context.Context
 	p        Proposal
-	v        Version // the new version, without its seq
+	v        Version   // the new version, without its seq
+	history  []Version // p.History, normalized, without seqs
 	needList bool
 	listVal  []byte // encoded p.Chunks, nil if none were given
 	feedVal  []byte
@@ -207,12 +229,15 @@ func (db *DB) takeGroup(q *commitQueue) []*pendingCommit {
 	for n < len(q.pending) && n < maxGroup {
 		// Per proposal: root, version, head, two feed keys, conflict and
 		// chunk list keys, with their values.
-		cost := int64(len(q.pending[n].listVal) + len(q.pending[n].p.Path)*6 + 1024)
-		if n > 0 && (cost > budget || count < 8) {
+		// History versions add one key each.
+		pc := q.pending[n]
+		keys := 8 + len(pc.history)
+		cost := int64(len(pc.listVal) + len(pc.p.Path)*keys + 1024 + 256*len(pc.history))
+		if n > 0 && (cost > budget || count < int64(keys)) {
 			break
 		}
 		budget -= cost
-		count -= 8
+		count -= int64(keys)
 		n++
 	}
 	group := make([]*pendingCommit, n)
@@ -269,6 +294,13 @@ func applyGroup(txn *badger.Txn, group []*pendingCommit) error {
 			pc.err = err
 			continue
 		}
+		for _, h := range pc.history {
+			root.Seq++
+			h.Seq = root.Seq
+			if err := putVersionRecord(txn, pc.p.Root, pc.p.Path, h); err != nil {
+				return err
+			}
+		}
 		root.Seq++
 		v := pc.v
 		v.Seq = root.Seq
@@ -295,21 +327,66 @@ func checkProposal(txn *badger.Txn, pc *pendingCommit) (Head, bool, error) {
 		(found && (p.BaseSeq != head.Seq || p.BaseHash != head.Hash)) {
 		return Head{}, false, &HeadChangedError{Root: p.Root, Path: p.Path, BaseSeq: p.BaseSeq, BaseHash: p.BaseHash, Exists: found, Head: head}
 	}
+	if len(p.Conflict) > 0 {
+		stored, _, err := getConflict(txn, p.Root, p.Path)
+		if err != nil {
+			return Head{}, false, err
+		}
+		if !sameCandidates(stored, p.Conflict) {
+			return Head{}, false, fmt.Errorf("%w: %q in root %d: %d candidates stored, %d expected",
+				ErrConflictChanged, p.Path, p.Root, len(stored), len(p.Conflict))
+		}
+	}
 	if p.Check != nil {
 		if err := runCheck(txn, p); err != nil {
 			return Head{}, false, err
 		}
 	}
 	if pc.needList && pc.listVal == nil {
-		has, err := exists(txn, chunkListKey(p.Hash))
-		if err != nil {
+		if err := checkChunkList(txn, p.Hash, p); err != nil {
 			return Head{}, false, err
 		}
-		if !has {
-			return Head{}, false, fmt.Errorf("%w: %s for %q in root %d", ErrMissingChunkList, p.Hash, p.Path, p.Root)
+	}
+	for _, h := range pc.history {
+		if needsList(h.Size, h.Deleted) && h.Hash != p.Hash {
+			if err := checkChunkList(txn, h.Hash, p); err != nil {
+				return Head{}, false, err
+			}
 		}
 	}
 	return head, found, nil
+}
+
+// needsList reports whether content has a stored chunk list: anything but
+// a deletion or the empty file.
+func needsList(size uint64, deleted bool) bool { return !deleted && size > 0 }
+
+func checkChunkList(txn *badger.Txn, hash cas.ID, p *Proposal) error {
+	has, err := exists(txn, chunkListKey(hash))
+	if err != nil {
+		return err
+	}
+	if !has {
+		return fmt.Errorf("%w: %s for %q in root %d", ErrMissingChunkList, hash, p.Path, p.Root)
+	}
+	return nil
+}
+
+// sameCandidates reports whether two conflicts hold the same candidates
+// in the same order.
+func sameCandidates(a, b []Candidate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Kind != y.Kind || x.Client != y.Client || x.Hash != y.Hash || x.Size != y.Size || x.Mode != y.Mode ||
+			!x.MTime.Equal(y.MTime) || x.Deleted != y.Deleted || x.BaseSeq != y.BaseSeq ||
+			x.LastUpdateTimestamp != y.LastUpdateTimestamp || !x.Created.Equal(y.Created) {
+			return false
+		}
+	}
+	return true
 }
 
 // runCheck runs a proposal's hook. A panic becomes this proposal's error:
@@ -360,7 +437,27 @@ func (db *DB) prepare(p Proposal) (*pendingCommit, error) {
 	if err := checkContent(1, p.Hash, p.Size, p.Deleted); err != nil {
 		return nil, fmt.Errorf("manifest: commit %q to root %d: %w", p.Path, p.Root, err)
 	}
-	pc := &pendingCommit{p: p, needList: !p.Deleted && p.Size > 0, wake: make(chan struct{})}
+	if len(p.Conflict) > MaxCandidates {
+		return nil, fmt.Errorf("manifest: commit %q to root %d: %w: %d candidates, at most %d", p.Path, p.Root, ErrInvalid, len(p.Conflict), MaxCandidates)
+	}
+	if len(p.History) > MaxCandidates {
+		return nil, fmt.Errorf("manifest: commit %q to root %d: %w: %d history versions, at most %d", p.Path, p.Root, ErrInvalid, len(p.History), MaxCandidates)
+	}
+	p.ClearConflict = p.ClearConflict || len(p.Conflict) > 0
+	pc := &pendingCommit{p: p, needList: needsList(p.Size, p.Deleted), wake: make(chan struct{})}
+	for i, h := range p.History {
+		if err := checkContent(1, h.Hash, h.Size, h.Deleted); err != nil {
+			return nil, fmt.Errorf("manifest: commit %q to root %d: history version %d: %w", p.Path, p.Root, i, err)
+		}
+		wall := h.WallTime
+		if wall.IsZero() {
+			wall = db.now()
+		}
+		pc.history = append(pc.history, Version{
+			Hash: h.Hash, Size: h.Size, Mode: h.Mode, MTime: fromNanos(nanos(h.MTime)),
+			Client: h.Client, WallTime: fromNanos(nanos(wall)), Deleted: h.Deleted,
+		})
+	}
 	switch {
 	case !pc.needList && len(p.Chunks) > 0:
 		return nil, fmt.Errorf("manifest: commit %q to root %d: %w: %d chunks for no content", p.Path, p.Root, ErrInvalid, len(p.Chunks))
@@ -389,18 +486,26 @@ func (db *DB) prepare(p Proposal) (*pendingCommit, error) {
 	return pc, nil
 }
 
-// putVersion writes a version record and the head it implies.
-func putVersion(txn *badger.Txn, root RootID, path string, v Version) error {
+// putVersionRecord writes a version record and nothing else.
+func putVersionRecord(txn *badger.Txn, root RootID, path string, v Version) error {
 	val, err := encodeVersion(v)
-	if err != nil {
-		return err
-	}
-	head, err := encodeHead(v.Head())
 	if err != nil {
 		return err
 	}
 	if err := txn.Set(versionKey(root, path, v.Seq), val); err != nil {
 		return fmt.Errorf("manifest: write version %d of %q in root %d: %w", v.Seq, path, root, err)
+	}
+	return nil
+}
+
+// putVersion writes a version record and the head it implies.
+func putVersion(txn *badger.Txn, root RootID, path string, v Version) error {
+	head, err := encodeHead(v.Head())
+	if err != nil {
+		return err
+	}
+	if err := putVersionRecord(txn, root, path, v); err != nil {
+		return err
 	}
 	if err := txn.Set(headKey(root, path), head); err != nil {
 		return fmt.Errorf("manifest: write head of %q in root %d: %w", path, root, err)

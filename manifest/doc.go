@@ -58,6 +58,26 @@
 // pointers to content, like versions, and keep their chunks alive until a
 // resolution commits a winner ([Proposal.ClearConflict]).
 //
+// A resolution is one commit: [Proposal.Conflict] names the conflict as
+// the caller read it, and the commit fails with [ErrConflictChanged] if a
+// side was added or replaced since, so no side is dropped unseen;
+// [Proposal.History] lists the losing sides, written as versions at the
+// seqs just before the winner's, so their content stays in the file's
+// history; the winner becomes the head and the conflict is cleared.
+//
+// # Retention
+//
+// Every version stays until the root's [Retention] policy drops it:
+// keep all (the default), keep the last N per file, keep those within a
+// duration, or staggered (Syncthing's: one per 30 s for an hour, per hour
+// for a day, per day for 30 days, per week beyond). [Retained] is the
+// policy as a pure function of a file's versions and the time; the server
+// applies it with [DB.DropVersions], which deletes version records only —
+// chunk lists stay for garbage collection — and never the head's version.
+// Conflict candidates are pointers of their own, not versions, so the
+// content of an unresolved conflict survives any policy; the head is the
+// only version a policy must spare, and Retained and DropVersions both do.
+//
 // # Change feed
 //
 // The feed maps root seq → path and keeps only each path's latest change:

@@ -226,3 +226,44 @@ func (db *DB) HasChunkList(ctx context.Context, hash cas.ID) (bool, error) {
 	})
 	return found, err
 }
+
+// VersionsAfter returns the versions of a file committed after seq
+// after, in seq order; none is not an error.
+func (db *DB) VersionsAfter(ctx context.Context, root RootID, path string, after uint64) ([]Version, error) {
+	if err := validPath(path); err != nil {
+		return nil, fmt.Errorf("manifest: versions in root %d: %w", root, err)
+	}
+	var out []Version
+	err := db.view(ctx, "list versions", func(txn *badger.Txn) error {
+		scope := versionScope(root, path)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: scope, PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		if after == ^uint64(0) {
+			return nil
+		}
+		for it.Seek(versionKey(root, path, after+1)); it.ValidForPrefix(scope); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			_, _, seq, err := parseVersionKey(item.Key())
+			if err != nil {
+				return err
+			}
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("manifest: read version %d of %q in root %d: %w", seq, path, root, err)
+			}
+			v, err := decodeVersion(val)
+			if err != nil {
+				return fmt.Errorf("version %d of %q in root %d: %w", seq, path, root, err)
+			}
+			if v.Seq != seq {
+				return fmt.Errorf("%w: version key of %q in root %d has seq %d, record %d", ErrCorrupt, path, root, seq, v.Seq)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -35,6 +35,10 @@ var (
 	// ErrConflict (a transaction collision, retried inside this package)
 	// and from the conflicts of Conflict (candidates stored for a user).
 	ErrHeadChanged = errors.New("manifest: head changed since base")
+	// ErrConflictChanged: a commit that resolves a conflict
+	// (Proposal.Conflict) found the stored conflict different from the
+	// one the caller decided on, or gone.
+	ErrConflictChanged = errors.New("manifest: conflict changed since read")
 	// ErrMissingChunkList: a commit names a content hash that has no
 	// stored chunk list and brings none.
 	ErrMissingChunkList = errors.New("manifest: missing chunk list")

@@ -51,16 +51,34 @@ func (p ChunkParams) validate() error {
 // RetentionKind says which versions of a root's files are kept.
 type RetentionKind uint8
 
-// Retention kinds. Only KeepAll is enforced today; the others are recorded
-// for the retention issue.
+// Retention kinds (see Retained for what each keeps).
 const (
 	// KeepAll keeps every version (the default).
 	KeepAll RetentionKind = iota
 	// KeepLast keeps the last Value versions of each file.
 	KeepLast
-	// KeepWithin keeps versions younger than Value nanoseconds.
+	// KeepWithin keeps versions at most Value nanoseconds old.
 	KeepWithin
+	// Staggered thins versions out with age, as Syncthing's staggered
+	// versioning does: one per 30 s for the first hour, one per hour for
+	// the first day, one per day for the first 30 days, one per week
+	// beyond. Value is 0.
+	Staggered
 )
+
+func (k RetentionKind) String() string {
+	switch k {
+	case KeepAll:
+		return "keep-all"
+	case KeepLast:
+		return "keep-last"
+	case KeepWithin:
+		return "keep-within"
+	case Staggered:
+		return "staggered"
+	}
+	return "RetentionKind(" + strconv.Itoa(int(k)) + ")"
+}
 
 // Retention is a root's retention policy.
 type Retention struct {
@@ -68,11 +86,17 @@ type Retention struct {
 	Value int64
 }
 
+// Validate reports whether the policy can be stored: KeepLast needs a
+// count of at least 1, KeepWithin a positive duration, and the other
+// kinds a zero Value. A bad policy is ErrInvalid.
+func (r Retention) Validate() error { return r.validate() }
+
 func (r Retention) validate() error {
 	switch {
 	case r.Kind == KeepAll && r.Value == 0,
 		r.Kind == KeepLast && r.Value > 0,
-		r.Kind == KeepWithin && r.Value > 0:
+		r.Kind == KeepWithin && r.Value > 0,
+		r.Kind == Staggered && r.Value == 0:
 		return nil
 	}
 	return fmt.Errorf("%w: retention kind %d with value %d", ErrInvalid, r.Kind, r.Value)

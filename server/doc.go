@@ -14,6 +14,7 @@
 //	initial-password                  a generated server password (0600), first start only
 //	sync/<root>/latest/<path>         view: each file's head
 //	sync/<root>/conflict/<path>/<side>-<hash8><ext>   view: conflict candidates
+//	sync/<root>/history/<path>/v<seq>-<hash8><ext>    versions exported on request
 //
 // The server password is stored only as an argon2id hash (a manifest
 // setting). Given with [Options.Password] it replaces the stored one; if
@@ -82,10 +83,61 @@
 // Propose reads the file's head, asks [conflict.Decide] and acts:
 // converged (nothing written, the head returned), fast-forward (a
 // compare-and-swap commit; when another commit wins the race, it decides
-// again against the new head), or conflict: the head becomes the server's
-// candidate and the proposal the client's (a client replaces its own
-// earlier candidate), the root's watchers get a CONFLICT notice, and the
-// proposer a Conflict error naming the path and the head's sequence.
+// again against the new head), superseded, or conflict: the head becomes
+// the server's candidate and the proposal the client's (a client replaces
+// its own earlier candidate), the root's watchers get a CONFLICT notice,
+// and the proposer a Conflict error naming the path and the head's
+// sequence.
+//
+// Only a proposal that would conflict costs a look at the file's history:
+// if its content (or its deletion) is a version committed after its base
+// that is not the head, the server had accepted it and moved on — a
+// resolution kept another side, or someone edited on top of it. The
+// answer is OUTCOME_SUPERSEDED with the head, nothing is written, and the
+// client takes the head. That is how a client that was offline while its
+// conflict was resolved converges without raising the conflict again;
+// an edit it made since is new content, and still conflicts.
+//
+// # Resolution
+//
+// A conflict is resolved by keeping one side ([Server.Resolve], or
+// ResolveConflict from a member): "server", "client" (the caller's own
+// side), a client's ID or device name, or a hex prefix of a side's hash.
+// One manifest transaction writes the losing sides whose content is not a
+// version yet as versions (so nothing a person wrote is lost), then the
+// kept side as the new head, and clears the conflict; it fails and is
+// decided again if the head moved or a side was added meanwhile, so a
+// side nobody saw is never cleared. Then the conflict view goes, the
+// latest view follows, and the root's clients get MUST_SYNC and
+// FORCE_SYNC ([Server.ForceSync]): every copy becomes the kept one, and a
+// client's own version stays in history. [Server.Conflicts] lists the
+// sides with the names their files have in the conflict view.
+//
+// # History and restore
+//
+// Every accepted version is a history entry: seq, content hash, size,
+// mode, mtime, author and wall time (History for members).
+// [Server.FindVersion] resolves a hash prefix of at least 8 hex digits
+// as git does (several versions of one content are one answer; several
+// contents are an error naming them); [Server.WriteContent] streams a
+// content, verifying every chunk and the whole. [Server.RestoreVersion]
+// makes an old version the head as a new version — history is never
+// rewritten — also for a deleted file, and refuses while the path has a
+// conflict. [Server.ExportHistory] materializes versions under history/
+// on request, never by default.
+//
+// # Retention
+//
+// Each root has a policy (manifest.Retention): keep all (default), keep
+// the last N versions per file, keep those within a duration, or
+// staggered. [Server.PruneRetention] applies it at the server's clock;
+// [Server.SetRootRetention] stores a policy and applies it at once; every
+// commit prunes the file it wrote (best effort), and a background loop
+// prunes every root each [Options.RetentionInterval]. Dropping removes
+// version records only; the chunks are left to gc. A file's head is
+// never dropped. Conflict candidates are pointers of their own, not
+// versions, so no policy can take the content of an unresolved conflict:
+// the head is the only version the rule has to spare.
 //
 // # Downloads
 //
@@ -116,6 +168,16 @@
 // per path, and re-read the manifest when they run, so the last update
 // always shows the current head. A failed update is logged; it never
 // fails a commit, because views are projections that can be rebuilt.
+//
+// [Server.RebuildViews] rebuilds them on request, views on or off:
+// latest/ for every head that is not a deletion (in commit order, so a
+// path that was a file and then a directory ends as the background views
+// left it), conflict/ for every side, and it removes what the manifest no
+// longer explains; history/ is left alone. After `rm -rf sync` it
+// reproduces the same files with the same modes and mtimes. A rebuild
+// takes the views' write lock, so no background job runs during it, and
+// the removal of a root takes it to delete the root's folder, so that
+// neither a rebuild nor an export recreates it.
 //
 // # Need-content: repairing damaged chunks from clients
 //

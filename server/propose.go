@@ -144,10 +144,19 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 	}
 	verified := false
 	for round := 1; ; round++ {
-		decision := conflict.Decide(decisionHead(head), p.decisionInput())
+		decision, err := s.decide(ctx, r.ID, p, head)
+		if err != nil {
+			return nil, err
+		}
 		if decision == conflict.Converged && head != nil {
 			st.pins.Release(p.ids...)
 			return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_CONVERGED, Head: fileHead(p.path, *head)}, nil
+		}
+		if decision == conflict.Superseded {
+			st.pins.Release(p.ids...)
+			s.log.Info("server: proposal superseded", "root", r.Name, "path", p.path, "client", st.client,
+				"base_seq", p.baseSeq, "head_seq", head.Seq)
+			return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_SUPERSEDED, Head: fileHead(p.path, *head)}, nil
 		}
 		if !verified {
 			// Kept content is served to every member: make sure it is
@@ -180,8 +189,37 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 		if s.views != nil {
 			s.views.updateLatest(r.ID, r.Name, p.path)
 		}
+		s.pruneAfterCommit(ctx, r, p.path)
 		return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_COMMITTED, Head: fh}, nil
 	}
+}
+
+// decide asks package conflict about p against head. Only a proposal that
+// would conflict costs a look at the file's history: if its content is a
+// version committed after its base that is no longer the head, it was
+// superseded (a resolution kept another side, or someone edited on top
+// of it) and keeping it as a conflict again would ask a person the same
+// question twice.
+func (s *Server) decide(ctx context.Context, root manifest.RootID, p *proposal, head *manifest.Head) (conflict.Decision, error) {
+	in := p.decisionInput()
+	d := conflict.Decide(decisionHead(head), in)
+	if d != conflict.Conflict || head == nil {
+		return d, nil
+	}
+	later, err := s.db.VersionsAfter(ctx, root, p.path, p.baseSeq)
+	if err != nil {
+		return 0, fmt.Errorf("server: history of %q: %w", p.path, err)
+	}
+	for _, v := range later {
+		if v.Seq == head.Seq {
+			continue
+		}
+		if (p.deleted && v.Deleted) || (!p.deleted && !v.Deleted && v.Hash == p.hash) {
+			in.LaterInHistory = true
+			break
+		}
+	}
+	return conflict.Decide(decisionHead(head), in), nil
 }
 
 // head returns the file's head, or nil if the path was never committed.

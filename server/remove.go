@@ -74,6 +74,11 @@ func (s *Server) forgetRoot(r manifest.Root) error {
 	if err != nil {
 		return fmt.Errorf("server: view folder of root %q: %w", r.Name, err)
 	}
+	// After dropRoot, whose wait needs the view jobs to run: a rebuild or
+	// an export holding the lock finishes first, and finds the root gone
+	// once it gets the lock again.
+	s.viewLock.Lock()
+	defer s.viewLock.Unlock()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("server: remove view folder of root %q: %w", r.Name, err)
 	}

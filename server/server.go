@@ -70,6 +70,11 @@ type Options struct {
 	// package documentation for the series); Close unregisters them. Nil
 	// still counts, for nobody.
 	Metrics prometheus.Registerer
+	// RetentionInterval is how often every root's retention policy is
+	// applied in the background (PruneRetention); 0 means
+	// DefaultRetentionInterval and a negative value turns the loop off.
+	// Commits prune the file they wrote in any case.
+	RetentionInterval time.Duration
 }
 
 // Server is the quics server: it implements syncproto.Handler on top of
@@ -108,6 +113,15 @@ type Server struct {
 	// contentAsks rate-limits need-content notices (RequestContent).
 	contentAsks *askLimiter
 	views       *views // nil when views are off
+	// viewLock is held for writing by RebuildViews and by RemoveRoot
+	// while it deletes a root's folder, and for reading by everything
+	// else that writes under DataDir/sync: a rebuild sees no writer, and
+	// nothing recreates a removed root's folder.
+	viewLock sync.RWMutex
+
+	// stopPrune ends the retention loop; pruneDone is closed when it has.
+	stopPrune context.CancelFunc
+	pruneDone chan struct{}
 
 	// live holds the sessions between Authenticate and SessionEnded
 	// (or their client's removal).
@@ -212,6 +226,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Views {
 		s.views = newViews(s, filepath.Join(opts.DataDir, SyncDir))
 	}
+	s.startRetentionLoop(opts.RetentionInterval)
 	ok = true
 	return s, nil
 }
@@ -334,6 +349,11 @@ func (s *Server) closeAll() error {
 		// A scrape after Close would read a closed store; and a server
 		// opened again in this process registers its own.
 		s.metricsTo.Unregister(s.metrics)
+	}
+	if s.stopPrune != nil {
+		// Before the database closes under it.
+		s.stopPrune()
+		<-s.pruneDone
 	}
 	if s.views != nil {
 		s.views.close()

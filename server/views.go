@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/zeebo/blake3"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/conflict"
@@ -27,6 +25,7 @@ import (
 const (
 	latestDir   = "latest"
 	conflictDir = "conflict"
+	historyDir  = "history"
 )
 
 // viewWorkers is how many files are materialized at once.
@@ -42,8 +41,7 @@ const tempPrefix = ".quics-view-"
 // A failure is logged and never reaches the client: deleting the views
 // loses nothing.
 type views struct {
-	s    *Server
-	dir  string
+	viewWriter
 	ctx  context.Context
 	stop context.CancelFunc
 
@@ -83,7 +81,7 @@ const (
 
 func newViews(s *Server, dir string) *views {
 	ctx, stop := context.WithCancel(context.Background())
-	v := &views{s: s, dir: dir, ctx: ctx, stop: stop, state: make(map[viewJob]jobState), gone: make(map[manifest.RootID]struct{})}
+	v := &views{viewWriter: viewWriter{s: s, dir: dir}, ctx: ctx, stop: stop, state: make(map[viewJob]jobState), gone: make(map[manifest.RootID]struct{})}
 	v.work = sync.NewCond(&v.mu)
 	v.idle = sync.NewCond(&v.mu)
 	for range viewWorkers {
@@ -202,6 +200,9 @@ func (v *views) close() {
 }
 
 func (v *views) run(j viewJob) {
+	// A rebuild of the views (RebuildViews) runs alone.
+	v.s.viewLock.RLock()
+	defer v.s.viewLock.RUnlock()
 	var err error
 	switch j.kind {
 	case viewLatest:
@@ -214,14 +215,26 @@ func (v *views) run(j viewJob) {
 	}
 }
 
+// viewWriter materializes files under dir (DataDir/sync): what the
+// background views do job by job, and RebuildViews and ExportHistory do
+// on request.
+type viewWriter struct {
+	s   *Server
+	dir string
+}
+
+func (s *Server) viewWriter() viewWriter {
+	return viewWriter{s: s, dir: filepath.Join(s.dataDir, SyncDir)}
+}
+
 // rootDir is DataDir/sync/<root>/<sub>, confined like a sync path.
-func (v *views) rootDir(rootName, sub string) (string, error) {
+func (v viewWriter) rootDir(rootName, sub string) (string, error) {
 	return relpath.Join(v.dir, rootName+"/"+sub)
 }
 
 // materializeLatest makes DataDir/sync/<root>/latest/<path> the file's
 // current head, or removes it if the head is a deletion.
-func (v *views) materializeLatest(ctx context.Context, j viewJob) error {
+func (v viewWriter) materializeLatest(ctx context.Context, j viewJob) error {
 	base, err := v.rootDir(j.rootName, latestDir)
 	if err != nil {
 		return err
@@ -237,14 +250,14 @@ func (v *views) materializeLatest(ctx context.Context, j viewJob) error {
 	if err != nil {
 		return err
 	}
-	err = v.writeFile(ctx, base, j.path, head.Hash, head.Mode, head.MTime)
+	err = v.s.writeView(ctx, base, j.path, head.Hash, head.Mode, head.MTime)
 	v.askIfDamaged(ctx, j, head.Hash, err)
 	return err
 }
 
 // askIfDamaged asks the root's clients for the content of hash when err
 // says the store lost or corrupted one of its chunks.
-func (v *views) askIfDamaged(ctx context.Context, j viewJob, hash cas.ID, err error) {
+func (v viewWriter) askIfDamaged(ctx context.Context, j viewJob, hash cas.ID, err error) {
 	if !errors.Is(err, cas.ErrCorrupt) && !errors.Is(err, cas.ErrMissing) {
 		return
 	}
@@ -256,7 +269,7 @@ func (v *views) askIfDamaged(ctx context.Context, j viewJob, hash cas.ID, err er
 // materializeConflict writes every side of the path's conflict to
 // DataDir/sync/<root>/conflict/<path>/<candidate name> and removes files
 // of sides that are gone; with no conflict left, the directory goes.
-func (v *views) materializeConflict(ctx context.Context, j viewJob) error {
+func (v viewWriter) materializeConflict(ctx context.Context, j viewJob) error {
 	base, err := v.rootDir(j.rootName, conflictDir)
 	if err != nil {
 		return err
@@ -278,9 +291,9 @@ func (v *views) materializeConflict(ctx context.Context, j viewJob) error {
 		if cand.Deleted {
 			continue // a deletion has nothing to show
 		}
-		name := conflict.CandidateName(v.sideName(ctx, cand), cand.Hash, path.Base(j.path))
+		name := v.s.candidateName(ctx, j.path, cand)
 		keep[name] = true
-		if err := v.writeFile(ctx, base, j.path+"/"+name, cand.Hash, cand.Mode, cand.MTime); err != nil {
+		if err := v.s.writeView(ctx, base, j.path+"/"+name, cand.Hash, cand.Mode, cand.MTime); err != nil {
 			v.askIfDamaged(ctx, j, cand.Hash, err)
 			errs = append(errs, err)
 		}
@@ -293,17 +306,23 @@ func (v *views) materializeConflict(ctx context.Context, j viewJob) error {
 
 // sideName is the name a candidate's file starts with: "server", or the
 // proposing client's device name (its ID if it has none or is gone).
-func (v *views) sideName(ctx context.Context, c manifest.Candidate) string {
+func (s *Server) sideName(ctx context.Context, c manifest.Candidate) string {
 	if c.Kind == manifest.CandidateServer {
 		return conflict.ServerSide
 	}
-	if cl, err := v.s.db.Client(ctx, c.Client); err == nil && cl.Name != "" {
+	if cl, err := s.db.Client(ctx, c.Client); err == nil && cl.Name != "" {
 		return cl.Name
 	}
 	if c.Client == uuid.Nil {
 		return "client"
 	}
 	return c.Client.String()
+}
+
+// candidateName is the file name of a candidate of the conflict on p, in
+// the conflict view and in listings.
+func (s *Server) candidateName(ctx context.Context, p string, c manifest.Candidate) string {
+	return conflict.CandidateName(s.sideName(ctx, c), c.Hash, path.Base(p))
 }
 
 // removeCandidates removes the regular files in dir that keep does not
@@ -332,21 +351,15 @@ func removeCandidates(dir string, keep map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// writeFile atomically writes the content hash (read chunk by chunk from
-// the store) to base/rel: a temporary file in the target directory,
-// fsync, rename. Whatever stands in the way — a file where a directory
-// is needed, a directory or symlink where the file goes — is a stale
-// projection and is removed.
-func (v *views) writeFile(ctx context.Context, base, rel string, hash cas.ID, mode uint32, mtime time.Time) (err error) {
+// writeView atomically writes the content hash (read chunk by chunk from
+// the store and verified) to base/rel: a temporary file in the target
+// directory, fsync, rename. Whatever stands in the way — a file where a
+// directory is needed, a directory or symlink where the file goes — is a
+// stale projection and is removed.
+func (s *Server) writeView(ctx context.Context, base, rel string, hash cas.ID, mode uint32, mtime time.Time) (err error) {
 	target, err := relpath.Join(base, rel)
 	if err != nil {
 		return err
-	}
-	var chunks []manifest.Chunk
-	if hash != manifest.EmptyHash {
-		if chunks, err = v.s.db.ChunkList(ctx, hash); err != nil {
-			return err
-		}
 	}
 	if _, err := makeParents(base, rel); err != nil {
 		return err
@@ -356,21 +369,8 @@ func (v *views) writeFile(ctx context.Context, base, rel string, hash cas.ID, mo
 		return err
 	}
 	defer f.Abort() // after Commit, a no-op
-	h := blake3.New()
-	for _, c := range chunks {
-		data, err := v.s.store.Get(ctx, c.ID)
-		if err != nil {
-			return fmt.Errorf("chunk %s: %w", c.ID, err)
-		}
-		_, _ = h.Write(data)
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-	}
-	var got cas.ID
-	h.Sum(got[:0])
-	if got != hash {
-		return fmt.Errorf("content of %s hashes to %s", hash, got)
+	if err := s.WriteContent(ctx, hash, f); err != nil {
+		return err
 	}
 	if fi, lerr := os.Lstat(target); lerr == nil && fi.IsDir() {
 		if err := os.RemoveAll(target); err != nil {

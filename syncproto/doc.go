@@ -147,6 +147,16 @@
 //	ListRootsRequest      -> ListRootsResponse
 //	HaveChunksRequest     -> HaveChunksResponse
 //	Ping                  -> Pong   (answered by the Server itself)
+//	ListConflictsRequest  -> ListConflictsResponse (at most MaxConflicts)
+//	ResolveConflictRequest -> CommitResponse (the new head)
+//	HistoryRequest        -> HistoryResponse (at most MaxHistoryEntries, the newest)
+//	RestoreRequest        -> CommitResponse
+//	SetRetentionRequest   -> Ack
+//
+// A CommitResponse with OUTCOME_SUPERSEDED answers a proposal whose
+// content is already in the file's history after its base (a conflict over
+// it was resolved, or it was replaced since): nothing is committed, and the
+// client replaces its copy with the head it carries.
 //
 // The longer flows:
 //

@@ -61,4 +61,17 @@ type Handler interface {
 	GetChunks(ctx context.Context, s *Session, root string, ids []cas.ID, emit func(Chunk) error) error
 	// Watch pushes notices for the session's roots until ctx ends.
 	Watch(ctx context.Context, s *Session, req *syncpb.WatchRequest, push func(*syncpb.Notice) error) error
+
+	// ListConflicts lists a root's unresolved conflicts (of one path when
+	// req.Path is set), at most MaxConflicts.
+	ListConflicts(ctx context.Context, s *Session, req *syncpb.ListConflictsRequest) (*syncpb.ListConflictsResponse, error)
+	// ResolveConflict keeps one side of a conflict as the new head.
+	ResolveConflict(ctx context.Context, s *Session, req *syncpb.ResolveConflictRequest) (*syncpb.CommitResponse, error)
+	// History lists a file's versions, oldest first, at most
+	// MaxHistoryEntries (the newest).
+	History(ctx context.Context, s *Session, req *syncpb.HistoryRequest) (*syncpb.HistoryResponse, error)
+	// Restore makes an old version of a file its new head.
+	Restore(ctx context.Context, s *Session, req *syncpb.RestoreRequest) (*syncpb.CommitResponse, error)
+	// SetRetention sets a root's retention policy and applies it.
+	SetRetention(ctx context.Context, s *Session, req *syncpb.SetRetentionRequest) error
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/quic-s/quics/cas"
@@ -44,6 +45,10 @@ type memRoot struct {
 	seq      uint64
 	heads    map[string]*syncpb.FileHead
 	lists    map[cas.ID][]ChunkRef // content hash → chunk list
+	// history holds every committed head per path, oldest first.
+	history   map[string][]*syncpb.FileHead
+	conflicts map[string]*syncpb.Conflict
+	retention *syncpb.SetRetentionRequest
 }
 
 func newMemHandler(serverPassword string) *memHandler {
@@ -119,7 +124,8 @@ func (h *memHandler) RegisterRoot(_ context.Context, s *Session, req *syncpb.Reg
 		return nil, fmt.Errorf("%w: root %q", ErrExists, req.GetName())
 	}
 	r := &memRoot{password: req.GetRootPassword(), owner: s.ClientID, members: map[string]bool{s.ClientID: true},
-		heads: make(map[string]*syncpb.FileHead), lists: make(map[cas.ID][]ChunkRef)}
+		heads: make(map[string]*syncpb.FileHead), lists: make(map[cas.ID][]ChunkRef),
+		history: make(map[string][]*syncpb.FileHead), conflicts: make(map[string]*syncpb.Conflict)}
 	h.roots[req.GetName()] = r
 	return r.info(req.GetName()), nil
 }
@@ -238,6 +244,7 @@ func (h *memHandler) Propose(_ context.Context, s *Session, req *syncpb.ProposeR
 	head = &syncpb.FileHead{Path: req.GetPath(), Seq: r.seq, Hash: req.GetHash(), Size: req.GetSize(), Mode: req.GetMode(),
 		Mtime: req.GetMtime(), Deleted: req.GetDeleted(), ClientId: s.ClientID}
 	r.heads[req.GetPath()] = head
+	r.history[req.GetPath()] = append(r.history[req.GetPath()], head)
 	if hash, err := cas.IDFromBytes(req.GetHash()); err == nil {
 		r.lists[hash] = chunks
 	}
@@ -351,4 +358,111 @@ func (h *memHandler) watcherCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.watchers)
+}
+
+func (h *memHandler) ListConflicts(_ context.Context, s *Session, req *syncpb.ListConflictsRequest) (*syncpb.ListConflictsResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	resp := &syncpb.ListConflictsResponse{}
+	for p, c := range r.conflicts {
+		if req.GetPath() == "" || req.GetPath() == p {
+			resp.Conflicts = append(resp.Conflicts, c)
+		}
+	}
+	return resp, nil
+}
+
+// ResolveConflict keeps the side whose client ID or name is keep ("client"
+// is the caller) as a new head.
+func (h *memHandler) ResolveConflict(_ context.Context, s *Session, req *syncpb.ResolveConflictRequest) (*syncpb.CommitResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	c := r.conflicts[req.GetPath()]
+	if c == nil {
+		return nil, fmt.Errorf("%w: no conflict on %q", ErrNotFound, req.GetPath())
+	}
+	keep := req.GetKeep()
+	if keep == "client" {
+		keep = s.ClientID
+	}
+	for _, cand := range c.GetCandidates() {
+		if cand.GetClientId() == keep || cand.GetClientName() == keep {
+			r.seq++
+			head := &syncpb.FileHead{Path: req.GetPath(), Seq: r.seq, Hash: cand.GetHash(), Size: cand.GetSize(), ClientId: cand.GetClientId()}
+			r.heads[req.GetPath()] = head
+			r.history[req.GetPath()] = append(r.history[req.GetPath()], head)
+			delete(r.conflicts, req.GetPath())
+			return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_COMMITTED, Head: head}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no side %q", ErrNotFound, keep)
+}
+
+func (h *memHandler) History(_ context.Context, s *Session, req *syncpb.HistoryRequest) (*syncpb.HistoryResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	hist := r.history[req.GetPath()]
+	if n := int(req.GetLimit()); n > 0 && n < len(hist) {
+		hist = hist[len(hist)-n:]
+	}
+	resp := &syncpb.HistoryResponse{}
+	for _, v := range hist {
+		resp.Versions = append(resp.Versions, &syncpb.HistoryEntry{Seq: v.GetSeq(), Hash: v.GetHash(), Size: v.GetSize(), ClientId: v.GetClientId()})
+	}
+	return resp, nil
+}
+
+func (h *memHandler) Restore(_ context.Context, s *Session, req *syncpb.RestoreRequest) (*syncpb.CommitResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range r.history[req.GetPath()] {
+		if strings.HasPrefix(fmt.Sprintf("%x", v.GetHash()), req.GetHashPrefix()) {
+			r.seq++
+			head := &syncpb.FileHead{Path: req.GetPath(), Seq: r.seq, Hash: v.GetHash(), Size: v.GetSize(), ClientId: s.ClientID}
+			r.heads[req.GetPath()] = head
+			r.history[req.GetPath()] = append(r.history[req.GetPath()], head)
+			return &syncpb.CommitResponse{Outcome: syncpb.CommitResponse_OUTCOME_COMMITTED, Head: head}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no version %s", ErrNotFound, req.GetHashPrefix())
+}
+
+func (h *memHandler) SetRetention(_ context.Context, s *Session, req *syncpb.SetRetentionRequest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return err
+	}
+	r.retention = req
+	return nil
+}
+
+// addConflict plants a conflict for ListConflicts and ResolveConflict.
+func (h *memHandler) addConflict(root string, c *syncpb.Conflict) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.roots[root].conflicts[c.GetPath()] = c
+}
+
+func (h *memHandler) retentionOf(root string) *syncpb.SetRetentionRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.roots[root].retention
 }

@@ -42,6 +42,13 @@ const (
 	FrameNotice                 FrameType = 0x27
 	FramePing                   FrameType = 0x28
 	FramePong                   FrameType = 0x29
+	FrameListConflictsRequest   FrameType = 0x2a
+	FrameListConflictsResponse  FrameType = 0x2b
+	FrameResolveConflictRequest FrameType = 0x2c
+	FrameHistoryRequest         FrameType = 0x2d
+	FrameHistoryResponse        FrameType = 0x2e
+	FrameRestoreRequest         FrameType = 0x2f
+	FrameSetRetentionRequest    FrameType = 0x30
 )
 
 // Protocol limits on lists carried in messages. Every decoder checks them
@@ -58,6 +65,10 @@ const (
 	MaxChunkList = 4 << 20
 	// MaxWatchCursors bounds the cursors of one WatchRequest.
 	MaxWatchCursors = 65536
+	// MaxConflicts bounds the conflicts of one ListConflictsResponse.
+	MaxConflicts = 4096
+	// MaxHistoryEntries bounds the versions of one HistoryResponse.
+	MaxHistoryEntries = 16384
 )
 
 // messageTypes is the schema's table: the frame type of each message.
@@ -91,6 +102,13 @@ var messageTypes = [...]struct {
 	{FrameNotice, (*syncpb.Notice)(nil)},
 	{FramePing, (*syncpb.Ping)(nil)},
 	{FramePong, (*syncpb.Pong)(nil)},
+	{FrameListConflictsRequest, (*syncpb.ListConflictsRequest)(nil)},
+	{FrameListConflictsResponse, (*syncpb.ListConflictsResponse)(nil)},
+	{FrameResolveConflictRequest, (*syncpb.ResolveConflictRequest)(nil)},
+	{FrameHistoryRequest, (*syncpb.HistoryRequest)(nil)},
+	{FrameHistoryResponse, (*syncpb.HistoryResponse)(nil)},
+	{FrameRestoreRequest, (*syncpb.RestoreRequest)(nil)},
+	{FrameSetRetentionRequest, (*syncpb.SetRetentionRequest)(nil)},
 }
 
 var (

@@ -148,6 +148,12 @@ var transactions = map[FrameType]transaction{
 	FrameChunkListRequest:      {"chunk list", false, (*tx).chunkList},
 	FrameGetChunksRequest:      {"get chunks", false, (*tx).getChunks},
 	FrameWatchRequest:          {"watch", false, (*tx).watch},
+
+	FrameListConflictsRequest:   {"list conflicts", false, serveListConflicts},
+	FrameResolveConflictRequest: {"resolve conflict", false, serveResolveConflict},
+	FrameHistoryRequest:         {"history", false, serveHistory},
+	FrameRestoreRequest:         {"restore", false, serveRestore},
+	FrameSetRetentionRequest:    {"set retention", false, serveSetRetention},
 }
 
 func (s *Server) handleStream(ctx context.Context, conn *Conn, st *Stream) {

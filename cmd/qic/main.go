@@ -82,6 +82,8 @@ func newRootCmd() *cobra.Command {
 		newSyncCmd(&g),
 		newRunCmd(&g),
 		newStatusCmd(&g),
+		newConflictCmd(&g),
+		newHistoryCmd(&g),
 	)
 	return root
 }

@@ -22,9 +22,9 @@ import (
 func newRootGroupCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "root",
-		Short: "Add, join, list and leave synced roots",
+		Short: "Add, join, list and leave synced roots; set their retention",
 	}
-	cmd.AddCommand(newRootAddCmd(g), newRootJoinCmd(g), newRootListCmd(g), newRootLeaveCmd(g))
+	cmd.AddCommand(newRootAddCmd(g), newRootJoinCmd(g), newRootListCmd(g), newRootLeaveCmd(g), newRootSetRetentionCmd(g))
 	return cmd
 }
 

@@ -66,6 +66,10 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions, errOut io.Write
 			for _, c := range res.ConflictList {
 				log.Warn("qic: conflict", "root", c.Root, "path", c.Path)
 			}
+			for _, sp := range res.SupersededList {
+				log.Info("qic: local version superseded on the server (kept in its history); replaced by the head",
+					"root", sp.Root, "path", sp.Path, "seq", sp.Seq)
+			}
 		},
 	})
 	return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,20 +14,30 @@ import (
 )
 
 type statusOptions struct {
-	json bool
+	json    bool
+	offline bool
 }
+
+// statusServerTimeout bounds how long qic status waits for the server's
+// list of conflicts before it shows what the local state knows.
+const statusServerTimeout = 5 * time.Second
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
 	var o statusOptions
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the roots, pending local changes, conflicts and the last sync",
-		Args:  cobra.NoArgs,
+		Long: `Show the roots, pending local changes, conflicts and the last sync. The
+conflicts are this client's own (from its local state) and, unless --offline
+is given or the server does not answer within 5 s, every unresolved conflict
+the server lists for these roots.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.Context(), g, o, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&o.offline, "offline", false, "do not ask the server for the roots' conflicts")
 	return cmd
 }
 
@@ -40,12 +51,16 @@ type rootStatus struct {
 }
 
 type status struct {
-	ClientID    string       `json:"client_id"`
-	Server      string       `json:"server,omitempty"`
-	Fingerprint string       `json:"fingerprint,omitempty"`
-	LastPass    time.Time    `json:"last_pass,omitzero"`
-	LastError   string       `json:"last_error,omitempty"`
-	Roots       []rootStatus `json:"roots"`
+	ClientID    string    `json:"client_id"`
+	Server      string    `json:"server,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	LastPass    time.Time `json:"last_pass,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	// ServerChecked is set when the conflicts include the server's list;
+	// ServerError says why they do not.
+	ServerChecked bool         `json:"server_checked"`
+	ServerError   string       `json:"server_error,omitempty"`
+	Roots         []rootStatus `json:"roots"`
 }
 
 func runStatus(ctx context.Context, g *globalOptions, o statusOptions, out io.Writer) error {
@@ -78,6 +93,23 @@ func runStatus(ctx context.Context, g *globalOptions, o statusOptions, out io.Wr
 		}
 		s.Roots = append(s.Roots, rs)
 	}
+	if !o.offline && cfg.Registered() && len(roots) > 0 {
+		open, err := serverConflicts(ctx, h, roots)
+		if err != nil {
+			s.ServerError = err.Error()
+		} else {
+			s.ServerChecked = true
+			for i := range s.Roots {
+				rs := &s.Roots[i]
+				for _, l := range open {
+					if l.Root == rs.Name && !slices.Contains(rs.Conflicts, l.Path) {
+						rs.Conflicts = append(rs.Conflicts, l.Path)
+					}
+				}
+				slices.Sort(rs.Conflicts)
+			}
+		}
+	}
 	if o.json {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -108,5 +140,32 @@ func runStatus(ctx context.Context, g *globalOptions, o statusOptions, out io.Wr
 			fmt.Fprintf(out, "  conflict: %s\n", p)
 		}
 	}
+	if s.ServerError != "" {
+		fmt.Fprintf(out, "server not asked for conflicts (%s): only this client's own are shown\n", s.ServerError)
+	}
+	if n := countConflicts(s.Roots); n > 0 {
+		fmt.Fprintf(out, "%d conflicts: qic conflict list shows their sides and how to resolve them\n", n)
+	}
 	return nil
+}
+
+func countConflicts(roots []rootStatus) int {
+	n := 0
+	for _, rs := range roots {
+		n += len(rs.Conflicts)
+	}
+	return n
+}
+
+// serverConflicts asks the server, within statusServerTimeout, for the
+// unresolved conflicts of roots.
+func serverConflicts(ctx context.Context, h *client.Home, roots []client.Root) ([]conflictListing, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusServerTimeout)
+	defer cancel()
+	c, err := dial(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return listConflicts(ctx, c, roots, "", h.Config().ClientID.String())
 }

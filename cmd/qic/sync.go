@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +28,12 @@ func newSyncCmd(g *globalOptions) *cobra.Command {
 		Short: "Sync every root once: scan, pull remote changes, push local ones",
 		Long: `Sync every root once: scan the local directories, pull what changed on the
 server, push local changes. Exit status 0 when everything converged, 3 when
-conflicts are pending (listed on stderr), 1 on error.
+conflicts are pending in these roots, whichever device's change caused them
+(listed on stderr with the command that resolves each), 1 on error.
+
+A local change whose content the server already keeps in the file's history
+(a conflict over it was resolved while this device was away) is superseded:
+the local copy becomes the head, and a line on stderr says so.
 
 When stdout and stderr are terminals and --json is not given, a transfer of
 more than 4 MiB shows a progress bar on stderr.`,
@@ -65,26 +72,86 @@ func runSync(ctx context.Context, g *globalOptions, o syncOptions, out, errOut i
 	if err := saveLastPass(h.Dir(), syncErr); err != nil {
 		fmt.Fprintf(errOut, "qic: warning: %v\n", err)
 	}
+	// Every unresolved conflict of these roots, whoever's change caused
+	// it: this client's may have been found by an earlier pass, and
+	// another client's concerns this one's copy too.
+	var open []conflictListing
+	roots, err := h.State().Roots(ctx)
+	if err != nil {
+		return err
+	}
+	if syncErr == nil {
+		open, err = listConflicts(ctx, c, roots, "", h.Config().ClientID.String())
+		if err != nil {
+			fmt.Fprintf(errOut, "qic: warning: could not list the server's conflicts: %v\n", err)
+		}
+	}
+	pending := pendingConflicts(res, open, roots)
 	if o.json {
-		enc := json.NewEncoder(out)
-		if err := enc.Encode(res); err != nil {
+		report := syncReport{PassResult: res, OpenConflicts: []openConflict{}}
+		for _, l := range pending {
+			report.OpenConflicts = append(report.OpenConflicts, openConflict{Root: l.Root, Path: l.Path, LocalPath: l.LocalPath})
+		}
+		if err := json.NewEncoder(out).Encode(report); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(out, "uploaded %d, downloaded %d, deleted %d files; sent %d chunks (%d already on the server), %d bytes sent, %d received\n",
 			res.FilesUploaded, res.FilesDownloaded, res.FilesDeleted, res.ChunksSent, res.ChunksSkipped, res.BytesSent, res.BytesReceived)
 	}
+	for _, sp := range res.SupersededList {
+		fmt.Fprintf(errOut, "qic: root %q: %s: the local version was superseded on the server (a conflict over it was resolved, or the file replaced); "+
+			"it is kept in the history (qic history list), and the local copy is now version %d\n", sp.Root, sp.Path, sp.Seq)
+	}
 	if syncErr != nil {
 		return syncErr
 	}
-	if res.Conflicts > 0 {
-		for _, cf := range res.ConflictList {
-			fmt.Fprintf(errOut, "conflict: root %q: %s\n", cf.Root, cf.Path)
+	if len(pending) > 0 {
+		for _, l := range pending {
+			sides := make([]string, 0, len(l.Candidates))
+			for _, cand := range l.Candidates {
+				sides = append(sides, cand.Side+" by "+cand.who())
+			}
+			fmt.Fprintf(errOut, "conflict: root %q: %s", l.Root, l.Path)
+			if len(sides) > 0 {
+				fmt.Fprintf(errOut, " (%s)", strings.Join(sides, ", "))
+			}
+			fmt.Fprintf(errOut, "\n  resolve with: %s\n", resolveHint(l))
 		}
-		fmt.Fprintf(errOut, "qic: %d conflicts pending\n", res.Conflicts)
+		fmt.Fprintf(errOut, "qic: %d conflicts pending; see qic conflict list\n", len(pending))
 		return &exitCodeError{code: exitConflicts}
 	}
 	return nil
+}
+
+// syncReport is what qic sync --json prints: the pass's counters and the
+// conflicts left unresolved in its roots.
+type syncReport struct {
+	client.PassResult
+	OpenConflicts []openConflict `json:"open_conflicts"`
+}
+
+type openConflict struct {
+	Root      string `json:"root"`
+	Path      string `json:"path"`
+	LocalPath string `json:"local_path"`
+}
+
+// pendingConflicts merges the conflicts a pass ran into with those the
+// server lists (which may be none, if it could not be asked).
+func pendingConflicts(res client.PassResult, open []conflictListing, roots []client.Root) []conflictListing {
+	list := slices.Clone(open)
+	for _, cf := range res.ConflictList {
+		if slices.ContainsFunc(list, func(l conflictListing) bool { return l.Root == cf.Root && l.Path == cf.Path }) {
+			continue
+		}
+		l := conflictListing{Root: cf.Root, Path: cf.Path}
+		if i := slices.IndexFunc(roots, func(r client.Root) bool { return r.Name == cf.Root }); i >= 0 {
+			l.LocalPath = filepath.Join(roots[i].Dir, filepath.FromSlash(cf.Path))
+		}
+		list = append(list, l)
+	}
+	return list
 }
 
 // lastPassFile keeps the outcome of the last sync pass for qic status.

@@ -86,6 +86,7 @@ and open the data directory themselves when no server runs.`,
 			func(ctx context.Context, c *admin.Conn, args []string) (any, error) {
 				return admin.Call(ctx, c, admin.OpHistory, admin.FileRequest{Root: args[0], Path: args[1]})
 			}, printHistory),
+		newShowConflictsCmd(),
 	)
 	return cmd
 }
@@ -99,7 +100,7 @@ func newShowListCmd[T any](use, short string, nargs int,
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  usageArgs(cobra.ExactArgs(nargs)),
+		Args:  usageArgs(argsCheck(nargs)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAdmin(cmd.Context(), o, func(ctx context.Context, c *admin.Conn) error {
 				v, err := fetch(ctx, c, args)
@@ -115,6 +116,14 @@ func newShowListCmd[T any](use, short string, nargs int,
 	}
 	o.register(cmd, true, defaultAdminTimeout)
 	return cmd
+}
+
+// argsCheck is ExactArgs(n), or at most one argument for n < 0.
+func argsCheck(n int) cobra.PositionalArgs {
+	if n < 0 {
+		return cobra.MaximumNArgs(1)
+	}
+	return cobra.ExactArgs(n)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -442,7 +451,7 @@ func newRootAdminCmd() *cobra.Command {
 	}
 	o.register(remove, true, defaultAdminTimeout)
 	remove.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	cmd.AddCommand(remove)
+	cmd.AddCommand(remove, newSetRetentionCmd())
 	return cmd
 }
 

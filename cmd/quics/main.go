@@ -67,7 +67,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newVersionCmd(), newShowCmd(), newPasswordCmd(), newStopCmd(),
-		newClientCmd(), newRootAdminCmd(), newHealthCmd())
+		newClientCmd(), newRootAdminCmd(), newHealthCmd(),
+		newConflictCmd(), newRestoreCmd(), newHistoryCmd(), newViewsCmd())
 	return root
 }
 

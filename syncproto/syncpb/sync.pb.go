@@ -41,6 +41,11 @@ const (
 	CommitResponse_OUTCOME_UNSPECIFIED CommitResponse_Outcome = 0
 	CommitResponse_OUTCOME_COMMITTED   CommitResponse_Outcome = 1
 	CommitResponse_OUTCOME_CONVERGED   CommitResponse_Outcome = 2
+	// The proposed content is already in the file's history after the
+	// proposal's base: a conflict over it was resolved, or someone
+	// replaced it since. Nothing was committed; head is what the client
+	// must take (its own content stays in history).
+	CommitResponse_OUTCOME_SUPERSEDED CommitResponse_Outcome = 3
 )
 
 // Enum value maps for CommitResponse_Outcome.
@@ -49,11 +54,13 @@ var (
 		0: "OUTCOME_UNSPECIFIED",
 		1: "OUTCOME_COMMITTED",
 		2: "OUTCOME_CONVERGED",
+		3: "OUTCOME_SUPERSEDED",
 	}
 	CommitResponse_Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
 		"OUTCOME_COMMITTED":   1,
 		"OUTCOME_CONVERGED":   2,
+		"OUTCOME_SUPERSEDED":  3,
 	}
 )
 
@@ -140,6 +147,110 @@ func (x Notice_Kind) Number() protoreflect.EnumNumber {
 // Deprecated: Use Notice_Kind.Descriptor instead.
 func (Notice_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{26, 0}
+}
+
+type ConflictCandidate_Side int32
+
+const (
+	ConflictCandidate_SIDE_UNSPECIFIED ConflictCandidate_Side = 0
+	ConflictCandidate_SIDE_SERVER      ConflictCandidate_Side = 1 // the head when the conflict arose
+	ConflictCandidate_SIDE_CLIENT      ConflictCandidate_Side = 2 // a client's proposal
+)
+
+// Enum value maps for ConflictCandidate_Side.
+var (
+	ConflictCandidate_Side_name = map[int32]string{
+		0: "SIDE_UNSPECIFIED",
+		1: "SIDE_SERVER",
+		2: "SIDE_CLIENT",
+	}
+	ConflictCandidate_Side_value = map[string]int32{
+		"SIDE_UNSPECIFIED": 0,
+		"SIDE_SERVER":      1,
+		"SIDE_CLIENT":      2,
+	}
+)
+
+func (x ConflictCandidate_Side) Enum() *ConflictCandidate_Side {
+	p := new(ConflictCandidate_Side)
+	*p = x
+	return p
+}
+
+func (x ConflictCandidate_Side) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConflictCandidate_Side) Descriptor() protoreflect.EnumDescriptor {
+	return file_syncproto_syncpb_sync_proto_enumTypes[2].Descriptor()
+}
+
+func (ConflictCandidate_Side) Type() protoreflect.EnumType {
+	return &file_syncproto_syncpb_sync_proto_enumTypes[2]
+}
+
+func (x ConflictCandidate_Side) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConflictCandidate_Side.Descriptor instead.
+func (ConflictCandidate_Side) EnumDescriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{30, 0}
+}
+
+type SetRetentionRequest_Kind int32
+
+const (
+	SetRetentionRequest_KIND_UNSPECIFIED SetRetentionRequest_Kind = 0
+	SetRetentionRequest_KIND_KEEP_ALL    SetRetentionRequest_Kind = 1
+	SetRetentionRequest_KIND_KEEP_LAST   SetRetentionRequest_Kind = 2 // value: how many versions per file
+	SetRetentionRequest_KIND_KEEP_WITHIN SetRetentionRequest_Kind = 3 // value: nanoseconds
+	SetRetentionRequest_KIND_STAGGERED   SetRetentionRequest_Kind = 4
+)
+
+// Enum value maps for SetRetentionRequest_Kind.
+var (
+	SetRetentionRequest_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_KEEP_ALL",
+		2: "KIND_KEEP_LAST",
+		3: "KIND_KEEP_WITHIN",
+		4: "KIND_STAGGERED",
+	}
+	SetRetentionRequest_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_KEEP_ALL":    1,
+		"KIND_KEEP_LAST":   2,
+		"KIND_KEEP_WITHIN": 3,
+		"KIND_STAGGERED":   4,
+	}
+)
+
+func (x SetRetentionRequest_Kind) Enum() *SetRetentionRequest_Kind {
+	p := new(SetRetentionRequest_Kind)
+	*p = x
+	return p
+}
+
+func (x SetRetentionRequest_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SetRetentionRequest_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_syncproto_syncpb_sync_proto_enumTypes[3].Descriptor()
+}
+
+func (SetRetentionRequest_Kind) Type() protoreflect.EnumType {
+	return &file_syncproto_syncpb_sync_proto_enumTypes[3]
+}
+
+func (x SetRetentionRequest_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SetRetentionRequest_Kind.Descriptor instead.
+func (SetRetentionRequest_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{38, 0}
 }
 
 // frame 0x10. First transaction of a new device: no prior authentication.
@@ -1819,6 +1930,688 @@ func (x *Pong) GetServerTime() int64 {
 	return 0
 }
 
+// frame 0x2a. The unresolved conflicts of a root, or of one path when path
+// is set. Answered by ListConflictsResponse.
+type ListConflictsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConflictsRequest) Reset() {
+	*x = ListConflictsRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConflictsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConflictsRequest) ProtoMessage() {}
+
+func (x *ListConflictsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConflictsRequest.ProtoReflect.Descriptor instead.
+func (*ListConflictsRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListConflictsRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *ListConflictsRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// One side of a conflict.
+type ConflictCandidate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Side          ConflictCandidate_Side `protobuf:"varint,1,opt,name=side,proto3,enum=quics.sync.v1.ConflictCandidate_Side" json:"side,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"` // who wrote it (the head's author for SIDE_SERVER)
+	ClientName    string                 `protobuf:"bytes,3,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"` // empty for a deletion
+	Size          int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Mode          uint32                 `protobuf:"varint,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mtime         int64                  `protobuf:"varint,7,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Deleted       bool                   `protobuf:"varint,8,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	BaseSeq       uint64                 `protobuf:"varint,9,opt,name=base_seq,json=baseSeq,proto3" json:"base_seq,omitempty"` // the version the side started from
+	Created       int64                  `protobuf:"varint,10,opt,name=created,proto3" json:"created,omitempty"`               // when the server kept it
+	Name          string                 `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`                      // its file name in a conflict download and the server's view
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConflictCandidate) Reset() {
+	*x = ConflictCandidate{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConflictCandidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConflictCandidate) ProtoMessage() {}
+
+func (x *ConflictCandidate) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConflictCandidate.ProtoReflect.Descriptor instead.
+func (*ConflictCandidate) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ConflictCandidate) GetSide() ConflictCandidate_Side {
+	if x != nil {
+		return x.Side
+	}
+	return ConflictCandidate_SIDE_UNSPECIFIED
+}
+
+func (x *ConflictCandidate) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConflictCandidate) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ConflictCandidate) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *ConflictCandidate) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ConflictCandidate) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *ConflictCandidate) GetMtime() int64 {
+	if x != nil {
+		return x.Mtime
+	}
+	return 0
+}
+
+func (x *ConflictCandidate) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *ConflictCandidate) GetBaseSeq() uint64 {
+	if x != nil {
+		return x.BaseSeq
+	}
+	return 0
+}
+
+func (x *ConflictCandidate) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ConflictCandidate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type Conflict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Candidates    []*ConflictCandidate   `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conflict) Reset() {
+	*x = Conflict{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conflict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conflict) ProtoMessage() {}
+
+func (x *Conflict) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conflict.ProtoReflect.Descriptor instead.
+func (*Conflict) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Conflict) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Conflict) GetCandidates() []*ConflictCandidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+// frame 0x2b.
+type ListConflictsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conflicts     []*Conflict            `protobuf:"bytes,1,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConflictsResponse) Reset() {
+	*x = ListConflictsResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConflictsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConflictsResponse) ProtoMessage() {}
+
+func (x *ListConflictsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConflictsResponse.ProtoReflect.Descriptor instead.
+func (*ListConflictsResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListConflictsResponse) GetConflicts() []*Conflict {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+// frame 0x2c. Resolve a conflict by keeping one side: keep is "server",
+// "client" (the caller's own side), a client name or ID, or a hex prefix
+// (at least 8 digits) of a candidate's hash. The losing sides' content
+// stays in history; the kept one becomes a new head, which every client of
+// the root is made to take. Answered by CommitResponse (OUTCOME_COMMITTED).
+type ResolveConflictRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Keep          string                 `protobuf:"bytes,3,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveConflictRequest) Reset() {
+	*x = ResolveConflictRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveConflictRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveConflictRequest) ProtoMessage() {}
+
+func (x *ResolveConflictRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveConflictRequest.ProtoReflect.Descriptor instead.
+func (*ResolveConflictRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ResolveConflictRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *ResolveConflictRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ResolveConflictRequest) GetKeep() string {
+	if x != nil {
+		return x.Keep
+	}
+	return ""
+}
+
+// frame 0x2d. The versions of a file, oldest first; with limit > 0 only the
+// newest limit. Answered by HistoryResponse.
+type HistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *HistoryRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type HistoryEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"` // empty for a deletion
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Mode          uint32                 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mtime         int64                  `protobuf:"varint,5,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	ClientId      string                 `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientName    string                 `protobuf:"bytes,7,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Time          int64                  `protobuf:"varint,8,opt,name=time,proto3" json:"time,omitempty"` // when the server accepted it
+	Deleted       bool                   `protobuf:"varint,9,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryEntry) Reset() {
+	*x = HistoryEntry{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryEntry) ProtoMessage() {}
+
+func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
+func (*HistoryEntry) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *HistoryEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *HistoryEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetMtime() int64 {
+	if x != nil {
+		return x.Mtime
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+// frame 0x2e.
+type HistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*HistoryEntry        `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *HistoryResponse) GetVersions() []*HistoryEntry {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// frame 0x2f. Make an old version of a file its new head (a new version:
+// history is never rewritten); hash_prefix is at least 8 hex digits of its
+// content hash and must name one content. Answered by CommitResponse:
+// OUTCOME_COMMITTED, or OUTCOME_CONVERGED when the head already has it.
+type RestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	HashPrefix    string                 `protobuf:"bytes,3,opt,name=hash_prefix,json=hashPrefix,proto3" json:"hash_prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRequest) Reset() {
+	*x = RestoreRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRequest) ProtoMessage() {}
+
+func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RestoreRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetHashPrefix() string {
+	if x != nil {
+		return x.HashPrefix
+	}
+	return ""
+}
+
+// frame 0x30. Set a root's retention policy (any member may). Answered by
+// Ack; versions the policy no longer keeps are dropped at once.
+type SetRetentionRequest struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Root          string                   `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Kind          SetRetentionRequest_Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=quics.sync.v1.SetRetentionRequest_Kind" json:"kind,omitempty"`
+	Value         int64                    `protobuf:"varint,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRetentionRequest) Reset() {
+	*x = SetRetentionRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRetentionRequest) ProtoMessage() {}
+
+func (x *SetRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRetentionRequest.ProtoReflect.Descriptor instead.
+func (*SetRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SetRetentionRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *SetRetentionRequest) GetKind() SetRetentionRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return SetRetentionRequest_KIND_UNSPECIFIED
+}
+
+func (x *SetRetentionRequest) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 type WatchRequest_Cursor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -1829,7 +2622,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +2634,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,14 +2741,15 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x04mode\x18\x05 \x01(\rR\x04mode\x12\x14\n" +
 	"\x05mtime\x18\x06 \x01(\x03R\x05mtime\x12\x18\n" +
 	"\adeleted\x18\a \x01(\bR\adeleted\x12\x1b\n" +
-	"\tclient_id\x18\b \x01(\tR\bclientId\"\xd0\x01\n" +
+	"\tclient_id\x18\b \x01(\tR\bclientId\"\xe8\x01\n" +
 	"\x0eCommitResponse\x12?\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2%.quics.sync.v1.CommitResponse.OutcomeR\aoutcome\x12+\n" +
-	"\x04head\x18\x02 \x01(\v2\x17.quics.sync.v1.FileHeadR\x04head\"P\n" +
+	"\x04head\x18\x02 \x01(\v2\x17.quics.sync.v1.FileHeadR\x04head\"h\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x15\n" +
-	"\x11OUTCOME_CONVERGED\x10\x02\"?\n" +
+	"\x11OUTCOME_CONVERGED\x10\x02\x12\x16\n" +
+	"\x12OUTCOME_SUPERSEDED\x10\x03\"?\n" +
 	"\fHeadsRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x1b\n" +
 	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\"i\n" +
@@ -1997,7 +2791,71 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x04Pong\x12\x12\n" +
 	"\x04sent\x18\x01 \x01(\x03R\x04sent\x12\x1f\n" +
 	"\vserver_time\x18\x02 \x01(\x03R\n" +
-	"serverTimeB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
+	"serverTime\">\n" +
+	"\x14ListConflictsRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\x81\x03\n" +
+	"\x11ConflictCandidate\x129\n" +
+	"\x04side\x18\x01 \x01(\x0e2%.quics.sync.v1.ConflictCandidate.SideR\x04side\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_name\x18\x03 \x01(\tR\n" +
+	"clientName\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04mode\x18\x06 \x01(\rR\x04mode\x12\x14\n" +
+	"\x05mtime\x18\a \x01(\x03R\x05mtime\x12\x18\n" +
+	"\adeleted\x18\b \x01(\bR\adeleted\x12\x19\n" +
+	"\bbase_seq\x18\t \x01(\x04R\abaseSeq\x12\x18\n" +
+	"\acreated\x18\n" +
+	" \x01(\x03R\acreated\x12\x12\n" +
+	"\x04name\x18\v \x01(\tR\x04name\">\n" +
+	"\x04Side\x12\x14\n" +
+	"\x10SIDE_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vSIDE_SERVER\x10\x01\x12\x0f\n" +
+	"\vSIDE_CLIENT\x10\x02\"`\n" +
+	"\bConflict\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12@\n" +
+	"\n" +
+	"candidates\x18\x02 \x03(\v2 .quics.sync.v1.ConflictCandidateR\n" +
+	"candidates\"N\n" +
+	"\x15ListConflictsResponse\x125\n" +
+	"\tconflicts\x18\x01 \x03(\v2\x17.quics.sync.v1.ConflictR\tconflicts\"T\n" +
+	"\x16ResolveConflictRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04keep\x18\x03 \x01(\tR\x04keep\"N\n" +
+	"\x0eHistoryRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xde\x01\n" +
+	"\fHistoryEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x14\n" +
+	"\x05mtime\x18\x05 \x01(\x03R\x05mtime\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_name\x18\a \x01(\tR\n" +
+	"clientName\x12\x12\n" +
+	"\x04time\x18\b \x01(\x03R\x04time\x12\x18\n" +
+	"\adeleted\x18\t \x01(\bR\adeleted\"J\n" +
+	"\x0fHistoryResponse\x127\n" +
+	"\bversions\x18\x01 \x03(\v2\x1b.quics.sync.v1.HistoryEntryR\bversions\"Y\n" +
+	"\x0eRestoreRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
+	"\vhash_prefix\x18\x03 \x01(\tR\n" +
+	"hashPrefix\"\xeb\x01\n" +
+	"\x13SetRetentionRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12;\n" +
+	"\x04kind\x18\x02 \x01(\x0e2'.quics.sync.v1.SetRetentionRequest.KindR\x04kind\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\x03R\x05value\"m\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rKIND_KEEP_ALL\x10\x01\x12\x12\n" +
+	"\x0eKIND_KEEP_LAST\x10\x02\x12\x14\n" +
+	"\x10KIND_KEEP_WITHIN\x10\x03\x12\x12\n" +
+	"\x0eKIND_STAGGERED\x10\x04B*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
 
 var (
 	file_syncproto_syncpb_sync_proto_rawDescOnce sync.Once
@@ -2011,56 +2869,73 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 	return file_syncproto_syncpb_sync_proto_rawDescData
 }
 
-var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
 	(CommitResponse_Outcome)(0),    // 0: quics.sync.v1.CommitResponse.Outcome
 	(Notice_Kind)(0),               // 1: quics.sync.v1.Notice.Kind
-	(*RegisterClientRequest)(nil),  // 2: quics.sync.v1.RegisterClientRequest
-	(*RegisterClientResponse)(nil), // 3: quics.sync.v1.RegisterClientResponse
-	(*AuthRequest)(nil),            // 4: quics.sync.v1.AuthRequest
-	(*AuthResponse)(nil),           // 5: quics.sync.v1.AuthResponse
-	(*ChunkParams)(nil),            // 6: quics.sync.v1.ChunkParams
-	(*RegisterRootRequest)(nil),    // 7: quics.sync.v1.RegisterRootRequest
-	(*JoinRootRequest)(nil),        // 8: quics.sync.v1.JoinRootRequest
-	(*RootInfo)(nil),               // 9: quics.sync.v1.RootInfo
-	(*LeaveRootRequest)(nil),       // 10: quics.sync.v1.LeaveRootRequest
-	(*ListRootsRequest)(nil),       // 11: quics.sync.v1.ListRootsRequest
-	(*ListRootsResponse)(nil),      // 12: quics.sync.v1.ListRootsResponse
-	(*Ack)(nil),                    // 13: quics.sync.v1.Ack
-	(*HaveChunksRequest)(nil),      // 14: quics.sync.v1.HaveChunksRequest
-	(*HaveChunksResponse)(nil),     // 15: quics.sync.v1.HaveChunksResponse
-	(*PutChunksRequest)(nil),       // 16: quics.sync.v1.PutChunksRequest
-	(*ChunkRef)(nil),               // 17: quics.sync.v1.ChunkRef
-	(*ProposeRequest)(nil),         // 18: quics.sync.v1.ProposeRequest
-	(*ChunkListPart)(nil),          // 19: quics.sync.v1.ChunkListPart
-	(*FileHead)(nil),               // 20: quics.sync.v1.FileHead
-	(*CommitResponse)(nil),         // 21: quics.sync.v1.CommitResponse
-	(*HeadsRequest)(nil),           // 22: quics.sync.v1.HeadsRequest
-	(*HeadsPart)(nil),              // 23: quics.sync.v1.HeadsPart
-	(*ChunkListRequest)(nil),       // 24: quics.sync.v1.ChunkListRequest
-	(*ChunkListHeader)(nil),        // 25: quics.sync.v1.ChunkListHeader
-	(*GetChunksRequest)(nil),       // 26: quics.sync.v1.GetChunksRequest
-	(*WatchRequest)(nil),           // 27: quics.sync.v1.WatchRequest
-	(*Notice)(nil),                 // 28: quics.sync.v1.Notice
-	(*Ping)(nil),                   // 29: quics.sync.v1.Ping
-	(*Pong)(nil),                   // 30: quics.sync.v1.Pong
-	(*WatchRequest_Cursor)(nil),    // 31: quics.sync.v1.WatchRequest.Cursor
+	(ConflictCandidate_Side)(0),    // 2: quics.sync.v1.ConflictCandidate.Side
+	(SetRetentionRequest_Kind)(0),  // 3: quics.sync.v1.SetRetentionRequest.Kind
+	(*RegisterClientRequest)(nil),  // 4: quics.sync.v1.RegisterClientRequest
+	(*RegisterClientResponse)(nil), // 5: quics.sync.v1.RegisterClientResponse
+	(*AuthRequest)(nil),            // 6: quics.sync.v1.AuthRequest
+	(*AuthResponse)(nil),           // 7: quics.sync.v1.AuthResponse
+	(*ChunkParams)(nil),            // 8: quics.sync.v1.ChunkParams
+	(*RegisterRootRequest)(nil),    // 9: quics.sync.v1.RegisterRootRequest
+	(*JoinRootRequest)(nil),        // 10: quics.sync.v1.JoinRootRequest
+	(*RootInfo)(nil),               // 11: quics.sync.v1.RootInfo
+	(*LeaveRootRequest)(nil),       // 12: quics.sync.v1.LeaveRootRequest
+	(*ListRootsRequest)(nil),       // 13: quics.sync.v1.ListRootsRequest
+	(*ListRootsResponse)(nil),      // 14: quics.sync.v1.ListRootsResponse
+	(*Ack)(nil),                    // 15: quics.sync.v1.Ack
+	(*HaveChunksRequest)(nil),      // 16: quics.sync.v1.HaveChunksRequest
+	(*HaveChunksResponse)(nil),     // 17: quics.sync.v1.HaveChunksResponse
+	(*PutChunksRequest)(nil),       // 18: quics.sync.v1.PutChunksRequest
+	(*ChunkRef)(nil),               // 19: quics.sync.v1.ChunkRef
+	(*ProposeRequest)(nil),         // 20: quics.sync.v1.ProposeRequest
+	(*ChunkListPart)(nil),          // 21: quics.sync.v1.ChunkListPart
+	(*FileHead)(nil),               // 22: quics.sync.v1.FileHead
+	(*CommitResponse)(nil),         // 23: quics.sync.v1.CommitResponse
+	(*HeadsRequest)(nil),           // 24: quics.sync.v1.HeadsRequest
+	(*HeadsPart)(nil),              // 25: quics.sync.v1.HeadsPart
+	(*ChunkListRequest)(nil),       // 26: quics.sync.v1.ChunkListRequest
+	(*ChunkListHeader)(nil),        // 27: quics.sync.v1.ChunkListHeader
+	(*GetChunksRequest)(nil),       // 28: quics.sync.v1.GetChunksRequest
+	(*WatchRequest)(nil),           // 29: quics.sync.v1.WatchRequest
+	(*Notice)(nil),                 // 30: quics.sync.v1.Notice
+	(*Ping)(nil),                   // 31: quics.sync.v1.Ping
+	(*Pong)(nil),                   // 32: quics.sync.v1.Pong
+	(*ListConflictsRequest)(nil),   // 33: quics.sync.v1.ListConflictsRequest
+	(*ConflictCandidate)(nil),      // 34: quics.sync.v1.ConflictCandidate
+	(*Conflict)(nil),               // 35: quics.sync.v1.Conflict
+	(*ListConflictsResponse)(nil),  // 36: quics.sync.v1.ListConflictsResponse
+	(*ResolveConflictRequest)(nil), // 37: quics.sync.v1.ResolveConflictRequest
+	(*HistoryRequest)(nil),         // 38: quics.sync.v1.HistoryRequest
+	(*HistoryEntry)(nil),           // 39: quics.sync.v1.HistoryEntry
+	(*HistoryResponse)(nil),        // 40: quics.sync.v1.HistoryResponse
+	(*RestoreRequest)(nil),         // 41: quics.sync.v1.RestoreRequest
+	(*SetRetentionRequest)(nil),    // 42: quics.sync.v1.SetRetentionRequest
+	(*WatchRequest_Cursor)(nil),    // 43: quics.sync.v1.WatchRequest.Cursor
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
-	6,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
-	9,  // 1: quics.sync.v1.ListRootsResponse.roots:type_name -> quics.sync.v1.RootInfo
+	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
+	11, // 1: quics.sync.v1.ListRootsResponse.roots:type_name -> quics.sync.v1.RootInfo
 	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
-	20, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
-	20, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	31, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
+	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
+	43, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
 	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
-	20, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
+	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
+	34, // 9: quics.sync.v1.Conflict.candidates:type_name -> quics.sync.v1.ConflictCandidate
+	35, // 10: quics.sync.v1.ListConflictsResponse.conflicts:type_name -> quics.sync.v1.Conflict
+	39, // 11: quics.sync.v1.HistoryResponse.versions:type_name -> quics.sync.v1.HistoryEntry
+	3,  // 12: quics.sync.v1.SetRetentionRequest.kind:type_name -> quics.sync.v1.SetRetentionRequest.Kind
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -2073,8 +2948,8 @@ func file_syncproto_syncpb_sync_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   30,
+			NumEnums:      4,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -35,6 +35,7 @@ const (
 	RetentionKind_RETENTION_KIND_KEEP_ALL    RetentionKind = 0
 	RetentionKind_RETENTION_KIND_KEEP_LAST   RetentionKind = 1
 	RetentionKind_RETENTION_KIND_KEEP_WITHIN RetentionKind = 2
+	RetentionKind_RETENTION_KIND_STAGGERED   RetentionKind = 3
 )
 
 // Enum value maps for RetentionKind.
@@ -43,11 +44,13 @@ var (
 		0: "RETENTION_KIND_KEEP_ALL",
 		1: "RETENTION_KIND_KEEP_LAST",
 		2: "RETENTION_KIND_KEEP_WITHIN",
+		3: "RETENTION_KIND_STAGGERED",
 	}
 	RetentionKind_value = map[string]int32{
 		"RETENTION_KIND_KEEP_ALL":    0,
 		"RETENTION_KIND_KEEP_LAST":   1,
 		"RETENTION_KIND_KEEP_WITHIN": 2,
+		"RETENTION_KIND_STAGGERED":   3,
 	}
 )
 
@@ -276,8 +279,8 @@ func (x *ChunkParams) GetMax() uint32 {
 	return 0
 }
 
-// Retention is a root's retention policy; value is N for KEEP_LAST and a
-// duration in nanoseconds for KEEP_WITHIN.
+// Retention is a root's retention policy; value is N for KEEP_LAST, a
+// duration in nanoseconds for KEEP_WITHIN, and 0 for the others.
 type Retention struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          RetentionKind          `protobuf:"varint,1,opt,name=kind,proto3,enum=quics.manifest.v1.RetentionKind" json:"kind,omitempty"`
@@ -1058,11 +1061,12 @@ const file_manifest_internal_recordpb_records_proto_rawDesc = "" +
 	"\x10joined_unix_nano\x18\x01 \x01(\x03R\x0ejoinedUnixNano\"a\n" +
 	"\x0eServerSettings\x12#\n" +
 	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\x12*\n" +
-	"\x11updated_unix_nano\x18\x02 \x01(\x03R\x0fupdatedUnixNano*j\n" +
+	"\x11updated_unix_nano\x18\x02 \x01(\x03R\x0fupdatedUnixNano*\x88\x01\n" +
 	"\rRetentionKind\x12\x1b\n" +
 	"\x17RETENTION_KIND_KEEP_ALL\x10\x00\x12\x1c\n" +
 	"\x18RETENTION_KIND_KEEP_LAST\x10\x01\x12\x1e\n" +
-	"\x1aRETENTION_KIND_KEEP_WITHIN\x10\x02*e\n" +
+	"\x1aRETENTION_KIND_KEEP_WITHIN\x10\x02\x12\x1c\n" +
+	"\x18RETENTION_KIND_STAGGERED\x10\x03*e\n" +
 	"\rCandidateKind\x12\x1e\n" +
 	"\x1aCANDIDATE_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CANDIDATE_KIND_SERVER\x10\x01\x12\x19\n" +
