@@ -66,7 +66,7 @@ func classify(err error) error {
 		return ErrExists
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, syncproto.ErrBadRequest), errors.Is(err, syncproto.ErrInvalidPath):
 		return ErrBadRequest
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, syncproto.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return ErrUnavailable
 	}
 	return ErrInternal

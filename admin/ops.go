@@ -63,6 +63,7 @@ var endpoints = []endpoint{
 	OpListRoots, OpRemoveRoot, OpListFiles, OpHistory,
 	OpSetPassword, OpStop,
 	OpListConflicts, OpResolve, OpRestore, OpExportHistory, OpRebuildViews, OpSetRetention, OpContent,
+	OpGC, OpCheck,
 }
 
 func version(_ context.Context, b *Backend, _ NoRequest) (VersionResponse, error) {

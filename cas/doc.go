@@ -58,9 +58,10 @@
 //
 //	0x01 ‖ ID            → index entry: byte version<<4|codec, then uvarints
 //	                       pack, offset, stored length, raw length (8–20 bytes)
-//	0x02 ‖ pack (8, BE)  → pack meta: byte version<<4, then uvarints committed
-//	                       length, records, live chunks, live stored bytes,
-//	                       live raw bytes
+//	0x02 ‖ pack (8, BE)  → pack meta: byte version<<4 (2), then uvarints
+//	                       committed length, records, live chunks, live
+//	                       stored bytes, live raw bytes, last write (Unix
+//	                       ns; version 1 values lack it and read as 0)
 //	0x03 0x01            → store format version (1 byte)
 //	0x03 0x02            → next pack number (uvarint)
 //	0x03 0x03            → present while the index is being rebuilt
@@ -68,6 +69,9 @@
 // A pack's committed length is how much of the file is durable and
 // accounted for; its live counters move in the same transaction as the
 // index entries they count, so Stats and gc policy read one key per pack.
+// Its last-write time moves forward (Options.Clock) in every transaction
+// that points an entry into the pack: no entry in the pack is younger, so
+// it is the conservative chunk age gc's safety margin is measured with.
 //
 // # Durability and the Sync contract
 //
@@ -139,10 +143,30 @@
 // # Deletion and maintenance
 //
 // The store has no policy: package gc decides what is garbage and uses
-// [Store.ForEachChunk], [Store.Packs], [Store.DeleteChunks] (index entries
-// only), [Store.Repack] (copy the live records of a pack to the active
-// pack, sync, repoint entries that still point at the old records, delete
-// the old file; a pack whose damage hides live records is kept) and
-// [Store.RemovePack] (delete a pack no entry points into). [Store.Check] verifies index against packs; [Store.RebuildIndex]
-// recreates the index.
+// [Store.ForEachChunk], [Store.Packs], [Store.DeleteChunksChecked] (index
+// entries only), [Store.Repack] (copy the live records of a pack to the
+// active pack, sync, repoint entries that still point at the old records,
+// delete the old file; a pack whose damage hides live records is kept) and
+// [Store.RemovePack] (delete a pack no entry points into).
+// [Store.DeleteChunks] is the unconditional form. [Store.Check] verifies
+// index against packs; [Store.RebuildIndex] recreates the index.
+//
+// DeleteChunksChecked runs the caller's check inside each deletion
+// transaction, before anything is deleted, and deletes only what the check
+// does not keep and what is older than a cutoff (the pack's last-write
+// time, read in the same transaction). Badger transactions are
+// serializable: a commit that writes a key the check read, or that reads
+// an index entry the deletion removes (manifest commits call HasTxn),
+// makes one of the two fail with a conflict and retry, so gc can fence
+// deletions against concurrent commits without a lock (see package gc).
+// Has and Put of a chunk whose deletion is in flight wait for that one
+// transaction to end: a caller that pinned the chunk after the check ran
+// then finds it gone and uploads it, instead of being told it is there a
+// moment before it goes.
+//
+// A reader races maintenance only between looking a chunk up and opening
+// its pack: a Repack may move the chunk and remove the pack in between.
+// Get and GetStored then look the chunk up again and follow it; a pack
+// handle already open stays readable after its file is removed (the
+// descriptor keeps the data), so a read in progress always completes.
 package cas

@@ -29,6 +29,9 @@ type indexOp struct {
 	cond opCond
 	at   Location
 	set  *Location
+	// writtenBy, if not 0, further requires that the entry's pack was
+	// last written at or before it (Unix ns): gc's safety margin.
+	writtenBy int64
 }
 
 // packSet records a pack's committed length and record count, absolute
@@ -60,7 +63,7 @@ func (s *Store) applyIndexOps(ctx context.Context, ops []indexOp, sets []packSet
 		var n int
 		err := s.update(ctx, func(txn *badger.Txn) error {
 			var err error
-			n, err = s.applyTxn(txn, part, partSets)
+			n, _, err = s.applyTxn(txn, part, partSets)
 			return err
 		})
 		if err != nil {
@@ -71,7 +74,11 @@ func (s *Store) applyIndexOps(ctx context.Context, ops []indexOp, sets []packSet
 	return applied, nil
 }
 
-func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, error) {
+// applyTxn applies ops and sets inside txn and returns how many ops
+// applied and the record bytes (header and payload) of the entries it
+// deleted.
+func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, int64, error) {
+	now := s.opts.Clock().UnixNano()
 	metas := make(map[uint64]*packMeta)
 	meta := func(num uint64) (*packMeta, error) {
 		if m, ok := metas[num]; ok {
@@ -87,11 +94,12 @@ func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, e
 	for _, ps := range sets {
 		m, err := meta(ps.num)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		m.Committed, m.Records = ps.committed, ps.records
 	}
 	applied := 0
+	var deleted int64
 	for _, op := range ops {
 		key := indexKey(op.id)
 		var cur *Location
@@ -112,7 +120,7 @@ func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, e
 			}
 		case errors.Is(err, badger.ErrKeyNotFound):
 		default:
-			return 0, fmt.Errorf("read index entry of %s: %w", op.id, err)
+			return 0, 0, fmt.Errorf("read index entry of %s: %w", op.id, err)
 		}
 		switch op.cond {
 		case condAbsent:
@@ -128,26 +136,44 @@ func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, e
 				continue
 			}
 		}
+		if op.writtenBy != 0 {
+			if cur == nil {
+				continue // undecodable: which pack it is in is unknown
+			}
+			m, err := meta(cur.Pack)
+			if err != nil {
+				return 0, 0, err
+			}
+			if m.Written > op.writtenBy {
+				continue
+			}
+		}
 		if cur != nil {
 			m, err := meta(cur.Pack)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			s.subLive(m, cur)
 		}
 		if op.set != nil {
 			if err := txn.Set(key, encodeIndexValue(*op.set)); err != nil {
-				return 0, fmt.Errorf("set index entry of %s: %w", op.id, err)
+				return 0, 0, fmt.Errorf("set index entry of %s: %w", op.id, err)
 			}
 			m, err := meta(op.set.Pack)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			m.LiveChunks++
 			m.LiveStored += uint64(op.set.StoredLen)
 			m.LiveRaw += uint64(op.set.RawLen)
-		} else if err := txn.Delete(key); err != nil {
-			return 0, fmt.Errorf("delete index entry of %s: %w", op.id, err)
+			m.Written = max(m.Written, now)
+		} else {
+			if err := txn.Delete(key); err != nil {
+				return 0, 0, fmt.Errorf("delete index entry of %s: %w", op.id, err)
+			}
+			if cur != nil {
+				deleted += RecordHeaderSize + int64(cur.StoredLen)
+			}
 		}
 		applied++
 	}
@@ -158,10 +184,10 @@ func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, e
 	slices.Sort(nums)
 	for _, num := range nums {
 		if err := txn.Set(packKey(num), encodePackMeta(*metas[num])); err != nil {
-			return 0, fmt.Errorf("set meta of pack %d: %w", num, err)
+			return 0, 0, fmt.Errorf("set meta of pack %d: %w", num, err)
 		}
 	}
-	return applied, nil
+	return applied, deleted, nil
 }
 
 // subLive takes one entry out of a pack's live counters. Counters that

@@ -3,6 +3,7 @@ package cas
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Key prefixes of the store in the shared badger database. The cas package
@@ -34,7 +35,9 @@ const storeFormatVersion = 1
 // Value format versions (high nibble of the first value byte).
 const (
 	indexValueVersion = 1
-	packValueVersion  = 1
+	// packValueVersion 2 added the last-write time; version 1 values
+	// (without it) still decode, as written at time zero.
+	packValueVersion = 2
 )
 
 // maxValueLen bounds what the value decoders will look at.
@@ -124,6 +127,10 @@ type packMeta struct {
 	LiveChunks uint64 // index entries pointing into the pack
 	LiveStored uint64 // sum of their payload lengths
 	LiveRaw    uint64 // sum of their raw lengths
+	// Written is when an index entry last came to point into the pack
+	// (Unix nanoseconds, 0 if unknown): no entry in it is younger, so gc
+	// measures its safety margin against it.
+	Written int64
 }
 
 // liveBytes is the pack space the live records occupy, headers included.
@@ -139,6 +146,7 @@ func encodePackMeta(m packMeta) []byte {
 	b = binary.AppendUvarint(b, m.LiveChunks)
 	b = binary.AppendUvarint(b, m.LiveStored)
 	b = binary.AppendUvarint(b, m.LiveRaw)
+	b = binary.AppendUvarint(b, uint64(max(m.Written, 0)))
 	return b
 }
 
@@ -147,17 +155,26 @@ func decodePackMeta(b []byte) (packMeta, error) {
 	if len(b) < 6 || len(b) > maxValueLen {
 		return m, fmt.Errorf("%w: pack value of %d bytes", ErrInvalidRecord, len(b))
 	}
-	if b[0]>>4 != packValueVersion {
+	var f [6]uint64
+	switch b[0] >> 4 {
+	case 1:
+		if err := readUvarints(b[1:], f[:5]); err != nil {
+			return m, fmt.Errorf("pack value: %w", err)
+		}
+	case packValueVersion:
+		if err := readUvarints(b[1:], f[:]); err != nil {
+			return m, fmt.Errorf("pack value: %w", err)
+		}
+	default:
 		return m, fmt.Errorf("%w: pack value version %d", ErrInvalidRecord, b[0]>>4)
-	}
-	var f [5]uint64
-	if err := readUvarints(b[1:], f[:]); err != nil {
-		return m, fmt.Errorf("pack value: %w", err)
 	}
 	if f[0] > 1<<40 {
 		return m, fmt.Errorf("%w: pack committed length %d", ErrInvalidRecord, f[0])
 	}
-	return packMeta{Committed: int64(f[0]), Records: f[1], LiveChunks: f[2], LiveStored: f[3], LiveRaw: f[4]}, nil
+	if f[5] > math.MaxInt64 {
+		return m, fmt.Errorf("%w: pack write time %d", ErrInvalidRecord, f[5])
+	}
+	return packMeta{Committed: int64(f[0]), Records: f[1], LiveChunks: f[2], LiveStored: f[3], LiveRaw: f[4], Written: int64(f[5])}, nil
 }
 
 // readUvarints decodes exactly len(out) uvarints that fill b.

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -40,6 +44,10 @@ type PackInfo struct {
 	LiveChunks   uint64
 	LiveBytes    int64
 	LiveRawBytes int64
+	// Written is when an index entry last came to point into the pack
+	// (zero if unknown, for packs committed before this was recorded): no
+	// chunk of the pack was indexed later.
+	Written time.Time
 	// Active is set on the pack currently receiving appends.
 	Active bool
 }
@@ -65,7 +73,7 @@ func (s *Store) Packs(ctx context.Context) ([]PackInfo, error) {
 			out = append(out, PackInfo{
 				Number: num, Size: m.Committed, Records: m.Records,
 				LiveChunks: m.LiveChunks, LiveBytes: m.liveBytes(), LiveRawBytes: int64(m.LiveRaw),
-				Active: num == active,
+				Written: unixNanoTime(m.Written), Active: num == active,
 			})
 			return nil
 		})
@@ -133,6 +141,173 @@ func (s *Store) DeleteChunks(ctx context.Context, ids []ID) error {
 		return fmt.Errorf("cas: delete %d chunks: %w", len(ids), err)
 	}
 	return nil
+}
+
+// DeleteCheck decides, inside a deletion transaction, which chunks of a
+// batch must stay (see DeleteChunksChecked). It reads what it needs
+// through txn so that badger's conflict detection covers it, and must not
+// write. It may run more than once for a batch: each attempt sees a newer
+// snapshot. It must not call Has or Put for the batch's chunks, which wait
+// for the deletion to end.
+type DeleteCheck func(txn *badger.Txn, batch []ID) (keep IDSet, err error)
+
+// deleteAttempts bounds the conflicts one deletion batch may meet before
+// DeleteChunksChecked gives up; each conflict also halves the batch, so
+// the transaction gets shorter and easier to slip between commits.
+const deleteAttempts = 64
+
+// minDeleteBatch is the smallest batch a conflict shrinks a deletion to.
+const minDeleteBatch = 16
+
+// DeleteResult says what DeleteChunksChecked deleted.
+type DeleteResult struct {
+	Chunks int
+	// Bytes is the space the deleted entries' records take in their
+	// packs, headers included: what Repack or RemovePack can reclaim.
+	Bytes int64
+}
+
+// DeleteChunksChecked removes the index entries of ids, in batches, each
+// in one transaction that first runs check (if not nil) and then deletes
+// only the chunks check does not keep and whose pack was last written no
+// later than writtenBy (a zero writtenBy skips that test). IDs without an
+// entry are ignored; their bytes stay in the packs until a Repack.
+//
+// Everything check reads is part of the transaction, so a concurrent
+// transaction that writes one of those keys before this one commits makes
+// it fail with badger.ErrConflict; the batch is then retried (smaller,
+// with check run again on a newer snapshot). In the other order, a
+// concurrent transaction that read one of the deleted entries (a manifest
+// commit re-checking its chunks with HasTxn) is the one that conflicts.
+// Package gc builds its fence against concurrent commits on this.
+func (s *Store) DeleteChunksChecked(ctx context.Context, ids []ID, writtenBy time.Time, check DeleteCheck) (DeleteResult, error) {
+	var res DeleteResult
+	if err := s.life.enter(); err != nil {
+		return res, err
+	}
+	defer s.life.leave()
+	var by int64
+	if !writtenBy.IsZero() {
+		by = max(writtenBy.UnixNano(), 1)
+	}
+	size := opsPerTxn
+	for rest := ids; len(rest) > 0; {
+		batch := rest[:min(size, len(rest))]
+		n, bytes, err := s.deleteBatch(ctx, batch, by, check)
+		if errors.Is(err, errShrinkBatch) {
+			size = max(size/2, minDeleteBatch)
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("cas: delete %d chunks: %w", len(ids), err)
+		}
+		res.Chunks += n
+		res.Bytes += bytes
+		rest = rest[len(batch):]
+	}
+	return res, nil
+}
+
+// errShrinkBatch asks DeleteChunksChecked to retry with a smaller batch.
+var errShrinkBatch = errors.New("cas: deletion batch keeps conflicting")
+
+// deleteBatch runs one deletion transaction, retrying conflicts with
+// backoff; after a few in a row it returns errShrinkBatch so the caller
+// can shrink the batch.
+func (s *Store) deleteBatch(ctx context.Context, batch []ID, writtenBy int64, check DeleteCheck) (int, int64, error) {
+	for attempt := 1; ; attempt++ {
+		var n int
+		var bytes int64
+		s.deletions.add(batch)
+		err := s.db.Update(func(txn *badger.Txn) error {
+			var keep IDSet
+			if check != nil {
+				var err error
+				if keep, err = check(txn, batch); err != nil {
+					return err
+				}
+			}
+			ops := make([]indexOp, 0, len(batch))
+			for _, id := range batch {
+				if !keep.Has(id) {
+					ops = append(ops, indexOp{id: id, cond: condAny, writtenBy: writtenBy})
+				}
+			}
+			var err error
+			n, bytes, err = s.applyTxn(txn, ops, nil)
+			return err
+		})
+		s.deletions.remove(batch)
+		if !errors.Is(err, badger.ErrConflict) {
+			return n, bytes, err
+		}
+		if attempt >= deleteAttempts {
+			return 0, 0, fmt.Errorf("%d conflicting transactions in a row: %w", attempt, err)
+		}
+		if attempt%4 == 0 && len(batch) > minDeleteBatch {
+			return 0, 0, errShrinkBatch
+		}
+		sleep := time.Duration(attempt)*time.Millisecond/2 + rand.N(time.Millisecond)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, 0, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// deletionSet tracks the IDs of deletion transactions in flight.
+//
+// A caller that pins a chunk and then asks Has (or Puts it) relies on one
+// of two things: the deletion's check saw the pin and kept the chunk, or
+// the lookup sees the chunk already gone and it is uploaded again. Only
+// the window between the check and the commit of a deletion escapes both,
+// so Has and Put wait for a deletion of the same ID to finish before they
+// read the index. The wait is one transaction long; lookups of other IDs
+// do not wait.
+type deletionSet struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	ids     map[ID]int
+	waiting int // callers in await, for tests
+}
+
+func (d *deletionSet) add(ids []ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil {
+		d.ids = make(map[ID]int)
+		d.cond = sync.NewCond(&d.mu)
+	}
+	for _, id := range ids {
+		d.ids[id]++
+	}
+}
+
+func (d *deletionSet) remove(ids []ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if d.ids[id] <= 1 {
+			delete(d.ids, id)
+		} else {
+			d.ids[id]--
+		}
+	}
+	d.cond.Broadcast()
+}
+
+// await returns once no deletion in flight concerns any of ids.
+func (d *deletionSet) await(ids []ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.ids) > 0 && slices.ContainsFunc(ids, func(id ID) bool { return d.ids[id] > 0 }) {
+		d.waiting++
+		d.cond.Wait()
+		d.waiting--
+	}
 }
 
 // RepackReport says what a Repack did.
@@ -360,7 +535,18 @@ func (s *Store) removeIfDead(ctx context.Context, num uint64) (bool, error) {
 	if err := removePackFile(s.dir, num); err != nil {
 		return false, err
 	}
+	// A reader that looked the pack up before the removal may have cached
+	// a fresh handle meanwhile; drop it so the space is really freed.
+	s.files.forget(num)
 	return true, nil
+}
+
+// unixNanoTime is the time of a stored Unix-nanosecond stamp, zero for 0.
+func unixNanoTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // getIndexEntry reads one entry inside txn.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
@@ -46,6 +47,9 @@ type Options struct {
 	MaxOpenPacks int
 	// Logger receives recovery and repair notices; nil discards them.
 	Logger *slog.Logger
+	// Clock stamps packs' last-write times, which gc's safety margin is
+	// measured against; nil means time.Now. Tests inject a fake.
+	Clock func() time.Time
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -70,6 +74,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 	return o, nil
 }
 
@@ -88,6 +95,9 @@ type Store struct {
 	// fsync makes a file durable; tests replace it to model a failing or
 	// slow disk.
 	fsync func(*os.File) error
+	// afterLocate, if set, runs between a read's index lookup and its
+	// pack read; tests use it to move the chunk in that window.
+	afterLocate func(ID)
 
 	// mu is the append lock. It guards the writers, the pending and
 	// in-flight sets and the sequence counters. Hashing, compression, fsync
@@ -111,6 +121,10 @@ type Store struct {
 	// gcMu serializes whole-store maintenance: Check, RebuildIndex,
 	// Repack and RemovePack.
 	gcMu sync.Mutex
+
+	// deletions are the IDs of DeleteChunksChecked transactions in
+	// flight; Has and Put wait for them (see deletionSet).
+	deletions deletionSet
 }
 
 // pendingChunk is a record appended to a pack whose index entry is not yet
@@ -519,6 +533,10 @@ func (s *Store) syncRound(ctx context.Context) error {
 	for _, p := range batch {
 		delete(s.pending, p.id)
 	}
+	if len(s.pending) == 0 && len(batch) > 4096 {
+		// A Go map keeps its buckets after deletes: let a burst's go.
+		s.pending = make(map[ID]*pendingChunk)
+	}
 	rest := make([]*pendingChunk, len(s.order)-len(batch))
 	copy(rest, s.order[len(batch):])
 	s.order = rest
@@ -564,6 +582,7 @@ func (s *Store) Has(ctx context.Context, ids []ID) ([]bool, error) {
 		_, out[i] = s.pending[id]
 	}
 	s.mu.Unlock()
+	s.deletions.await(ids)
 	err := s.db.View(func(txn *badger.Txn) error {
 		for i, id := range ids {
 			if out[i] {
@@ -605,6 +624,7 @@ func (s *Store) HasTxn(txn *badger.Txn, id ID) (bool, error) {
 }
 
 func (s *Store) indexHas(id ID) (bool, error) {
+	s.deletions.await([]ID{id})
 	var ok bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -711,27 +731,39 @@ func (s *Store) GetStored(ctx context.Context, id ID) (Stored, error) {
 	return Stored{Codec: loc.Codec, Data: rec[RecordHeaderSize:], RawLen: int(loc.RawLen)}, nil
 }
 
+// maxRelocations bounds how often fetch follows a chunk that maintenance
+// moved while it was being read. One move per Repack, and gc repacks a
+// pack at most once per run, so a few are plenty.
+const maxRelocations = 4
+
 // fetch locates a chunk and reads its whole record, checking the header
 // against the index entry and the CRC. A raw chunk's record is freshly
 // allocated (its payload is handed out); a compressed one's is pooled.
 func (s *Store) fetch(id ID) ([]byte, Location, error) {
+	loc, _, err := s.locate(id)
 	for attempt := 0; ; attempt++ {
-		loc, _, err := s.locate(id)
 		if err != nil {
 			return nil, loc, err
 		}
-		rec, err := s.readRecord(id, loc)
-		if err == nil {
+		if s.afterLocate != nil {
+			s.afterLocate(id)
+		}
+		rec, rerr := s.readRecord(id, loc)
+		if rerr == nil {
 			return rec, loc, nil
 		}
-		// A Repack may have moved the chunk and removed the pack between
-		// locate and read: look again once.
-		if attempt == 0 && errors.Is(err, ErrMissing) {
-			if again, _, lerr := s.locate(id); lerr == nil && again != loc {
-				continue
-			}
+		// A Repack may have moved the chunk and removed its pack between
+		// locate and read: follow it while it keeps moving. A chunk that
+		// did not move really is missing; one deleted meanwhile is
+		// ErrNotFound, as if the lookup had come a moment later.
+		if attempt == maxRelocations || !errors.Is(rerr, ErrMissing) {
+			return nil, loc, rerr
 		}
-		return nil, loc, err
+		again, _, lerr := s.locate(id)
+		if lerr == nil && again == loc {
+			return nil, loc, rerr
+		}
+		loc, err = again, lerr
 	}
 }
 

@@ -26,17 +26,22 @@ func (s *Server) HaveChunks(ctx context.Context, sess *syncproto.Session, root s
 	if len(ids) > syncproto.MaxHaveChunksIDs {
 		return nil, fmt.Errorf("%w: %d ids, at most %d", syncproto.ErrBadRequest, len(ids), syncproto.MaxHaveChunksIDs)
 	}
+	// Pin first, then look: a collection that starts in between sees the
+	// pins, so a chunk reported present cannot be swept before the commit.
+	// The ones found absent are let go again.
+	st.pins.Add(ids...)
 	present, err := s.store.Has(ctx, ids)
 	if err != nil {
+		st.pins.Release(ids...)
 		return nil, fmt.Errorf("server: have chunks: %w", err)
 	}
-	var pin []cas.ID
+	var absent []cas.ID
 	for i, ok := range present {
-		if ok {
-			pin = append(pin, ids[i])
+		if !ok {
+			absent = append(absent, ids[i])
 		}
 	}
-	st.pins.Add(pin...)
+	st.pins.Release(absent...)
 	return present, nil
 }
 

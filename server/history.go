@@ -187,6 +187,9 @@ func (s *Server) restore(ctx context.Context, r manifest.Root, p, hashPrefix str
 		if head != nil {
 			mp.BaseSeq, mp.BaseHash = head.Seq, head.Hash
 		}
+		if mp.Check, err = s.contentPresent(ctx, old.Hash, false); err != nil {
+			return manifest.Version{}, false, err
+		}
 		v, err := s.db.Commit(ctx, mp)
 		if errors.Is(err, manifest.ErrHeadChanged) && round < maxDecideRounds {
 			continue // someone committed meanwhile: judge again

@@ -195,6 +195,9 @@ func (s *Server) resolve(ctx context.Context, r manifest.Root, p, keep string, b
 		if err != nil {
 			return manifest.Version{}, err
 		}
+		if mp.Check, err = s.contentPresent(ctx, mp.Hash, mp.Deleted); err != nil {
+			return manifest.Version{}, err
+		}
 		v, err := s.db.Commit(ctx, mp)
 		if (errors.Is(err, manifest.ErrHeadChanged) || errors.Is(err, manifest.ErrConflictChanged)) && round < maxResolveRounds {
 			continue

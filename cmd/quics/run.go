@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quic-s/quics/admin"
+	"github.com/quic-s/quics/gc"
 	"github.com/quic-s/quics/server"
 	"github.com/quic-s/quics/syncproto"
 )
@@ -38,11 +39,13 @@ type runOptions struct {
 	Password string
 	// Admin and AdminH3 are the admin API's TCP and UDP addresses; ""
 	// turns that one off.
-	Admin     string
-	AdminH3   string
-	Views     bool
-	LogFormat string // text or json
-	LogLevel  string // debug, info, warn or error
+	Admin   string
+	AdminH3 string
+	Views   bool
+	// GCInterval runs a garbage collection this often; 0 never.
+	GCInterval time.Duration
+	LogFormat  string // text or json
+	LogLevel   string // debug, info, warn or error
 
 	Stdout io.Writer // the fingerprint and a generated password
 	Stderr io.Writer // logs
@@ -95,6 +98,7 @@ QUICS_ADMIN, QUICS_ADMIN_H3.`,
 	f.StringVar(&o.Password, "password", os.Getenv(envPassword), "server password that registering a device requires (env "+envPassword+"); replaces the stored one")
 	f.StringVar(&o.Admin, "admin", o.Admin, "TCP address of the admin API, HTTP/1.1 over TLS (env "+envAdmin+"; \"\" turns it off)")
 	f.StringVar(&o.AdminH3, "admin-h3", o.AdminH3, "UDP address of the admin API over HTTP/3 (env "+envAdminH3+"; \"\" turns it off)")
+	f.DurationVar(&o.GCInterval, "gc-interval", 0, "collect garbage this often (default 0: never; run quics gc by hand)")
 	f.BoolVar(&o.Views, "views", o.Views, "materialize every file's latest version under DATA/sync")
 	f.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
 	f.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
@@ -191,6 +195,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	}
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log}).Serve(gctx, l) })
+	if o.GCInterval > 0 {
+		g.Go(func() error { collectEvery(gctx, srv, o.GCInterval, log); return nil })
+	}
 	if adm != nil {
 		g.Go(func() error {
 			defer func() {
@@ -204,6 +211,30 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	err = g.Wait()
 	log.Info("quics: stopped")
 	return err
+}
+
+// collectEvery runs a garbage collection with the default policy every
+// interval until ctx ends. A failed collection is logged; the next one
+// tries again.
+func collectEvery(ctx context.Context, srv *server.Server, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := srv.GC(ctx, gc.DefaultOptions())
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("quics: automatic gc failed", "err", err)
+			}
+			continue
+		}
+		log.Info("quics: automatic gc", "chunks_deleted", rep.ChunksDeleted, "bytes_freed", rep.BytesFreed,
+			"packs_deleted", rep.PacksDeleted, "packs_rewritten", rep.PacksRewritten, "duration_ms", rep.DurationMS)
+	}
 }
 
 // startAdmin binds the admin API and publishes its address and token in
