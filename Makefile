@@ -13,7 +13,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build test vet lint staticcheck ci fuzz bench proto tools clean
+.PHONY: all build test vet lint staticcheck ci fuzz bench bench-e2e proto tools clean
 
 all: build
 
@@ -50,6 +50,13 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# bench-e2e is the end-to-end benchmark (bench/, issue #7): quics against
+# rsync and a raw quic-go transfer on 127.0.0.1, one table on stdout.
+# SCALE (default 1) shrinks the datasets, RUNS (default 3) is the number of
+# runs whose medians are shown; e.g. make bench-e2e SCALE=0.05 RUNS=1.
+bench-e2e:
+	$(GO) run ./bench/cmd/quics-bench
 
 # proto regenerates the committed protobuf code; needs protoc (Debian's
 # protobuf-compiler). CI never runs it: generated code is committed.

@@ -1,0 +1,123 @@
+// Command quics-bench is the end-to-end benchmark of issue #7: quics
+// against rsync and a raw quic-go transfer, on 127.0.0.1. See package
+// harness for what it measures and how; `make bench-e2e` runs it.
+//
+// Usage:
+//
+//	quics-bench [--scale F] [--runs N] [--json] [--bin DIR] [--work DIR] [--keep]
+//
+// --scale and --runs default to the SCALE and RUNS environment variables
+// (else 1 and 3). Without --bin, quics and qic are built from the module
+// in the current directory into a temporary directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quic-s/quics/bench/harness"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quics-bench:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("quics-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scale := fs.Float64("scale", envFloat("SCALE", 1), "dataset scale, 1 = 512 MiB mixed and 20,000 small files (env SCALE)")
+	runs := fs.Int("runs", int(envFloat("RUNS", 3)), "runs; the table shows medians (env RUNS)")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	bin := fs.String("bin", "", "directory holding built quics and qic binaries (default: build them from ./cmd)")
+	work := fs.String("work", os.TempDir(), "directory for the runs' data")
+	keep := fs.Bool("keep", false, "keep each run's directory")
+	edits := fs.Int("edits", 50, "edits timed in the propagation scenario")
+	idle := fs.Duration("idle", 5*time.Second, "idle period whose wire bytes qic run is charged")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *scale <= 0 || *runs < 1 || *edits < 1 || fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: want --scale > 0, --runs ≥ 1, --edits ≥ 1 and no arguments", errUsage)
+	}
+	dir := *bin
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "quics-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		fmt.Fprintln(stderr, "building quics and qic…")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp+string(filepath.Separator), "./cmd/quics", "./cmd/qic")
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build quics and qic (or pass --bin): %w", err)
+		}
+		dir = tmp
+	}
+	opts := harness.Options{
+		Quics: filepath.Join(dir, "quics"), Qic: filepath.Join(dir, "qic"),
+		Scale: *scale, Runs: *runs, WorkDir: *work, Keep: *keep, Edits: *edits, Idle: *idle, Log: stderr,
+	}
+	for _, b := range []string{opts.Quics, opts.Qic} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("binary: %w", err)
+		}
+	}
+	rep, err := harness.Run(ctx, opts)
+	if rep != nil {
+		rep.Command = command(args)
+		var werr error
+		if *asJSON {
+			werr = rep.WriteJSON(stdout)
+		} else {
+			werr = rep.WriteTable(stdout)
+		}
+		if err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// envFloat reads a number from the environment, def when unset or bad.
+func envFloat(name string, def float64) float64 {
+	v, err := strconv.ParseFloat(os.Getenv(name), 64)
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// command is how the benchmark was invoked, environment knobs first.
+func command(args []string) string {
+	var parts []string
+	for _, name := range []string{"SCALE", "RUNS"} {
+		if v, ok := os.LookupEnv(name); ok {
+			parts = append(parts, name+"="+v)
+		}
+	}
+	return strings.Join(append(append(parts, "quics-bench"), args...), " ")
+}

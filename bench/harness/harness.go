@@ -1,0 +1,496 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/quic-s/quics/bench/ceiling"
+	"github.com/quic-s/quics/bench/dataset"
+	"github.com/quic-s/quics/bench/relay"
+	"github.com/quic-s/quics/bench/report"
+	"github.com/quic-s/quics/bench/rsyncd"
+)
+
+// Options configure a benchmark.
+type Options struct {
+	// Quics and Qic are the binaries under test.
+	Quics, Qic string
+	// Scale shrinks the datasets (1 is the full size).
+	Scale float64
+	// Runs is how many times everything runs; the table shows medians.
+	Runs int
+	// WorkDir holds one directory per run, removed after it unless Keep.
+	WorkDir string
+	Keep    bool
+	// Edits is the number of propagation edits, Idle the quiet period
+	// whose wire bytes qic run is charged.
+	Edits int
+	Idle  time.Duration
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Metrics the harness records beyond the table's (they are in the JSON).
+const (
+	qicBytesSent     report.Metric = "qic_bytes_sent"
+	qicBytesReceived report.Metric = "qic_bytes_received"
+	rsyncLiteral     report.Metric = "rsync_literal_bytes"
+	rsyncMatched     report.Metric = "rsync_matched_bytes"
+	storeBefore      report.Metric = "store_before_bytes"
+	timedOut         report.Metric = "edits_timed_out"
+)
+
+// toolDirect is quics measured without the relay.
+const toolDirect = "quics, no relay"
+
+// ErrScenarios means some scenarios failed; the report says which.
+var ErrScenarios = errors.New("some scenarios failed")
+
+// Run runs the benchmark and returns its report, finished. When some
+// scenarios failed the report is still returned, with ErrScenarios.
+func Run(ctx context.Context, o Options) (*report.Report, error) {
+	if o.Runs < 1 {
+		o.Runs = 1
+	}
+	if o.Edits < 1 {
+		o.Edits = 50
+	}
+	if o.Idle <= 0 {
+		o.Idle = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	mixed, small := dataset.Mixed(o.Scale), dataset.Small(o.Scale)
+	n := newNames(mixed, small, o)
+	rep := &report.Report{Scale: o.Scale, Runs: o.Runs, Started: time.Now().UTC()}
+
+	rsyncBin, rsyncVersion, rsyncErr := rsyncd.Find(ctx)
+	rep.Machine = machine(rsyncVersion)
+	_, gcErr := run(ctx, o.Quics, "gc", "--help")
+	layoutRows(rep, n)
+	rep.Targets = targets(n)
+	if rsyncErr != nil {
+		for _, row := range rep.Rows {
+			if row.Tool == report.RsyncPlain || row.Tool == report.RsyncFuzzy {
+				row.Skipped = rsyncErr.Error()
+			}
+		}
+		rep.Notes = append(rep.Notes, "rsync skipped: "+rsyncErr.Error())
+		rsyncBin = ""
+	}
+	if gcErr != nil {
+		rep.Skip(n.gc, report.Quics, "this quics has no gc command (`quics gc --help` failed)")
+	}
+	rep.Notes = append(rep.Notes,
+		"wire = UDP payload bytes at a relay between each qic and the server (QUIC headers, AEAD tags and handshake included, IP/UDP headers not); rsync: --stats total bytes on its TCP connection",
+		"quics, no relay: the initial sync of mixed again, against a fresh server without the relay (whose cost shows in the two ceiling rows); the mixed time targets use it",
+		fmt.Sprintf("mixed = %s in %d files (half of it one random file, the rest half random binary, half text); small = %d files of 1–8 KiB in 400 directories",
+			size(dataset.TotalSize(mixed)), len(mixed), len(small)))
+
+	var failed []string
+	for i := range o.Runs {
+		r := &runner{o: o, rep: rep, n: n, run: i + 1, mixed: mixed, small: small, rsyncBin: rsyncBin, gc: gcErr == nil}
+		err := r.do(ctx)
+		failed = append(failed, r.failed...)
+		if err != nil {
+			rep.Elapsed = time.Since(rep.Started).Seconds()
+			rep.Finish()
+			return rep, fmt.Errorf("run %d: %w", i+1, err)
+		}
+	}
+	rep.Elapsed = time.Since(rep.Started).Seconds()
+	rep.Finish()
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("%w: %s", ErrScenarios, strings.Join(failed, "; "))
+	}
+	return rep, nil
+}
+
+// layoutRows creates the rows in the order the table shows them.
+func layoutRows(rep *report.Report, n names) {
+	peers := func(scenario string) {
+		rep.Row(scenario, report.RsyncPlain)
+		rep.Row(scenario, report.RsyncFuzzy)
+	}
+	initial := func(ceilingScenario, scenario string, direct bool) {
+		rep.Row(ceilingScenario, report.QuicGo)
+		rep.Row(ceilingScenario, report.QuicGoRelay)
+		q := rep.Row(scenario, report.Quics)
+		q.Key, q.Ceiling, q.CeilingTool = report.Wall, ceilingScenario, report.QuicGoRelay
+		if direct {
+			d := rep.Row(scenario, toolDirect)
+			d.Key, d.Ceiling, d.CeilingTool = report.Wall, ceilingScenario, report.QuicGo
+		}
+		peers(scenario)
+	}
+	initial(n.ceilingMixed, n.initialMixed, true)
+	initial(n.ceilingSmall, n.initialSmall, false)
+	for _, s := range []string{n.unchanged, n.insert, n.appendMiB, n.overwrite, n.rename, n.copy, n.smallEdit} {
+		rep.Row(s, report.Quics).Key = report.Wire
+		peers(s)
+		if s == n.unchanged {
+			rep.Row(n.idle, report.Quics).Notes = []string{"wire of both clients while idle"}
+		}
+	}
+	for _, s := range []string{n.store, n.restore, n.gc, n.propagation} {
+		rep.Row(s, report.Quics)
+	}
+	rep.Row(n.propagation, report.Quics).Notes = []string{"wire per edit, both clients"}
+}
+
+// runner is one run: its directory, servers, clients and rsync daemon.
+type runner struct {
+	o        Options
+	rep      *report.Report
+	n        names
+	run      int
+	mixed    []dataset.Entry
+	small    []dataset.Entry
+	rsyncBin string
+	gc       bool
+
+	dir                string
+	mixedDir, smallDir string
+	ed                 *editor
+	rsync              *rsyncd.Daemon
+	srvMixed, srvSmall *server
+	devMixed, devSmall *device
+	closers            []func()
+	failed             []string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Log, "[run %d/%d %s] %s\n", r.run, r.o.Runs, time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// try runs a scenario; a failure is noted on its row and the run goes on.
+func (r *runner) try(scenario string, f func() error) {
+	if err := f(); err != nil {
+		r.logf("%s: FAILED: %v", scenario, err)
+		row := r.rep.Row(scenario, report.Quics)
+		row.Notes = append(row.Notes, fmt.Sprintf("run %d failed: %v", r.run, err))
+		r.failed = append(r.failed, fmt.Sprintf("run %d: %s: %v", r.run, scenario, err))
+	}
+}
+
+func (r *runner) do(ctx context.Context) (err error) {
+	r.dir, err = os.MkdirTemp(r.o.WorkDir, fmt.Sprintf("run%d-", r.run))
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	defer func() {
+		for i := len(r.closers) - 1; i >= 0; i-- {
+			r.closers[i]()
+		}
+		if !r.o.Keep {
+			_ = os.RemoveAll(r.dir)
+		} else {
+			r.logf("kept %s", r.dir)
+		}
+	}()
+	if err := r.setup(ctx); err != nil {
+		return err
+	}
+	n := r.n
+	r.try(n.ceilingMixed, func() error { return r.ceiling(ctx, n.ceilingMixed, dataset.TotalSize(r.mixed)) })
+	r.try(n.ceilingSmall, func() error { return r.ceiling(ctx, n.ceilingSmall, dataset.TotalSize(r.small)) })
+	if err := r.initial(ctx, n.initialMixed, r.srvMixed, r.devMixed, "mixed", true); err != nil {
+		return err
+	}
+	if err := r.initial(ctx, n.initialSmall, r.srvSmall, r.devSmall, "small", false); err != nil {
+		return err
+	}
+	big := filepath.Join(r.mixedDir, filepath.FromSlash(dataset.BigFile))
+	r.edit(ctx, n.unchanged, "mixed", func() error { return nil })
+	r.edit(ctx, n.insert, "mixed", func() error { return r.ed.insert(big, r.entry(dataset.BigFile).Size/2, insertBytes) })
+	r.edit(ctx, n.appendMiB, "mixed", func() error { return r.ed.appendBytes(big, appendBytes) })
+	r.edit(ctx, n.overwrite, "mixed", func() error {
+		return r.ed.overwrite(big, min(overwriteAt, r.entry(dataset.BigFile).Size/2), overwriteBytes)
+	})
+	r.edit(ctx, n.rename, "mixed", func() error {
+		from := filepath.Join(r.mixedDir, filepath.FromSlash(dataset.RenameSource))
+		// A similar name in the same directory, which rsync --fuzzy finds.
+		if err := os.Rename(from, strings.TrimSuffix(from, ".bin")+"-renamed.bin"); err != nil {
+			return fmt.Errorf("rename: %w", err)
+		}
+		return nil
+	})
+	r.edit(ctx, n.copy, "mixed", func() error {
+		// Into a new directory: rsync --fuzzy looks for a basis only in
+		// the destination's directory, so this is a copy it cannot guess,
+		// as in the issue's measurements.
+		to := filepath.Join(r.mixedDir, "copies", "copy-of-"+filepath.Base(dataset.CopySource))
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		return r.ed.copyFile(filepath.Join(r.mixedDir, filepath.FromSlash(dataset.CopySource)), to)
+	})
+	r.edit(ctx, n.smallEdit, "small", func() error {
+		for i := 0; i < len(r.small); i += smallEditEvery {
+			e := r.small[i]
+			if err := r.ed.overwrite(filepath.Join(r.smallDir, filepath.FromSlash(e.Path)), e.Size/2, smallEditBytes); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	r.try(n.store, func() error { return r.store(n.store) })
+	r.try(n.restore, func() error { return r.restore(ctx) })
+	if r.gc {
+		r.try(n.gc, func() error { return r.collect(ctx) })
+	}
+	r.try(n.propagation, func() error { return r.propagation(ctx) })
+	return ctx.Err()
+}
+
+func (r *runner) entry(path string) dataset.Entry {
+	for _, e := range r.mixed {
+		if e.Path == path {
+			return e
+		}
+	}
+	return dataset.Entry{}
+}
+
+// setup writes the trees, starts the two servers, their clients and the
+// rsync daemon.
+func (r *runner) setup(ctx context.Context) error {
+	r.ed = newEditor()
+	r.mixedDir, r.smallDir = filepath.Join(r.dir, "mixed"), filepath.Join(r.dir, "small")
+	start := time.Now()
+	if err := dataset.Write(ctx, r.mixedDir, r.mixed); err != nil {
+		return err
+	}
+	if err := dataset.Write(ctx, r.smallDir, r.small); err != nil {
+		return err
+	}
+	r.logf("datasets written in %.1f s", time.Since(start).Seconds())
+	var err error
+	if r.srvMixed, r.devMixed, err = r.serverAndDevice(ctx, "mixed", r.mixedDir, true); err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() { _ = r.srvMixed.stop(context.Background()) })
+	if r.srvSmall, r.devSmall, err = r.serverAndDevice(ctx, "small", r.smallDir, true); err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() { _ = r.srvSmall.stop(context.Background()) })
+	if r.rsyncBin != "" {
+		modules := map[string]string{}
+		for _, m := range []string{"mixed", "small"} {
+			for _, v := range []rsyncd.Variant{rsyncd.Plain, rsyncd.Fuzzy} {
+				modules[module(m, v)] = filepath.Join(r.dir, "rsync", module(m, v))
+			}
+		}
+		r.rsync, err = rsyncd.Start(ctx, r.rsyncBin, filepath.Join(r.dir, "rsync", "daemon"), modules)
+		if err != nil {
+			return err
+		}
+		r.closers = append(r.closers, func() { _ = r.rsync.Close() })
+	}
+	return nil
+}
+
+func module(tree string, v rsyncd.Variant) string {
+	if v.Name == rsyncd.Plain.Name {
+		return tree + "-plain"
+	}
+	return tree + "-fuzzy"
+}
+
+// serverAndDevice starts a server for one tree and a client that adds the
+// tree as root name, through a relay when relayed. The caller stops the
+// server.
+func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed bool) (*server, *device, error) {
+	suffix := ""
+	if !relayed {
+		suffix = "-direct"
+	}
+	srv, err := startServer(ctx, r.o.Quics, filepath.Join(r.dir, "server-"+name+suffix))
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := r.newDevice(ctx, srv, name+suffix, dir, relayed)
+	if err == nil {
+		_, err = dev.qic(ctx, "root", "add", dir, "--root-password", rootPassword, "--name", name)
+	}
+	if err != nil {
+		_ = srv.stop(ctx)
+		return nil, nil, err
+	}
+	return srv, dev, nil
+}
+
+// newDevice registers a new client home with srv.
+func (r *runner) newDevice(ctx context.Context, srv *server, name, dir string, relayed bool) (*device, error) {
+	dev := &device{bin: r.o.Qic, home: filepath.Join(r.dir, "home-"+name), dir: dir}
+	if relayed {
+		rl, err := relay.New(srv.addr)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, func() { _ = rl.Close() })
+		dev.relay = rl
+	}
+	if err := dev.register(ctx, srv, name); err != nil {
+		return nil, err
+	}
+	return dev, nil
+}
+
+// ceiling times raw quic-go transfers of n bytes, direct and relayed.
+func (r *runner) ceiling(ctx context.Context, scenario string, n int64) error {
+	for _, viaRelay := range []bool{false, true} {
+		res, err := ceiling.Transfer(ctx, n, viaRelay)
+		if err != nil {
+			return err
+		}
+		s := report.Sample{report.Wall: res.Wall.Seconds(), report.Payload: float64(res.Bytes)}
+		tool := report.QuicGo
+		if viaRelay {
+			tool = report.QuicGoRelay
+			s.SetWire(res.Wire.UpBytes, res.Wire.DownBytes)
+		}
+		r.rep.Add(scenario, tool, s)
+		r.logf("%s: %s %s", scenario, tool, report.Seconds(res.Wall.Seconds()))
+	}
+	return nil
+}
+
+// initial is a first sync of a tree: through the relay on the run's
+// server, with direct also without it on a fresh server, then rsync.
+func (r *runner) initial(ctx context.Context, scenario string, srv *server, dev *device, tree string, direct bool) error {
+	if err := r.quicsSync(ctx, scenario, report.Quics, srv, dev); err != nil {
+		return err
+	}
+	if !direct {
+		return r.rsyncPush(ctx, scenario, dev.dir, tree)
+	}
+	r.try(scenario, func() error {
+		direct, ddev, err := r.serverAndDevice(ctx, tree, dev.dir, false)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			_ = direct.stop(ctx)
+			_ = os.RemoveAll(direct.data)
+			_ = os.RemoveAll(ddev.home)
+		}()
+		return r.quicsSync(ctx, scenario, toolDirect, direct, ddev)
+	})
+	return r.rsyncPush(ctx, scenario, dev.dir, tree)
+}
+
+// edit applies a change to a tree, then syncs it with quics and rsync.
+func (r *runner) edit(ctx context.Context, scenario, tree string, change func() error) {
+	srv, dev := r.srvMixed, r.devMixed
+	if tree == "small" {
+		srv, dev = r.srvSmall, r.devSmall
+	}
+	r.try(scenario, func() error {
+		if err := change(); err != nil {
+			return err
+		}
+		if err := r.quicsSync(ctx, scenario, report.Quics, srv, dev); err != nil {
+			return err
+		}
+		return r.rsyncPush(ctx, scenario, dev.dir, tree)
+	})
+}
+
+// quicsSync runs qic sync on dev and records the figures under tool.
+func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *server, dev *device) error {
+	var before relay.Counts
+	if dev.relay != nil {
+		before = dev.relay.Counts()
+	}
+	srv.resetPeak()
+	st, res, err := dev.sync(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", scenario, err)
+	}
+	s := report.Sample{
+		report.Wall:          res.wall.Seconds(),
+		report.EngineWall:    float64(st.DurationMS) / 1000,
+		report.ChunksSent:    float64(st.ChunksSent),
+		report.ChunksSkipped: float64(st.ChunksSkipped),
+		report.ClientRSS:     float64(res.maxRSS),
+		report.ServerRSS:     float64(srv.peakRSS()),
+		qicBytesSent:         float64(st.BytesSent),
+		qicBytesReceived:     float64(st.BytesReceived),
+	}
+	if dev.relay != nil {
+		settle(ctx, 100*time.Millisecond, 2*time.Second, dev.relay)
+		w := dev.relay.Counts().Sub(before)
+		s.SetWire(w.UpBytes, w.DownBytes)
+		s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
+	}
+	if err := storeSizes(s, srv); err != nil {
+		return err
+	}
+	r.rep.Add(scenario, tool, s)
+	r.logf("%s: %s %s, wire %s up %s down, %d chunks sent, %d skipped", scenario, tool, report.Seconds(s[report.Wall]),
+		wireText(s, report.WireUp), wireText(s, report.WireDown), st.ChunksSent, st.ChunksSkipped)
+	return nil
+}
+
+func wireText(s report.Sample, m report.Metric) string {
+	if v, ok := s[m]; ok {
+		return report.Bytes(v)
+	}
+	return "-"
+}
+
+func storeSizes(s report.Sample, srv *server) error {
+	cas, _, err := dirSize(filepath.Join(srv.data, "cas"))
+	if err != nil {
+		return err
+	}
+	_, db, err := dirSize(filepath.Join(srv.data, "db"))
+	if err != nil {
+		return err
+	}
+	s[report.StoreBytes], s[report.DBBytes] = float64(cas), float64(db)
+	return nil
+}
+
+// rsyncPush mirrors the tree with both rsync variants.
+func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) error {
+	if r.rsync == nil {
+		return nil
+	}
+	for _, v := range []rsyncd.Variant{rsyncd.Plain, rsyncd.Fuzzy} {
+		res, err := r.rsync.Push(ctx, src, module(tree, v), v)
+		if err != nil {
+			return err
+		}
+		s := report.Sample{
+			report.Wall:      res.Wall.Seconds(),
+			report.ClientRSS: float64(res.MaxRSS),
+			rsyncLiteral:     float64(res.LiteralData),
+			rsyncMatched:     float64(res.MatchedData),
+		}
+		s.SetWire(res.BytesSent, res.BytesReceived)
+		r.rep.Add(scenario, v.Name, s)
+		r.logf("%s: %s %s, wire %s up %s down", scenario, v.Name, report.Seconds(s[report.Wall]),
+			report.Bytes(float64(res.BytesSent)), report.Bytes(float64(res.BytesReceived)))
+	}
+	return nil
+}
+
+// store records the mixed server's store after all edits.
+func (r *runner) store(scenario string) error {
+	s := report.Sample{}
+	if err := storeSizes(s, r.srvMixed); err != nil {
+		return err
+	}
+	r.rep.Add(scenario, report.Quics, s)
+	r.logf("%s: cas %s, db %s", scenario, report.Bytes(s[report.StoreBytes]), report.Bytes(s[report.DBBytes]))
+	return nil
+}

@@ -1,0 +1,267 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-s/quics/bench/procstat"
+	"github.com/quic-s/quics/bench/relay"
+)
+
+const (
+	serverPassword = "bench-server-password"
+	rootPassword   = "bench-root-password"
+)
+
+// procResult is a finished child process.
+type procResult struct {
+	stdout, stderr string
+	wall           time.Duration
+	maxRSS         int64 // bytes
+}
+
+// run runs a binary to completion; a non-zero exit is an error carrying
+// its stderr.
+func run(ctx context.Context, bin string, args ...string) (procResult, error) {
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return procResult{}, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
+	}
+	peak := procstat.Watch(cmd.Process.Pid, peakPoll)
+	err := cmd.Wait()
+	res := procResult{stdout: out.String(), stderr: errOut.String(), wall: time.Since(start), maxRSS: peak()}
+	if err != nil {
+		return res, fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, tail(errOut.String(), 800))
+	}
+	return res, nil
+}
+
+// peakPoll is how often a child's peak RSS is read.
+const peakPoll = 10 * time.Millisecond
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// lockedBuffer collects a running process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// background is a long-running child: a server or a qic run.
+type background struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+func startBackground(ctx context.Context, bin string, args ...string) (*background, error) {
+	out := &lockedBuffer{}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
+	}
+	b := &background{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(b.exited) }()
+	return b, nil
+}
+
+// interrupt asks the process to stop and waits, killing it after grace.
+// It returns the process's peak RSS until then.
+func (b *background) interrupt(grace time.Duration) int64 {
+	peak, _ := procstat.HWM(b.cmd.Process.Pid)
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-b.exited:
+	case <-time.After(grace):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+	}
+	return peak
+}
+
+// server is a running quics server.
+type server struct {
+	bin  string
+	data string
+	addr string
+	proc *background
+}
+
+// startServer runs quics on a free loopback port with data in dir, and
+// waits until both its sync listener and admin API are up.
+func startServer(ctx context.Context, bin, data string) (*server, error) {
+	addr, err := freeUDPAddr()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := startBackground(ctx, bin, "run", "--data", data, "--listen", addr, "--password", serverPassword,
+		"--admin", "127.0.0.1:0", "--admin-h3", "", "--views=false", "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{bin: bin, data: data, addr: addr, proc: proc}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := proc.out.String()
+		if strings.Contains(out, "listening on") && strings.Contains(out, "admin API on") {
+			return s, nil
+		}
+		select {
+		case <-proc.exited:
+			return nil, fmt.Errorf("quics run exited at start: %s", tail(out, 800))
+		case <-ctx.Done():
+			proc.interrupt(5 * time.Second)
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			proc.interrupt(5 * time.Second)
+			return nil, fmt.Errorf("quics run not up after 30 s: %s", tail(out, 800))
+		}
+	}
+}
+
+func freeUDPAddr() (string, error) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String(), nil
+}
+
+// admin runs a quics admin command against this server's data directory.
+func (s *server) admin(ctx context.Context, args ...string) (procResult, error) {
+	return run(ctx, s.bin, append(args, "--data", s.data)...)
+}
+
+// resetPeak starts a new peak-RSS measurement of the server.
+func (s *server) resetPeak() {
+	_ = procstat.ResetHWM(s.proc.cmd.Process.Pid)
+}
+
+// peakRSS is the server's peak RSS since resetPeak, 0 when unreadable.
+func (s *server) peakRSS() int64 {
+	v, _ := procstat.HWM(s.proc.cmd.Process.Pid)
+	return v
+}
+
+// stop stops the server with quics stop, killing it if that fails.
+func (s *server) stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := s.admin(ctx, "stop")
+	select {
+	case <-s.proc.exited:
+	case <-time.After(10 * time.Second):
+		s.proc.interrupt(5 * time.Second)
+	}
+	return err
+}
+
+// device is one qic home with its synced directory, talking to the
+// server through a relay (or directly when relay is nil).
+type device struct {
+	bin   string
+	home  string
+	dir   string
+	relay *relay.Relay
+}
+
+func (d *device) qic(ctx context.Context, args ...string) (procResult, error) {
+	return run(ctx, d.bin, append([]string{"--home", d.home}, args...)...)
+}
+
+// register registers the device with srv under name, through its relay.
+func (d *device) register(ctx context.Context, srv *server, name string) error {
+	addr := srv.addr
+	if d.relay != nil {
+		addr = d.relay.Addr()
+	}
+	_, err := d.qic(ctx, "register", "--server", addr, "--password", serverPassword, "--name", name)
+	return err
+}
+
+// syncStats is what qic sync --json prints that the benchmark uses.
+type syncStats struct {
+	FilesUploaded   int   `json:"files_uploaded"`
+	FilesDownloaded int   `json:"files_downloaded"`
+	ChunksSent      int   `json:"chunks_sent"`
+	ChunksSkipped   int   `json:"chunks_skipped"`
+	BytesSent       int64 `json:"bytes_sent"`
+	BytesReceived   int64 `json:"bytes_received"`
+	Conflicts       int   `json:"conflicts"`
+	DurationMS      int64 `json:"duration_ms"`
+}
+
+func (d *device) sync(ctx context.Context) (syncStats, procResult, error) {
+	res, err := d.qic(ctx, "sync", "--json")
+	if err != nil {
+		return syncStats{}, res, err
+	}
+	var st syncStats
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		return syncStats{}, res, fmt.Errorf("qic sync --json printed %q: %w", tail(res.stdout, 200), err)
+	}
+	if st.Conflicts > 0 {
+		return st, res, errors.New("qic sync reported conflicts; the benchmark's edits never conflict")
+	}
+	return st, res, nil
+}
+
+// settle waits until the relay has seen nothing for quiet (at most max),
+// so the last packets of a finished exchange (a close, its
+// acknowledgement) are counted.
+func settle(ctx context.Context, quiet, maxWait time.Duration, relays ...*relay.Relay) {
+	total := func() int64 {
+		var n int64
+		for _, r := range relays {
+			if r != nil {
+				n += r.Counts().Total()
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(maxWait)
+	last, since := total(), time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(quiet / 5)
+		if n := total(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= quiet {
+			return
+		}
+	}
+}

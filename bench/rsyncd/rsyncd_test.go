@@ -1,0 +1,122 @@
+package rsyncd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sample is rsync 3.5's --stats output for a 1,000,000-byte file pushed
+// to a daemon.
+const sample = `
+Number of files: 2 (reg: 1, dir: 1)
+Number of created files: 1 (reg: 1)
+Number of deleted files: 0
+Number of regular files transferred: 1
+Total file size: 1,000,000 bytes
+Total transferred file size: 1,000,000 bytes
+Literal data: 1,000,000 bytes
+Matched data: 0 bytes
+File list size: 0
+File list generation time: 0.001 seconds
+File list transfer time: 0.000 seconds
+Total bytes sent: 1,000,348
+Total bytes received: 115
+
+sent 1,000,348 bytes  received 115 bytes  2,000,926.00 bytes/sec
+total size is 1,000,000  speedup is 1.00
+`
+
+func TestParseStats(t *testing.T) {
+	st, err := ParseStats(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{BytesSent: 1000348, BytesReceived: 115, LiteralData: 1000000, MatchedData: 0, FilesTransferred: 1}
+	if st != want {
+		t.Fatalf("got %+v, want %+v", st, want)
+	}
+	// A locale that groups digits with dots.
+	st, err = ParseStats("Total bytes sent: 12.345\nTotal bytes received: 6\n")
+	if err != nil || st.BytesSent != 12345 || st.BytesReceived != 6 {
+		t.Fatalf("dotted: %+v, %v", st, err)
+	}
+	// Older releases say "Number of files transferred".
+	st, err = ParseStats("Number of files transferred: 7\nTotal bytes sent: 1\nTotal bytes received: 2\n")
+	if err != nil || st.FilesTransferred != 7 {
+		t.Fatalf("old wording: %+v, %v", st, err)
+	}
+}
+
+func TestParseStatsRefuses(t *testing.T) {
+	for name, out := range map[string]string{
+		"empty":          "",
+		"no received":    "Total bytes sent: 10\n",
+		"human readable": "Total bytes sent: 1.00M\nTotal bytes received: 2K\n",
+		"error only":     "rsync: connection refused\n",
+	} {
+		if st, err := ParseStats(out); err == nil {
+			t.Errorf("%s: parsed as %+v", name, st)
+		}
+	}
+}
+
+func TestDaemonPush(t *testing.T) {
+	ctx := context.Background()
+	bin, version, err := Find(ctx)
+	if errors.Is(err, ErrMissing) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(version)
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+	data := bytes.Repeat([]byte("quics benchmark "), 20000)
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "sub", "f.txt"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(ctx, bin, filepath.Join(base, "daemon"), map[string]string{"m": dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	plain, err := d.Push(ctx, src, "m", Plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "sub", "f.txt")); !bytes.Equal(got, data) {
+		t.Fatal("the pushed file differs at the daemon")
+	}
+	if plain.BytesSent < int64(len(data)) || plain.Wall <= 0 || plain.MaxRSS <= 0 {
+		t.Fatalf("plain push of %d bytes: %+v", len(data), plain)
+	}
+	if err := os.Remove(filepath.Join(dst, "sub", "f.txt")); err != nil {
+		t.Fatal(err)
+	}
+	z, err := d.Push(ctx, src, "m", Fuzzy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.BytesSent >= int64(len(data))/10 {
+		t.Fatalf("-z sent %d bytes of a repetitive %d-byte file", z.BytesSent, len(data))
+	}
+	if _, err := d.Push(ctx, src, "nosuchmodule", Plain); err == nil {
+		t.Fatal("a push to a missing module succeeded")
+	}
+}
+
+func TestFindMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if _, _, err := Find(context.Background()); !errors.Is(err, ErrMissing) {
+		t.Fatalf("rsync off the PATH: %v, want ErrMissing", err)
+	}
+}
