@@ -76,3 +76,18 @@ $(TOOLS)/protoc-gen-go:
 
 clean:
 	rm -rf $(BIN)
+
+# Reliability suite (issue #8). crash-long kills the real server 50 times
+# during uploads, gc and view writes (QUICS_CRASH_SEED replays a run);
+# fuzz-long runs every fuzz target for 5 minutes; load runs 50 in-process
+# clients against a real quics and prints peak RSS, CPU and commit latency.
+.PHONY: crash-long fuzz-long load
+
+crash-long:
+	QUICS_CRASH_TRIALS=$${QUICS_CRASH_TRIALS:-50} $(GO) test -race -timeout 60m -count=1 -v -run '^TestCrash' ./e2e/
+
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=$${FUZZTIME:-5m}
+
+load:
+	QUICS_LOAD_CLIENTS=$${QUICS_LOAD_CLIENTS:-50} $(GO) test -timeout 60m -count=1 -v -run '^TestLoad' ./e2e/

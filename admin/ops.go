@@ -64,6 +64,7 @@ var endpoints = []endpoint{
 	OpSetPassword, OpStop,
 	OpListConflicts, OpResolve, OpRestore, OpExportHistory, OpRebuildViews, OpSetRetention, OpContent,
 	OpGC, OpCheck,
+	OpListShares, OpStopShare,
 }
 
 func version(_ context.Context, b *Backend, _ NoRequest) (VersionResponse, error) {

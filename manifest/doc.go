@@ -85,6 +85,22 @@
 // A client that was offline asks [DB.Changes] for everything after the
 // last seq it saw and gets each changed path once, in seq order.
 //
+// # Share links
+//
+// A [Share] is a public link to one file of a root, created by a member:
+// it serves the file's head at download time, or a pinned version, a
+// bounded number of times ([Share.MaxDownloads]) until an optional expiry.
+// The link's URL carries a random token; the record is keyed by the
+// token's SHA-256 ([TokenHash]), so the database holds no working link,
+// and people name the link by a separate random [ShareID].
+// [DB.CountShareDownload] checks and counts a download in one transaction,
+// so concurrent downloads never exceed the bound. A link stops serving
+// when it is used up, expired, its root removed or its creator no longer
+// a member; its record stays, listed with that [ShareState], until it is
+// removed. An active pinned link keeps its content alive for garbage
+// collection even after retention dropped the version
+// ([DB.PinnedShareContents], [DB.PinnedSharesTxn]).
+//
 // # On-disk format
 //
 // Keys are binary: one prefix byte, fixed-width big-endian integers (so
@@ -106,6 +122,8 @@
 //	0x1A RootID ClientID           Membership
 //	0x1B ClientID RootID           (empty: reverse index of 0x1A)
 //	0x1C "server"                  ServerSettings
+//	0x1D SHA-256(link token)       Share
+//	0x1E ShareID                   SHA-256(link token), 32 bytes
 //
 // RootID and Seq are 8 bytes big-endian, ClientID the 16 UUID bytes, a
 // content hash 32 bytes. Values are protobuf messages of package

@@ -31,6 +31,8 @@ import (
 //	0x1A RootID ClientID                → Membership record
 //	0x1B ClientID RootID                → empty (reverse membership index)
 //	0x1C "server"                       → ServerSettings record
+//	0x1D SHA-256(link token) (32 bytes) → Share record
+//	0x1E ShareID (6 bytes)              → SHA-256(link token) (index of 0x1D)
 //
 // Paths never contain NUL, so in a version key the first NUL after the
 // RootID ends the path: the range prefix+RootID+path+0x00 holds exactly
@@ -58,6 +60,8 @@ const (
 	prefixMember        byte = 0x1A
 	prefixClientMembers byte = 0x1B
 	prefixSettings      byte = 0x1C
+	prefixShare         byte = 0x1D
+	prefixShareID       byte = 0x1E
 )
 
 // prefixTable lists every manifest prefix with a name, for the uniqueness
@@ -79,6 +83,8 @@ var prefixTable = []struct {
 	{prefixMember, "member"},
 	{prefixClientMembers, "client-member"},
 	{prefixSettings, "settings"},
+	{prefixShare, "share"},
+	{prefixShareID, "share-id"},
 }
 
 // lastPrefix is the highest manifest prefix.
@@ -174,6 +180,17 @@ func clientMemberKey(client uuid.UUID, root RootID) []byte {
 	k = append(k, prefixClientMembers)
 	k = append(k, client[:]...)
 	return appendUint64(k, uint64(root))
+}
+
+func shareKey(token TokenHash) []byte { return append([]byte{prefixShare}, token[:]...) }
+
+func shareIDKey(id ShareID) []byte { return append([]byte{prefixShareID}, id[:]...) }
+
+func parseShareKey(key []byte) (TokenHash, error) {
+	if len(key) != 1+len(TokenHash{}) || key[0] != prefixShare {
+		return TokenHash{}, corruptKey("share", key)
+	}
+	return TokenHash(key[1:]), nil
 }
 
 // validPath checks what the key schema needs of a path: not empty, no NUL

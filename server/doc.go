@@ -196,6 +196,35 @@
 // damaged it drops the index entry and stores the uploaded, verified
 // bytes instead (the old record is garbage for the next repack).
 //
+// # Share links
+//
+// A member creates a link to a file ([Server.CreateShare]); anyone with
+// its URL downloads the file over HTTPS from the share listener
+// ([Server.ListenShares]), a separate public listener — TCP for HTTP/1.1
+// and HTTP/2, UDP for HTTP/3, one port, the server's certificate — that
+// serves GET and HEAD of /s/<token> and nothing else. The token is 32
+// random bytes (base64url); the manifest keeps its SHA-256, and the link
+// is named for people by a separate random id. Without a running
+// listener, creating a link is refused (ErrUnavailable).
+//
+// A link serves its file's head at download time, or a pinned version.
+// Each GET that is answered counts as one download, counted in a
+// transaction before the first byte goes out: concurrent downloads never
+// exceed the limit, and a download cut short has used its count; HEAD
+// counts nothing. Before counting, the chunks are pinned for the
+// download, so a collection cannot take them mid-stream, and a pinned
+// version is a root of the mark while its link is active, even after
+// retention dropped the version. Chunks stream from the store, each
+// verified; ranges (http.ServeContent over a seekable chunk reader),
+// Content-Type from the extension or sniffed, an ETag of the content hash
+// and a Content-Disposition that names the file whatever its characters
+// (RFC 2231 when not plain ASCII). A link used up, expired or revoked
+// (its root removed, or its creator no longer a member) is a bare 410;
+// a stopped link is deleted, so its URL is a bare 404 like an unknown
+// token's, or a link to a file deleted now. Expiry is judged by
+// [Options.Clock]. Only the link's creator ([Server.StopShare]) or the
+// operator ([Server.RemoveShare]) stops a link.
+//
 // # Metrics
 //
 // [Options.Metrics] receives one Prometheus collector (unregistered by

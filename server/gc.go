@@ -3,8 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/gc"
+	"github.com/quic-s/quics/manifest"
 	"github.com/quic-s/quics/syncproto"
 )
 
@@ -14,9 +19,10 @@ import (
 var ErrMaintenanceRunning = fmt.Errorf("%w: a garbage collection or check is already running", syncproto.ErrUnavailable)
 
 // GC runs one garbage collection (package gc) while clients keep syncing:
-// it marks what versions, conflict candidates and upload sessions' pins
-// reach, deletes the rest of the chunk index past opts.Margin, rewrites
-// packs under opts.RepackThreshold and removes dead ones. One collection
+// it marks what versions, conflict candidates, active share links pinned
+// to a version, and the pins of upload sessions and link downloads reach,
+// deletes the rest of the chunk index past opts.Margin, rewrites packs
+// under opts.RepackThreshold and removes dead ones. One collection
 // or check runs at a time (ErrMaintenanceRunning). A collection that is
 // not a dry run is counted in the quics_gc_* metrics.
 func (s *Server) GC(ctx context.Context, opts gc.Options) (gc.Report, error) {
@@ -27,7 +33,7 @@ func (s *Server) GC(ctx context.Context, opts gc.Options) (gc.Report, error) {
 	if opts.Logger == nil {
 		opts.Logger = s.log
 	}
-	rep, err := gc.Run(ctx, s.store, s.db, gcPins{s.pins}, opts)
+	rep, err := gc.Run(ctx, s.store, gcRefs{DB: s.db, now: s.now}, gcPins{s.pins}, opts)
 	if err != nil {
 		return rep, fmt.Errorf("server: %w", err)
 	}
@@ -35,6 +41,40 @@ func (s *Server) GC(ctx context.Context, opts gc.Options) (gc.Report, error) {
 		s.RecordGC(rep.BytesFreed)
 	}
 	return rep, nil
+}
+
+// gcRefs is the manifest as the collector sees it, plus the contents that
+// active share links pin: a pinned version stays downloadable after
+// retention dropped it, so its content is a root of the mark too. Those
+// contents join the mark with the chunk lists (not as references, which
+// the report counts as versions), and every deletion transaction asks
+// again, from its own snapshot, next to the versions committed since.
+type gcRefs struct {
+	*manifest.DB
+	now func() time.Time
+}
+
+func (g gcRefs) ForEachChunkList(ctx context.Context, want func(cas.ID) bool, fn func(cas.ID, []manifest.Chunk) error) error {
+	pinned, err := g.PinnedShareContents(ctx, g.now())
+	if err != nil {
+		return fmt.Errorf("server: contents of share links: %w", err)
+	}
+	if want != nil && len(pinned) > 0 {
+		marked := want
+		want = func(hash cas.ID) bool { return marked(hash) || pinned.Has(hash) }
+	}
+	return g.DB.ForEachChunkList(ctx, want, fn)
+}
+
+func (g gcRefs) RefsSince(txn *badger.Txn, wm manifest.Watermark, fn func(manifest.Ref, []manifest.Chunk) error) (manifest.Watermark, error) {
+	now, err := g.DB.RefsSince(txn, wm, fn)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.PinnedSharesTxn(txn, g.now(), fn); err != nil {
+		return nil, fmt.Errorf("server: contents of share links: %w", err)
+	}
+	return now, nil
 }
 
 // gcPins hands the collector the server's pin registry.

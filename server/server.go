@@ -136,6 +136,10 @@ type Server struct {
 	// headsPart is HeadsPartLen; tests shrink it.
 	headsPart int
 
+	// shareAt is where the share listener serves links; nil while none
+	// runs (see ListenShares).
+	shareAt atomic.Pointer[shareEndpoint]
+
 	closeOnce sync.Once
 	closeErr  error
 }

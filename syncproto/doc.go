@@ -152,6 +152,9 @@
 //	HistoryRequest        -> HistoryResponse (at most MaxHistoryEntries, the newest)
 //	RestoreRequest        -> CommitResponse
 //	SetRetentionRequest   -> Ack
+//	CreateShareRequest    -> CreateShareResponse (the link's URL or token)
+//	ListSharesRequest     -> ListSharesResponse (at most MaxShares)
+//	StopShareRequest      -> StopShareResponse
 //
 // A CommitResponse with OUTCOME_SUPERSEDED answers a proposal whose
 // content is already in the file's history after its base (a conflict over

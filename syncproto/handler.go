@@ -74,4 +74,13 @@ type Handler interface {
 	Restore(ctx context.Context, s *Session, req *syncpb.RestoreRequest) (*syncpb.CommitResponse, error)
 	// SetRetention sets a root's retention policy and applies it.
 	SetRetention(ctx context.Context, s *Session, req *syncpb.SetRetentionRequest) error
+
+	// CreateShare creates a share link to a file of a root the session's
+	// client is a member of.
+	CreateShare(ctx context.Context, s *Session, req *syncpb.CreateShareRequest) (*syncpb.CreateShareResponse, error)
+	// ListShares lists the links the session's client created, at most
+	// MaxShares.
+	ListShares(ctx context.Context, s *Session, req *syncpb.ListSharesRequest) (*syncpb.ListSharesResponse, error)
+	// StopShare stops a link the session's client created.
+	StopShare(ctx context.Context, s *Session, req *syncpb.StopShareRequest) (*syncpb.StopShareResponse, error)
 }

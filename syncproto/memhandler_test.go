@@ -30,6 +30,7 @@ type memHandler struct {
 	roots    map[string]*memRoot
 	chunks   map[cas.ID][]byte // decoded chunks
 	watchers map[chan *syncpb.Notice]bool
+	shares   []*syncpb.CreateShareResponse // share links, oldest first
 
 	// Observations for tests.
 	proposed     [][]ChunkRef // chunk lists Propose received
@@ -465,4 +466,58 @@ func (h *memHandler) retentionOf(root string) *syncpb.SetRetentionRequest {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.roots[root].retention
+}
+
+func (h *memHandler) CreateShare(_ context.Context, s *Session, req *syncpb.CreateShareRequest) (*syncpb.CreateShareResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, req.GetRoot())
+	if err != nil {
+		return nil, err
+	}
+	head, ok := r.heads[req.GetPath()]
+	if !ok || head.GetDeleted() {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, req.GetPath())
+	}
+	id := make([]byte, 6)
+	_, _ = rand.Read(id)
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	resp := &syncpb.CreateShareResponse{
+		Share: &syncpb.ShareInfo{
+			Id: fmt.Sprintf("%x", id), Root: req.GetRoot(), Path: req.GetPath(), ClientId: s.ClientID,
+			MaxDownloads: req.GetMaxDownloads(), State: "active",
+		},
+		Token: fmt.Sprintf("%x", token), Port: 6443,
+	}
+	h.shares = append(h.shares, resp)
+	return resp, nil
+}
+
+func (h *memHandler) ListShares(_ context.Context, s *Session, _ *syncpb.ListSharesRequest) (*syncpb.ListSharesResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	resp := &syncpb.ListSharesResponse{}
+	for _, sh := range h.shares {
+		if sh.GetShare().GetClientId() == s.ClientID {
+			resp.Shares = append(resp.Shares, sh.GetShare())
+		}
+	}
+	return resp, nil
+}
+
+func (h *memHandler) StopShare(_ context.Context, s *Session, req *syncpb.StopShareRequest) (*syncpb.StopShareResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, sh := range h.shares {
+		if sh.GetShare().GetId() != req.GetId() && sh.GetToken() != req.GetToken() {
+			continue
+		}
+		if sh.GetShare().GetClientId() != s.ClientID {
+			return nil, fmt.Errorf("%w: not your link", ErrForbidden)
+		}
+		h.shares = append(h.shares[:i], h.shares[i+1:]...)
+		return &syncpb.StopShareResponse{Share: sh.GetShare()}, nil
+	}
+	return nil, fmt.Errorf("%w: no such link", ErrNotFound)
 }

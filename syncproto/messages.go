@@ -49,6 +49,12 @@ const (
 	FrameHistoryResponse        FrameType = 0x2e
 	FrameRestoreRequest         FrameType = 0x2f
 	FrameSetRetentionRequest    FrameType = 0x30
+	FrameCreateShareRequest     FrameType = 0x31
+	FrameCreateShareResponse    FrameType = 0x32
+	FrameListSharesRequest      FrameType = 0x33
+	FrameListSharesResponse     FrameType = 0x34
+	FrameStopShareRequest       FrameType = 0x35
+	FrameStopShareResponse      FrameType = 0x36
 )
 
 // Protocol limits on lists carried in messages. Every decoder checks them
@@ -69,6 +75,8 @@ const (
 	MaxConflicts = 4096
 	// MaxHistoryEntries bounds the versions of one HistoryResponse.
 	MaxHistoryEntries = 16384
+	// MaxShares bounds the links of one ListSharesResponse.
+	MaxShares = 4096
 )
 
 // messageTypes is the schema's table: the frame type of each message.
@@ -109,6 +117,12 @@ var messageTypes = [...]struct {
 	{FrameHistoryResponse, (*syncpb.HistoryResponse)(nil)},
 	{FrameRestoreRequest, (*syncpb.RestoreRequest)(nil)},
 	{FrameSetRetentionRequest, (*syncpb.SetRetentionRequest)(nil)},
+	{FrameCreateShareRequest, (*syncpb.CreateShareRequest)(nil)},
+	{FrameCreateShareResponse, (*syncpb.CreateShareResponse)(nil)},
+	{FrameListSharesRequest, (*syncpb.ListSharesRequest)(nil)},
+	{FrameListSharesResponse, (*syncpb.ListSharesResponse)(nil)},
+	{FrameStopShareRequest, (*syncpb.StopShareRequest)(nil)},
+	{FrameStopShareResponse, (*syncpb.StopShareResponse)(nil)},
 }
 
 var (

@@ -19,13 +19,23 @@ import (
 // accepting fails for another reason it shuts down the same way and returns
 // that error.
 func Serve(ctx context.Context, l *Listener, handle func(ctx context.Context, conn *Conn, stream *Stream)) error {
-	return serve(ctx, l, handle, nil)
+	return serve(ctx, l, handle, connHooks{})
 }
 
-// serve is Serve with a hook: connEnded, when not nil, runs once per
-// connection after it closed and all its stream handlers returned, so
-// per-connection state (a session) outlives every stream that uses it.
-func serve(ctx context.Context, l *Listener, handle func(context.Context, *Conn, *Stream), connEnded func(*Conn)) error {
+// connHooks let a Server keep per-connection state around Serve.
+type connHooks struct {
+	// admit, when not nil, runs for each accepted connection; an error
+	// closes the connection with the error's code and message, and
+	// nothing else runs for it.
+	admit func(*Conn) error
+	// ended, when not nil, runs once per admitted connection after it
+	// closed and all its stream handlers returned, so per-connection
+	// state (a session) outlives every stream that uses it.
+	ended func(*Conn)
+}
+
+// serve is Serve with hooks.
+func serve(ctx context.Context, l *Listener, handle func(context.Context, *Conn, *Stream), hooks connHooks) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var conns sync.WaitGroup
@@ -38,10 +48,16 @@ func serve(ctx context.Context, l *Listener, handle func(context.Context, *Conn,
 			}
 			break
 		}
+		if hooks.admit != nil {
+			if err := hooks.admit(conn); err != nil {
+				_ = conn.CloseWithError(CodeOf(err), WireError(err).Message)
+				continue
+			}
+		}
 		conns.Go(func() {
 			serveConn(ctx, conn, handle)
-			if connEnded != nil {
-				connEnded(conn)
+			if hooks.ended != nil {
+				hooks.ended(conn)
 			}
 		})
 	}

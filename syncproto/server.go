@@ -27,6 +27,8 @@ type ServerOptions struct {
 	// MaxAuthFailures is how many failed AuthRequests a connection may
 	// make before it is closed. Default 3.
 	MaxAuthFailures int
+	// Limits bound connections and chunk bytes in flight (see Limits).
+	Limits Limits
 }
 
 // DefaultMaxChunkSize is the default and largest ServerOptions.MaxChunkSize.
@@ -44,8 +46,10 @@ const maxHeadsPartBytes = 1 << 20
 // Server runs the quics protocol over a Listener: it authenticates
 // connections, decodes each transaction and calls its Handler.
 type Server struct {
-	h    Handler
-	opts ServerOptions
+	h       Handler
+	opts    ServerOptions
+	gate    *connGate
+	uploads *uploadBudget
 
 	mu    sync.Mutex
 	conns map[*Conn]*connState
@@ -76,14 +80,20 @@ func NewServer(h Handler, opts ServerOptions) *Server {
 	if opts.MaxAuthFailures <= 0 {
 		opts.MaxAuthFailures = 3
 	}
-	return &Server{h: h, opts: opts, conns: make(map[*Conn]*connState)}
+	opts.Limits = opts.Limits.withDefaults(int64(opts.MaxChunkSize + ChunkHeaderMaxLen))
+	return &Server{h: h, opts: opts, gate: &connGate{max: opts.Limits.MaxConns},
+		uploads: newUploadBudget(opts.Limits), conns: make(map[*Conn]*connState)}
 }
 
 // Serve serves connections from l until ctx is canceled; see the
 // package-level Serve for shutdown. It takes ownership of l.
 func (s *Server) Serve(ctx context.Context, l *Listener) error {
-	return serve(ctx, l, s.handleStream, s.connEnded)
+	return serve(ctx, l, s.handleStream, connHooks{admit: s.admit, ended: s.connEnded})
 }
+
+// admit refuses a connection over Limits.MaxConns; connEnded gives the
+// slot back.
+func (s *Server) admit(*Conn) error { return s.gate.admit() }
 
 func (s *Server) state(conn *Conn) *connState {
 	s.mu.Lock()
@@ -99,6 +109,7 @@ func (s *Server) state(conn *Conn) *connState {
 // connEnded runs once the connection and all its streams are done, so the
 // Handler releases a session nobody uses any more.
 func (s *Server) connEnded(conn *Conn) {
+	s.gate.release()
 	s.mu.Lock()
 	cs := s.conns[conn]
 	delete(s.conns, conn)
@@ -154,6 +165,10 @@ var transactions = map[FrameType]transaction{
 	FrameHistoryRequest:         {"history", false, serveHistory},
 	FrameRestoreRequest:         {"restore", false, serveRestore},
 	FrameSetRetentionRequest:    {"set retention", false, serveSetRetention},
+
+	FrameCreateShareRequest: {"create share", false, serveCreateShare},
+	FrameListSharesRequest:  {"list shares", false, serveListShares},
+	FrameStopShareRequest:   {"stop share", false, serveStopShare},
 }
 
 func (s *Server) handleStream(ctx context.Context, conn *Conn, st *Stream) {
@@ -199,7 +214,7 @@ func (t *tx) fail(ctx context.Context, name string, err error) {
 	} else {
 		log.Debug("syncproto: transaction refused", attrs...)
 	}
-	_ = t.st.Fail(ctx, err)
+	_ = t.st.Fail(ctx, storageErr(err))
 }
 
 // internalf reports a Handler that broke its contract. The error wraps no
@@ -361,6 +376,8 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 	}
 	maxChunk := t.srv.opts.MaxChunkSize
 	t.st.SetMaxFramePayload(maxChunk + ChunkHeaderMaxLen)
+	budget := t.srv.uploads.begin(t.session.ClientID)
+	defer budget.end()
 	var (
 		readErr error
 		ended   bool
@@ -372,6 +389,16 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 		}
 		if ended {
 			return Chunk{}, io.EOF
+		}
+		// The previous chunk is the Handler's business now; this
+		// frame's bytes are reserved before they are read.
+		n, err := t.st.peekFrameLen(ctx)
+		if err == nil {
+			err = budget.reserve(ctx, n)
+		}
+		if err != nil && err != io.EOF {
+			readErr = fmt.Errorf("put chunks: after %d chunks: %w", count, err)
+			return Chunk{}, readErr
 		}
 		ft, p, err := t.st.ReadFrame(ctx)
 		switch {

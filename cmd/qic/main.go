@@ -84,6 +84,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(&g),
 		newConflictCmd(&g),
 		newHistoryCmd(&g),
+		newShareCmd(&g),
 	)
 	return root
 }

@@ -63,7 +63,7 @@ func withAdmin(ctx context.Context, o adminOptions, fn func(ctx context.Context,
 func newShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Show clients, roots, files and history",
+		Short: "Show clients, roots, files, history, conflicts and share links",
 		Long: `Show what the server knows. Each listing prints a table, or JSON with --json.
 
 Admin commands reach the server running on --data through its admin API,
@@ -87,6 +87,7 @@ and open the data directory themselves when no server runs.`,
 				return admin.Call(ctx, c, admin.OpHistory, admin.FileRequest{Root: args[0], Path: args[1]})
 			}, printHistory),
 		newShowConflictsCmd(),
+		newShowSharesCmd(),
 	)
 	return cmd
 }

@@ -68,7 +68,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newVersionCmd(), newShowCmd(), newPasswordCmd(), newStopCmd(),
 		newClientCmd(), newRootAdminCmd(), newHealthCmd(),
-		newConflictCmd(), newRestoreCmd(), newHistoryCmd(), newViewsCmd(), newGCCmd(), newCheckCmd())
+		newConflictCmd(), newRestoreCmd(), newHistoryCmd(), newViewsCmd(), newGCCmd(), newCheckCmd(), newShareCmd())
 	return root
 }
 

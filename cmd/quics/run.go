@@ -30,6 +30,9 @@ const (
 	envPassword = "QUICS_PASSWORD"
 	envAdmin    = "QUICS_ADMIN"
 	envAdminH3  = "QUICS_ADMIN_H3"
+
+	envShareListen  = "QUICS_SHARE_LISTEN"
+	envShareBaseURL = "QUICS_SHARE_BASE_URL"
 )
 
 // runOptions are the settings of `quics run`.
@@ -41,7 +44,12 @@ type runOptions struct {
 	// turns that one off.
 	Admin   string
 	AdminH3 string
-	Views   bool
+	// ShareListen is the address of the public share listener (TCP and
+	// UDP); "" turns share links off. ShareBaseURL is the links' public
+	// prefix when a proxy stands in front of it.
+	ShareListen  string
+	ShareBaseURL string
+	Views        bool
 	// GCInterval runs a garbage collection this often; 0 never.
 	GCInterval time.Duration
 	LogFormat  string // text or json
@@ -75,8 +83,14 @@ The admin API (used by quics show, stop, password, client and root) listens
 on loopback: HTTP/1.1 over TLS on --admin and HTTP/3 on --admin-h3, with the
 bearer token of DATA/admin-token. An empty address turns one off.
 
+With --share-listen, members can create share links (qic share) that
+anyone with the URL downloads over HTTPS, a limited number of times: the
+server then also listens on that address, TCP for HTTP/1.1 and UDP for
+HTTP/3, with its certificate, and serves nothing there but /s/<token>.
+Behind a reverse proxy, --share-base-url is the public prefix of the links.
+
 Flags default to the environment: QUICS_DATA, QUICS_LISTEN, QUICS_PASSWORD,
-QUICS_ADMIN, QUICS_ADMIN_H3.`,
+QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -98,6 +112,10 @@ QUICS_ADMIN, QUICS_ADMIN_H3.`,
 	f.StringVar(&o.Password, "password", os.Getenv(envPassword), "server password that registering a device requires (env "+envPassword+"); replaces the stored one")
 	f.StringVar(&o.Admin, "admin", o.Admin, "TCP address of the admin API, HTTP/1.1 over TLS (env "+envAdmin+"; \"\" turns it off)")
 	f.StringVar(&o.AdminH3, "admin-h3", o.AdminH3, "UDP address of the admin API over HTTP/3 (env "+envAdminH3+"; \"\" turns it off)")
+	f.StringVar(&o.ShareListen, "share-listen", os.Getenv(envShareListen),
+		"address of the public share-link listener, TCP (HTTPS) and UDP (HTTP/3) (env "+envShareListen+"; default off)")
+	f.StringVar(&o.ShareBaseURL, "share-base-url", os.Getenv(envShareBaseURL),
+		"public URL prefix of share links, such as https://files.example.com behind a proxy (env "+envShareBaseURL+")")
 	f.DurationVar(&o.GCInterval, "gc-interval", 0, "collect garbage this often (default 0: never; run quics gc by hand)")
 	f.BoolVar(&o.Views, "views", o.Views, "materialize every file's latest version under DATA/sync")
 	f.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
@@ -150,6 +168,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.ShareBaseURL != "" && o.ShareListen == "" {
+		return usageError{errors.New("--share-base-url needs --share-listen")}
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sopts := server.Options{DataDir: o.DataDir, Password: o.Password, Views: o.Views, Logger: log, Metrics: metrics}
@@ -176,8 +197,18 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	// `quics stop` cancels runCtx through the admin API.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	var shares *server.ShareListener
+	if o.ShareListen != "" {
+		shares, err = srv.ListenShares(runCtx, server.ShareListenOptions{Addr: o.ShareListen, BaseURL: o.ShareBaseURL})
+		if err != nil {
+			return errors.Join(err, l.Close())
+		}
+	}
 	adm, err := startAdmin(runCtx, o, srv, metrics, log, stop)
 	if err != nil {
+		if shares != nil {
+			err = errors.Join(err, shares.Close())
+		}
 		return errors.Join(err, l.Close())
 	}
 	log.Info("quics: serving", "addr", l.Addr().String(), "data", o.DataDir, "views", o.Views)
@@ -190,6 +221,13 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 			fmt.Fprintf(o.Stdout, "admin API on https://%s (udp, HTTP/3)\n", a)
 		}
 	}
+	if shares != nil {
+		base := strings.TrimRight(shares.BaseURL(), "/")
+		if base == "" {
+			base = fmt.Sprintf("https://<the host clients dial>:%d", shares.Port())
+		}
+		fmt.Fprintf(o.Stdout, "share links on %s (tcp and udp): %s/s/<token>\n", shares.Addr(), base)
+	}
 	if o.ready != nil {
 		o.ready(l.Addr())
 	}
@@ -197,6 +235,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	g.Go(func() error { return syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log}).Serve(gctx, l) })
 	if o.GCInterval > 0 {
 		g.Go(func() error { collectEvery(gctx, srv, o.GCInterval, log); return nil })
+	}
+	if shares != nil {
+		g.Go(func() error { return shares.Serve(gctx) })
 	}
 	if adm != nil {
 		g.Go(func() error {

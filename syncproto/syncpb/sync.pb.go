@@ -2612,6 +2612,494 @@ func (x *SetRetentionRequest) GetValue() int64 {
 	return 0
 }
 
+// frame 0x31. Create a share link: a public HTTPS URL that downloads one
+// file without a client (any member of the root may). By default the link
+// serves the file's head at download time; hash_prefix (at least 8 hex
+// digits of a version's content hash) pins that version instead, which
+// then stays downloadable even after retention drops it. Answered by
+// CreateShareResponse; NotFound when the file (or version) has no content,
+// Unavailable when the server serves no share links.
+type CreateShareRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	MaxDownloads  uint32                 `protobuf:"varint,3,opt,name=max_downloads,json=maxDownloads,proto3" json:"max_downloads,omitempty"` // 0: no limit
+	ExpiresIn     int64                  `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`          // nanoseconds from now on the server's clock; 0: never
+	HashPrefix    string                 `protobuf:"bytes,5,opt,name=hash_prefix,json=hashPrefix,proto3" json:"hash_prefix,omitempty"`        // "": follow the head
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateShareRequest) Reset() {
+	*x = CreateShareRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateShareRequest) ProtoMessage() {}
+
+func (x *CreateShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateShareRequest.ProtoReflect.Descriptor instead.
+func (*CreateShareRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateShareRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *CreateShareRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CreateShareRequest) GetMaxDownloads() uint32 {
+	if x != nil {
+		return x.MaxDownloads
+	}
+	return 0
+}
+
+func (x *CreateShareRequest) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *CreateShareRequest) GetHashPrefix() string {
+	if x != nil {
+		return x.HashPrefix
+	}
+	return ""
+}
+
+// A share link as listed. The token, the secret part of the URL, is only
+// in CreateShareResponse: the server keeps nothing but its SHA-256.
+type ShareInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`     // names the link for list and stop
+	Root          string                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"` // "" when the root was removed
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"` // who created it
+	ClientName    string                 `protobuf:"bytes,5,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Created       int64                  `protobuf:"varint,6,opt,name=created,proto3" json:"created,omitempty"`
+	Expires       int64                  `protobuf:"varint,7,opt,name=expires,proto3" json:"expires,omitempty"`                               // 0: never
+	MaxDownloads  uint32                 `protobuf:"varint,8,opt,name=max_downloads,json=maxDownloads,proto3" json:"max_downloads,omitempty"` // 0: no limit
+	Downloads     uint32                 `protobuf:"varint,9,opt,name=downloads,proto3" json:"downloads,omitempty"`
+	LastDownload  int64                  `protobuf:"varint,10,opt,name=last_download,json=lastDownload,proto3" json:"last_download,omitempty"` // 0: never downloaded
+	PinnedHash    []byte                 `protobuf:"bytes,11,opt,name=pinned_hash,json=pinnedHash,proto3" json:"pinned_hash,omitempty"`        // empty: the link follows the head
+	PinnedSeq     uint64                 `protobuf:"varint,12,opt,name=pinned_seq,json=pinnedSeq,proto3" json:"pinned_seq,omitempty"`
+	PinnedSize    int64                  `protobuf:"varint,13,opt,name=pinned_size,json=pinnedSize,proto3" json:"pinned_size,omitempty"`
+	State         string                 `protobuf:"bytes,14,opt,name=state,proto3" json:"state,omitempty"` // active, exhausted, expired or revoked
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareInfo) Reset() {
+	*x = ShareInfo{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareInfo) ProtoMessage() {}
+
+func (x *ShareInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareInfo.ProtoReflect.Descriptor instead.
+func (*ShareInfo) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ShareInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ShareInfo) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *ShareInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ShareInfo) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ShareInfo) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ShareInfo) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetMaxDownloads() uint32 {
+	if x != nil {
+		return x.MaxDownloads
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetDownloads() uint32 {
+	if x != nil {
+		return x.Downloads
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetLastDownload() int64 {
+	if x != nil {
+		return x.LastDownload
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetPinnedHash() []byte {
+	if x != nil {
+		return x.PinnedHash
+	}
+	return nil
+}
+
+func (x *ShareInfo) GetPinnedSeq() uint64 {
+	if x != nil {
+		return x.PinnedSeq
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetPinnedSize() int64 {
+	if x != nil {
+		return x.PinnedSize
+	}
+	return 0
+}
+
+func (x *ShareInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// frame 0x32.
+type CreateShareResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Share *ShareInfo             `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
+	// The link, when the server knows its public address (--share-base-url,
+	// or a share listener bound to a specific host); else empty, and the
+	// client builds https://<the server host it dials>:<port>/s/<token>.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	Port          uint32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateShareResponse) Reset() {
+	*x = CreateShareResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateShareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateShareResponse) ProtoMessage() {}
+
+func (x *CreateShareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateShareResponse.ProtoReflect.Descriptor instead.
+func (*CreateShareResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateShareResponse) GetShare() *ShareInfo {
+	if x != nil {
+		return x.Share
+	}
+	return nil
+}
+
+func (x *CreateShareResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateShareResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateShareResponse) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// frame 0x33. The caller's share links, at most 4096. Answered by
+// ListSharesResponse.
+type ListSharesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSharesRequest) Reset() {
+	*x = ListSharesRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSharesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSharesRequest) ProtoMessage() {}
+
+func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSharesRequest.ProtoReflect.Descriptor instead.
+func (*ListSharesRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{42}
+}
+
+// frame 0x34.
+type ListSharesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shares        []*ShareInfo           `protobuf:"bytes,1,rep,name=shares,proto3" json:"shares,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSharesResponse) Reset() {
+	*x = ListSharesResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSharesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSharesResponse) ProtoMessage() {}
+
+func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSharesResponse.ProtoReflect.Descriptor instead.
+func (*ListSharesResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListSharesResponse) GetShares() []*ShareInfo {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+// frame 0x35. Stop a share link, named by its id or by the token of its URL;
+// only the client that created it may (else Forbidden). Its URL answers
+// 404 from then on. Answered by StopShareResponse.
+type StopShareRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopShareRequest) Reset() {
+	*x = StopShareRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopShareRequest) ProtoMessage() {}
+
+func (x *StopShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopShareRequest.ProtoReflect.Descriptor instead.
+func (*StopShareRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *StopShareRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StopShareRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// frame 0x36. The link as it was when stopped.
+type StopShareResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Share         *ShareInfo             `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopShareResponse) Reset() {
+	*x = StopShareResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopShareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopShareResponse) ProtoMessage() {}
+
+func (x *StopShareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopShareResponse.ProtoReflect.Descriptor instead.
+func (*StopShareResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *StopShareResponse) GetShare() *ShareInfo {
+	if x != nil {
+		return x.Share
+	}
+	return nil
+}
+
 type WatchRequest_Cursor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -2622,7 +3110,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +3122,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2855,7 +3343,48 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\rKIND_KEEP_ALL\x10\x01\x12\x12\n" +
 	"\x0eKIND_KEEP_LAST\x10\x02\x12\x14\n" +
 	"\x10KIND_KEEP_WITHIN\x10\x03\x12\x12\n" +
-	"\x0eKIND_STAGGERED\x10\x04B*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
+	"\x0eKIND_STAGGERED\x10\x04\"\xa1\x01\n" +
+	"\x12CreateShareRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12#\n" +
+	"\rmax_downloads\x18\x03 \x01(\rR\fmaxDownloads\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\x03R\texpiresIn\x12\x1f\n" +
+	"\vhash_prefix\x18\x05 \x01(\tR\n" +
+	"hashPrefix\"\x94\x03\n" +
+	"\tShareInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\tR\x04root\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_name\x18\x05 \x01(\tR\n" +
+	"clientName\x12\x18\n" +
+	"\acreated\x18\x06 \x01(\x03R\acreated\x12\x18\n" +
+	"\aexpires\x18\a \x01(\x03R\aexpires\x12#\n" +
+	"\rmax_downloads\x18\b \x01(\rR\fmaxDownloads\x12\x1c\n" +
+	"\tdownloads\x18\t \x01(\rR\tdownloads\x12#\n" +
+	"\rlast_download\x18\n" +
+	" \x01(\x03R\flastDownload\x12\x1f\n" +
+	"\vpinned_hash\x18\v \x01(\fR\n" +
+	"pinnedHash\x12\x1d\n" +
+	"\n" +
+	"pinned_seq\x18\f \x01(\x04R\tpinnedSeq\x12\x1f\n" +
+	"\vpinned_size\x18\r \x01(\x03R\n" +
+	"pinnedSize\x12\x14\n" +
+	"\x05state\x18\x0e \x01(\tR\x05state\"\x81\x01\n" +
+	"\x13CreateShareResponse\x12.\n" +
+	"\x05share\x18\x01 \x01(\v2\x18.quics.sync.v1.ShareInfoR\x05share\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\rR\x04port\"\x13\n" +
+	"\x11ListSharesRequest\"F\n" +
+	"\x12ListSharesResponse\x120\n" +
+	"\x06shares\x18\x01 \x03(\v2\x18.quics.sync.v1.ShareInfoR\x06shares\"8\n" +
+	"\x10StopShareRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"C\n" +
+	"\x11StopShareResponse\x12.\n" +
+	"\x05share\x18\x01 \x01(\v2\x18.quics.sync.v1.ShareInfoR\x05shareB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
 
 var (
 	file_syncproto_syncpb_sync_proto_rawDescOnce sync.Once
@@ -2870,7 +3399,7 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
 	(CommitResponse_Outcome)(0),    // 0: quics.sync.v1.CommitResponse.Outcome
 	(Notice_Kind)(0),               // 1: quics.sync.v1.Notice.Kind
@@ -2915,7 +3444,14 @@ var file_syncproto_syncpb_sync_proto_goTypes = []any{
 	(*HistoryResponse)(nil),        // 40: quics.sync.v1.HistoryResponse
 	(*RestoreRequest)(nil),         // 41: quics.sync.v1.RestoreRequest
 	(*SetRetentionRequest)(nil),    // 42: quics.sync.v1.SetRetentionRequest
-	(*WatchRequest_Cursor)(nil),    // 43: quics.sync.v1.WatchRequest.Cursor
+	(*CreateShareRequest)(nil),     // 43: quics.sync.v1.CreateShareRequest
+	(*ShareInfo)(nil),              // 44: quics.sync.v1.ShareInfo
+	(*CreateShareResponse)(nil),    // 45: quics.sync.v1.CreateShareResponse
+	(*ListSharesRequest)(nil),      // 46: quics.sync.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),     // 47: quics.sync.v1.ListSharesResponse
+	(*StopShareRequest)(nil),       // 48: quics.sync.v1.StopShareRequest
+	(*StopShareResponse)(nil),      // 49: quics.sync.v1.StopShareResponse
+	(*WatchRequest_Cursor)(nil),    // 50: quics.sync.v1.WatchRequest.Cursor
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
@@ -2923,7 +3459,7 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
 	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
 	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	43, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	50, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
 	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
 	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
 	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
@@ -2931,11 +3467,14 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	35, // 10: quics.sync.v1.ListConflictsResponse.conflicts:type_name -> quics.sync.v1.Conflict
 	39, // 11: quics.sync.v1.HistoryResponse.versions:type_name -> quics.sync.v1.HistoryEntry
 	3,  // 12: quics.sync.v1.SetRetentionRequest.kind:type_name -> quics.sync.v1.SetRetentionRequest.Kind
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	44, // 13: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
+	44, // 14: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
+	44, // 15: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -2949,7 +3488,7 @@ func file_syncproto_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   40,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -989,6 +989,162 @@ func (x *ServerSettings) GetUpdatedUnixNano() int64 {
 	return 0
 }
 
+// Share is a public download link to one file of a root. The link's token
+// is not stored: the record is found by its SHA-256 (the key).
+type Share struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 6 random bytes, shown to people to list and stop the link.
+	Id   []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Root uint64 `protobuf:"varint,2,opt,name=root,proto3" json:"root,omitempty"`
+	Path []byte `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// The client that created the link.
+	Client          []byte `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
+	CreatedUnixNano int64  `protobuf:"varint,5,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// 0: never expires.
+	ExpiresUnixNano int64 `protobuf:"varint,6,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	// 0: no limit.
+	MaxDownloads         uint64 `protobuf:"varint,7,opt,name=max_downloads,json=maxDownloads,proto3" json:"max_downloads,omitempty"`
+	Downloads            uint64 `protobuf:"varint,8,opt,name=downloads,proto3" json:"downloads,omitempty"`
+	LastDownloadUnixNano int64  `protobuf:"varint,9,opt,name=last_download_unix_nano,json=lastDownloadUnixNano,proto3" json:"last_download_unix_nano,omitempty"`
+	// A pinned version: its seq and content (hash empty: the link serves the
+	// file's head at download time).
+	PinnedSeq           uint64 `protobuf:"varint,10,opt,name=pinned_seq,json=pinnedSeq,proto3" json:"pinned_seq,omitempty"`
+	PinnedHash          []byte `protobuf:"bytes,11,opt,name=pinned_hash,json=pinnedHash,proto3" json:"pinned_hash,omitempty"`
+	PinnedSize          uint64 `protobuf:"varint,12,opt,name=pinned_size,json=pinnedSize,proto3" json:"pinned_size,omitempty"`
+	PinnedMode          uint32 `protobuf:"varint,13,opt,name=pinned_mode,json=pinnedMode,proto3" json:"pinned_mode,omitempty"`
+	PinnedMtimeUnixNano int64  `protobuf:"varint,14,opt,name=pinned_mtime_unix_nano,json=pinnedMtimeUnixNano,proto3" json:"pinned_mtime_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Share) Reset() {
+	*x = Share{}
+	mi := &file_manifest_internal_recordpb_records_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Share) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Share) ProtoMessage() {}
+
+func (x *Share) ProtoReflect() protoreflect.Message {
+	mi := &file_manifest_internal_recordpb_records_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Share.ProtoReflect.Descriptor instead.
+func (*Share) Descriptor() ([]byte, []int) {
+	return file_manifest_internal_recordpb_records_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Share) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Share) GetRoot() uint64 {
+	if x != nil {
+		return x.Root
+	}
+	return 0
+}
+
+func (x *Share) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *Share) GetClient() []byte {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *Share) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *Share) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *Share) GetMaxDownloads() uint64 {
+	if x != nil {
+		return x.MaxDownloads
+	}
+	return 0
+}
+
+func (x *Share) GetDownloads() uint64 {
+	if x != nil {
+		return x.Downloads
+	}
+	return 0
+}
+
+func (x *Share) GetLastDownloadUnixNano() int64 {
+	if x != nil {
+		return x.LastDownloadUnixNano
+	}
+	return 0
+}
+
+func (x *Share) GetPinnedSeq() uint64 {
+	if x != nil {
+		return x.PinnedSeq
+	}
+	return 0
+}
+
+func (x *Share) GetPinnedHash() []byte {
+	if x != nil {
+		return x.PinnedHash
+	}
+	return nil
+}
+
+func (x *Share) GetPinnedSize() uint64 {
+	if x != nil {
+		return x.PinnedSize
+	}
+	return 0
+}
+
+func (x *Share) GetPinnedMode() uint32 {
+	if x != nil {
+		return x.PinnedMode
+	}
+	return 0
+}
+
+func (x *Share) GetPinnedMtimeUnixNano() int64 {
+	if x != nil {
+		return x.PinnedMtimeUnixNano
+	}
+	return 0
+}
+
 var File_manifest_internal_recordpb_records_proto protoreflect.FileDescriptor
 
 const file_manifest_internal_recordpb_records_proto_rawDesc = "" +
@@ -1061,7 +1217,27 @@ const file_manifest_internal_recordpb_records_proto_rawDesc = "" +
 	"\x10joined_unix_nano\x18\x01 \x01(\x03R\x0ejoinedUnixNano\"a\n" +
 	"\x0eServerSettings\x12#\n" +
 	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\x12*\n" +
-	"\x11updated_unix_nano\x18\x02 \x01(\x03R\x0fupdatedUnixNano*\x88\x01\n" +
+	"\x11updated_unix_nano\x18\x02 \x01(\x03R\x0fupdatedUnixNano\"\xe0\x03\n" +
+	"\x05Share\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\x04R\x04root\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\fR\x04path\x12\x16\n" +
+	"\x06client\x18\x04 \x01(\fR\x06client\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x06 \x01(\x03R\x0fexpiresUnixNano\x12#\n" +
+	"\rmax_downloads\x18\a \x01(\x04R\fmaxDownloads\x12\x1c\n" +
+	"\tdownloads\x18\b \x01(\x04R\tdownloads\x125\n" +
+	"\x17last_download_unix_nano\x18\t \x01(\x03R\x14lastDownloadUnixNano\x12\x1d\n" +
+	"\n" +
+	"pinned_seq\x18\n" +
+	" \x01(\x04R\tpinnedSeq\x12\x1f\n" +
+	"\vpinned_hash\x18\v \x01(\fR\n" +
+	"pinnedHash\x12\x1f\n" +
+	"\vpinned_size\x18\f \x01(\x04R\n" +
+	"pinnedSize\x12\x1f\n" +
+	"\vpinned_mode\x18\r \x01(\rR\n" +
+	"pinnedMode\x123\n" +
+	"\x16pinned_mtime_unix_nano\x18\x0e \x01(\x03R\x13pinnedMtimeUnixNano*\x88\x01\n" +
 	"\rRetentionKind\x12\x1b\n" +
 	"\x17RETENTION_KIND_KEEP_ALL\x10\x00\x12\x1c\n" +
 	"\x18RETENTION_KIND_KEEP_LAST\x10\x01\x12\x1e\n" +
@@ -1085,7 +1261,7 @@ func file_manifest_internal_recordpb_records_proto_rawDescGZIP() []byte {
 }
 
 var file_manifest_internal_recordpb_records_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_manifest_internal_recordpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_manifest_internal_recordpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_manifest_internal_recordpb_records_proto_goTypes = []any{
 	(RetentionKind)(0),     // 0: quics.manifest.v1.RetentionKind
 	(CandidateKind)(0),     // 1: quics.manifest.v1.CandidateKind
@@ -1101,6 +1277,7 @@ var file_manifest_internal_recordpb_records_proto_goTypes = []any{
 	(*FeedEntry)(nil),      // 11: quics.manifest.v1.FeedEntry
 	(*Membership)(nil),     // 12: quics.manifest.v1.Membership
 	(*ServerSettings)(nil), // 13: quics.manifest.v1.ServerSettings
+	(*Share)(nil),          // 14: quics.manifest.v1.Share
 }
 var file_manifest_internal_recordpb_records_proto_depIdxs = []int32{
 	0, // 0: quics.manifest.v1.Retention.kind:type_name -> quics.manifest.v1.RetentionKind
@@ -1126,7 +1303,7 @@ func file_manifest_internal_recordpb_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manifest_internal_recordpb_records_proto_rawDesc), len(file_manifest_internal_recordpb_records_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
