@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/quic-s/quics/internal/tlsutil"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
 // TestRunCollectsEveryInterval: with --gc-interval the server collects
@@ -44,4 +51,46 @@ func TestRunCollectsEveryInterval(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("runServer: %v", err)
 	}
+}
+
+// TestRunAppliesConnectionLimit: --max-conns reaches the QUIC server.
+func TestRunAppliesConnectionLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	dir := filepath.Join(t.TempDir(), "data")
+	done := make(chan error, 1)
+	ready := make(chan net.Addr, 1)
+	go func() {
+		done <- runServer(ctx, runOptions{
+			DataDir: dir, Listen: "127.0.0.1:0", Password: "pw", Limits: syncproto.Limits{MaxConns: 1},
+			LogFormat: "text", LogLevel: "info", Stdout: stdout, Stderr: stderr, tune: cheap,
+			ready: func(a net.Addr) { ready <- a },
+		})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("runServer ended: %v\n%s", err, stderr.String())
+	}
+	cert, err := tlsutil.LoadOrCreate(filepath.Join(dir, "tls"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf := tlsutil.PinnedClientConfig(tlsutil.Fingerprint(cert.Certificate[0]), syncproto.ALPN)
+	first, err := syncproto.Dial(ctx, addr.String(), tlsConf, syncproto.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// The first connection holds the only slot; a registration on a second
+	// one is refused as soon as its handshake is done.
+	_, _, err = syncproto.Register(ctx, addr.String(), tlsConf, syncproto.Config{},
+		&syncpb.RegisterClientRequest{ClientId: uuid.NewString(), Name: "second", ServerPassword: "pw"})
+	if !errors.Is(err, syncproto.ErrUnavailable) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("a second connection with --max-conns 1: %v, want unavailable naming the limit", err)
+	}
+	cancel()
+	<-done
 }

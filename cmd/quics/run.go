@@ -50,6 +50,9 @@ type runOptions struct {
 	ShareListen  string
 	ShareBaseURL string
 	Views        bool
+	// Limits bound what clients can make the server hold (zero fields:
+	// syncproto.DefaultLimits).
+	Limits syncproto.Limits
 	// GCInterval runs a garbage collection this often; 0 never.
 	GCInterval time.Duration
 	LogFormat  string // text or json
@@ -116,6 +119,10 @@ QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL.`,
 		"address of the public share-link listener, TCP (HTTPS) and UDP (HTTP/3) (env "+envShareListen+"; default off)")
 	f.StringVar(&o.ShareBaseURL, "share-base-url", os.Getenv(envShareBaseURL),
 		"public URL prefix of share links, such as https://files.example.com behind a proxy (env "+envShareBaseURL+")")
+	o.Limits = syncproto.DefaultLimits
+	f.IntVar(&o.Limits.MaxConns, "max-conns", o.Limits.MaxConns, "connections served at once; more are refused with \"unavailable\"")
+	f.Int64Var(&o.Limits.MaxUploadBytesPerClient, "max-upload-bytes-per-client", o.Limits.MaxUploadBytesPerClient, "chunk bytes one client may have in flight")
+	f.Int64Var(&o.Limits.MaxUploadBytes, "max-upload-bytes", o.Limits.MaxUploadBytes, "chunk bytes all clients together may have in flight")
 	f.DurationVar(&o.GCInterval, "gc-interval", 0, "collect garbage this often (default 0: never; run quics gc by hand)")
 	f.BoolVar(&o.Views, "views", o.Views, "materialize every file's latest version under DATA/sync")
 	f.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
@@ -232,7 +239,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 		o.ready(l.Addr())
 	}
 	g, gctx := errgroup.WithContext(runCtx)
-	g.Go(func() error { return syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log}).Serve(gctx, l) })
+	g.Go(func() error {
+		return syncproto.NewServer(srv, syncproto.ServerOptions{Logger: log, Limits: o.Limits}).Serve(gctx, l)
+	})
 	if o.GCInterval > 0 {
 		g.Go(func() error { collectEvery(gctx, srv, o.GCInterval, log); return nil })
 	}

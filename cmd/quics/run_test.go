@@ -202,6 +202,7 @@ func TestRunCommandFlags(t *testing.T) {
 	for flag, want := range map[string]string{
 		"data": "/env/data", "listen": "127.0.0.1:7000", "password": "from-env", "views": "true", "log-format": "text",
 		"admin": "127.0.0.1:7001", "admin-h3": "",
+		"max-conns": "1024", "max-upload-bytes-per-client": "67108864", "max-upload-bytes": "536870912",
 	} {
 		if got := cmd.Flags().Lookup(flag).DefValue; got != want {
 			t.Errorf("--%s defaults to %q, want %q", flag, got, want)
