@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -158,6 +159,34 @@ type pass struct {
 	progress progress
 	mu       sync.Mutex
 	res      PassResult
+	// committed are the root seqs of the versions this pass committed.
+	committed []uint64
+}
+
+func (p *pass) committedSeq(seq uint64) {
+	p.mu.Lock()
+	p.committed = append(p.committed, seq)
+	p.mu.Unlock()
+}
+
+// advanceCursor moves a pull cursor over the seqs this client committed
+// itself right after it: the next pull need not fetch the echo of its own
+// commits. Seqs are consecutive per root, so a seq that is not ours (a
+// commit by someone else, interleaved) stops the advance, and the next
+// pull fetches everything from there.
+func advanceCursor(cursor uint64, own []uint64) uint64 {
+	own = slices.Clone(own)
+	slices.Sort(own)
+	for _, s := range own {
+		switch {
+		case s <= cursor:
+		case s == cursor+1:
+			cursor = s
+		default:
+			return cursor
+		}
+	}
+	return cursor
 }
 
 func (p *pass) count(fn func(s *Stats)) {
@@ -250,6 +279,9 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
+	p.mu.Lock()
+	cursor = advanceCursor(cursor, p.committed)
+	p.mu.Unlock()
 	now := e.opts.Now()
 	return e.st.UpdateRoot(ctx, root, func(rr *Root) error {
 		if pullOK && cursor > rr.Cursor {

@@ -269,6 +269,7 @@ func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) 
 		return err
 	}
 	if resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_COMMITTED {
+		p.committedSeq(head.GetSeq())
 		p.count(func(s *Stats) {
 			if rec.Deleted {
 				s.FilesDeleted++

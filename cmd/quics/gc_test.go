@@ -92,5 +92,7 @@ func TestRunAppliesConnectionLimit(t *testing.T) {
 		t.Errorf("a second connection with --max-conns 1: %v, want unavailable naming the limit", err)
 	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("runServer: %v", err)
+	}
 }
