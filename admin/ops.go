@@ -206,6 +206,20 @@ func findRoot(ctx context.Context, db *manifest.DB, name string) (manifest.Root,
 	return r, nil
 }
 
+// rootAndNames finds a root by name, with the names of every client for
+// the answers that show who wrote what.
+func rootAndNames(ctx context.Context, db *manifest.DB, name string) (manifest.Root, map[uuid.UUID]string, error) {
+	r, err := findRoot(ctx, db, name)
+	if err != nil {
+		return manifest.Root{}, nil, err
+	}
+	names, err := clientNames(ctx, db)
+	if err != nil {
+		return manifest.Root{}, nil, err
+	}
+	return r, names, nil
+}
+
 func clientNames(ctx context.Context, db *manifest.DB) (map[uuid.UUID]string, error) {
 	clients, err := db.ListClients(ctx)
 	if err != nil {
@@ -279,11 +293,7 @@ func RetentionString(r manifest.Retention) string {
 
 func removeRoot(ctx context.Context, b *Backend, req RootRequest) (RootInfo, error) {
 	db := b.Server.Manifest()
-	r, err := findRoot(ctx, db, req.Root)
-	if err != nil {
-		return RootInfo{}, err
-	}
-	names, err := clientNames(ctx, db)
+	r, names, err := rootAndNames(ctx, db, req.Root)
 	if err != nil {
 		return RootInfo{}, err
 	}
@@ -299,11 +309,7 @@ func removeRoot(ctx context.Context, b *Backend, req RootRequest) (RootInfo, err
 
 func listFiles(ctx context.Context, b *Backend, req RootRequest) ([]FileInfo, error) {
 	db := b.Server.Manifest()
-	r, err := findRoot(ctx, db, req.Root)
-	if err != nil {
-		return nil, err
-	}
-	names, err := clientNames(ctx, db)
+	r, names, err := rootAndNames(ctx, db, req.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +339,7 @@ func history(ctx context.Context, b *Backend, req FileRequest) ([]VersionInfo, e
 		return nil, fmt.Errorf("%w: no file path", ErrBadRequest)
 	}
 	db := b.Server.Manifest()
-	r, err := findRoot(ctx, db, req.Root)
-	if err != nil {
-		return nil, err
-	}
-	names, err := clientNames(ctx, db)
+	r, names, err := rootAndNames(ctx, db, req.Root)
 	if err != nil {
 		return nil, err
 	}

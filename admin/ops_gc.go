@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/quic-s/quics/gc"
+	"github.com/quic-s/quics/internal/duration"
 )
 
 // Garbage collection and consistency checks.
@@ -35,7 +36,7 @@ func GCOptions(req GCRequest) (gc.Options, error) {
 	opts := gc.DefaultOptions()
 	opts.DryRun = req.DryRun
 	if req.Margin != "" {
-		d, err := ParseDuration(req.Margin)
+		d, err := duration.Parse(req.Margin)
 		if err != nil || d < 0 {
 			return opts, fmt.Errorf("%w: margin %q: want a duration such as 1h, 30m or 0", ErrBadRequest, req.Margin)
 		}

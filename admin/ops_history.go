@@ -6,11 +6,10 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/quic-s/quics/internal/duration"
 	"github.com/quic-s/quics/manifest"
 )
 
@@ -140,11 +139,7 @@ func setRetention(ctx context.Context, b *Backend, req RetentionRequest) (RootIn
 		return RootInfo{}, err
 	}
 	db := b.Server.Manifest()
-	root, err := findRoot(ctx, db, req.Root)
-	if err != nil {
-		return RootInfo{}, err
-	}
-	names, err := clientNames(ctx, db)
+	root, names, err := rootAndNames(ctx, db, req.Root)
 	if err != nil {
 		return RootInfo{}, err
 	}
@@ -169,32 +164,13 @@ func ParseRetention(policy, value string) (manifest.Retention, error) {
 		}
 		return manifest.Retention{Kind: manifest.KeepLast, Value: n}, nil
 	case "keep-within":
-		d, err := ParseDuration(value)
+		d, err := duration.Parse(value)
 		if err != nil || d <= 0 {
 			return manifest.Retention{}, fmt.Errorf("%w: keep-within needs a positive duration such as 720h or 30d, got %q", ErrBadRequest, value)
 		}
 		return manifest.Retention{Kind: manifest.KeepWithin, Value: int64(d)}, nil
 	}
 	return manifest.Retention{}, fmt.Errorf("%w: unknown retention policy %q (keep-all, keep-last, keep-within, staggered)", ErrBadRequest, policy)
-}
-
-// ParseDuration is time.ParseDuration that also takes whole days ("30d")
-// and weeks ("2w"), the units retention is thought of in.
-func ParseDuration(s string) (time.Duration, error) {
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || v < 0 || v > int64(1<<62)/int64(unit) {
-				return 0, fmt.Errorf("bad duration %q", s)
-			}
-			return time.Duration(v) * unit, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("bad duration %q: %w", s, err)
-	}
-	return d, nil
 }
 
 // openContent finds the version and returns how to write its bytes.

@@ -30,16 +30,33 @@ func (s *Server) contentPresent(ctx context.Context, hash cas.ID, deleted bool) 
 	case err != nil:
 		return nil, fmt.Errorf("server: chunk list of %s: %w", hash, err)
 	}
+	ids := make([]cas.ID, len(list))
+	for i, c := range list {
+		ids[i] = c.ID
+	}
+	return s.chunksPresent(ids, func(missing []cas.ID) error {
+		return fmt.Errorf("%w: content %s lost its chunk %s (collected meanwhile?)", syncproto.ErrNotFound, hash, missing[0])
+	}), nil
+}
+
+// chunksPresent returns a commit Check that reads every one of ids inside
+// the commit's transaction and fails with missingErr(the absent ones) if
+// any is gone.
+func (s *Server) chunksPresent(ids []cas.ID, missingErr func(missing []cas.ID) error) func(txn *badger.Txn) error {
 	return func(txn *badger.Txn) error {
-		for _, c := range list {
-			ok, err := s.store.HasTxn(txn, c.ID)
+		var missing []cas.ID
+		for _, id := range ids {
+			ok, err := s.store.HasTxn(txn, id)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("%w: content %s lost its chunk %s (collected meanwhile?)", syncproto.ErrNotFound, hash, c.ID)
+				missing = append(missing, id)
 			}
 		}
+		if len(missing) > 0 {
+			return missingErr(missing)
+		}
 		return nil
-	}, nil
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 	"github.com/zeebo/blake3"
 
@@ -256,22 +255,7 @@ func (s *Server) commit(ctx context.Context, st *session, r manifest.Root, p *pr
 		if err := s.store.Sync(ctx); err != nil {
 			return manifest.Version{}, fmt.Errorf("server: sync chunks before committing %q: %w", p.path, err)
 		}
-		mp.Check = func(txn *badger.Txn) error {
-			var missing []cas.ID
-			for _, id := range p.ids {
-				ok, err := s.store.HasTxn(txn, id)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					missing = append(missing, id)
-				}
-			}
-			if len(missing) > 0 {
-				return missingChunksError(p, missing)
-			}
-			return nil
-		}
+		mp.Check = s.chunksPresent(p.ids, func(missing []cas.ID) error { return missingChunksError(p, missing) })
 	}
 	start := time.Now()
 	v, err := s.db.Commit(ctx, mp)

@@ -89,24 +89,6 @@ func TestRetentionPolicy(t *testing.T) {
 	}
 }
 
-func TestParseDays(t *testing.T) {
-	day := 24 * time.Hour
-	good := map[string]time.Duration{
-		"90m": 90 * time.Minute, "1d": day, "7d12h": 7*day + 12*time.Hour, "2d30m": 2*day + 30*time.Minute,
-		"0d": 0, " 3d ": 3 * day, "1.5h": 90 * time.Minute,
-	}
-	for in, want := range good {
-		if got, err := parseDays(in); err != nil || got != want {
-			t.Errorf("parseDays(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "d", "xd", "1.5d", "-1d", "1d-2h", "3days", "106752d", "1dd", "5"} {
-		if got, err := parseDays(in); err == nil {
-			t.Errorf("parseDays(%q) = %v, want an error", in, got)
-		}
-	}
-}
-
 func entry(seq uint64, content string, deleted bool) *syncpb.HistoryEntry {
 	e := &syncpb.HistoryEntry{Seq: seq, Deleted: deleted}
 	if !deleted {

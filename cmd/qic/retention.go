@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/quic-s/quics/internal/duration"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
@@ -80,7 +80,7 @@ func (o retentionOptions) policy() (syncpb.SetRetentionRequest_Kind, int64, erro
 		}
 		return syncpb.SetRetentionRequest_KIND_KEEP_LAST, o.keepLast, nil
 	case "keep-within":
-		d, err := parseDays(o.keepWithin)
+		d, err := duration.Parse(o.keepWithin)
 		if err != nil {
 			return 0, 0, fmt.Errorf("--keep-within: %w", err)
 		}
@@ -94,43 +94,6 @@ func (o retentionOptions) policy() (syncpb.SetRetentionRequest_Kind, int64, erro
 		}
 		return syncpb.SetRetentionRequest_KIND_STAGGERED, 0, nil
 	}
-}
-
-// parseDays is time.ParseDuration with a leading whole number of days
-// allowed: "30d", "7d12h".
-func parseDays(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	days := int64(0)
-	rest := s
-	if i := strings.IndexByte(s, 'd'); i > 0 {
-		n, err := strconv.ParseInt(s[:i], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("duration %q: %q is not a whole number of days", s, s[:i])
-		}
-		const maxDays = int64((1<<63 - 1) / (24 * time.Hour))
-		if n < 0 || n > maxDays {
-			return 0, fmt.Errorf("duration %q: %d days is out of range", s, n)
-		}
-		days, rest = n, s[i+1:]
-	}
-	d := time.Duration(days) * 24 * time.Hour
-	if rest == "" {
-		return d, nil
-	}
-	r, err := time.ParseDuration(rest)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: %w", s, err)
-	}
-	if r < 0 && days > 0 {
-		return 0, fmt.Errorf("duration %q: days and a negative rest", s)
-	}
-	if d > 0 && r > (1<<63-1)-d {
-		return 0, fmt.Errorf("duration %q is out of range", s)
-	}
-	return d + r, nil
 }
 
 func describePolicy(kind syncpb.SetRetentionRequest_Kind, value int64) string {

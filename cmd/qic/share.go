@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quic-s/quics/client"
+	"github.com/quic-s/quics/internal/duration"
 	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
@@ -101,7 +102,7 @@ qic share list shows your links; qic share stop <id|url> ends one.`,
 func runShare(ctx context.Context, g *globalOptions, o shareOptions, out, errOut io.Writer) error {
 	req := &syncpb.CreateShareRequest{MaxDownloads: o.count}
 	if o.expires != "" {
-		d, err := parseDays(o.expires)
+		d, err := duration.Parse(o.expires)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("--expires %q: want a positive duration such as 36h or 7d", o.expires)
 		}

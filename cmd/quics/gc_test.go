@@ -84,6 +84,18 @@ func TestRunAppliesConnectionLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
+	// A round trip on the first connection: the server has admitted it
+	// before the second one arrives.
+	st, err := first.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syncproto.WriteMessage(ctx, st, &syncpb.Ping{Sent: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.ReadFrame(ctx); err != nil {
+		t.Fatalf("ping on the first connection: %v", err)
+	}
 	// The first connection holds the only slot; a registration on a second
 	// one is refused as soon as its handshake is done.
 	_, _, err = syncproto.Register(ctx, addr.String(), tlsConf, syncproto.Config{},
