@@ -8,12 +8,15 @@ TOOLS   := $(BIN)/tools
 GOLANGCI_LINT_VERSION := v2.15.0
 STATICCHECK_VERSION   := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
+# Versity Gateway: the real S3-compatible server the S3 backend's tests
+# run against (issue #10).
+VERSITYGW_VERSION     := v1.8.0
 
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build test vet lint staticcheck ci fuzz bench bench-e2e proto tools clean
+.PHONY: all build test vet lint staticcheck ci fuzz bench bench-e2e proto tools versitygw clean
 
 all: build
 
@@ -21,8 +24,11 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-test:
-	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+# test installs versitygw first and requires it (QUICS_REQUIRE_S3=1): the S3
+# tests fail rather than skip when it is missing. `go test ./...` alone skips
+# them with a message saying how to install it.
+test: $(TOOLS)/versitygw
+	QUICS_REQUIRE_S3=1 $(GO) test -race -timeout 20m $(TESTFLAGS) ./...
 
 vet:
 	$(GO) vet ./...
@@ -63,7 +69,12 @@ bench-e2e:
 proto: $(TOOLS)/protoc-gen-go
 	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative $$(find . -name '*.proto' -not -path './bin/*')
 
-tools: $(TOOLS)/golangci-lint $(TOOLS)/staticcheck $(TOOLS)/protoc-gen-go
+tools: $(TOOLS)/golangci-lint $(TOOLS)/staticcheck $(TOOLS)/protoc-gen-go $(TOOLS)/versitygw
+
+versitygw: $(TOOLS)/versitygw
+
+$(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(TOOLS)/golangci-lint:
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -65,6 +65,7 @@ var endpoints = []endpoint{
 	OpListConflicts, OpResolve, OpRestore, OpExportHistory, OpRebuildViews, OpSetRetention, OpContent,
 	OpGC, OpCheck,
 	OpListShares, OpStopShare,
+	OpStore,
 }
 
 func version(_ context.Context, b *Backend, _ NoRequest) (VersionResponse, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
@@ -158,23 +159,42 @@ func (s *Store) Check(ctx context.Context, readData bool) (CheckReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	objs, err := s.listRemote(ctx)
+	if err != nil {
+		return rep, err
+	}
 	problem := func(p Problem) { rep.Problems = append(rep.Problems, p) }
 
-	// Pass 1: scan the committed part of every pack.
+	// Pass 1: scan the committed part of every pack. Without readData a
+	// remote pack is not downloaded: its object must have the committed
+	// length, and entries are checked against that bound only.
 	summaries := make(map[uint64][]recSummary, len(nums))
 	recBytes := make(map[uint64]int64, len(nums))
+	unscanned := make(map[uint64]bool)
 	for _, num := range nums {
 		m := metas[num]
-		d, ok := disk[num]
+		var size int64
+		var ok bool
+		if m.Remote {
+			size, ok = objs[num]
+		} else {
+			var d diskPack
+			d, ok = disk[num]
+			size = d.size
+		}
 		if !ok {
 			problem(Problem{Kind: ProblemPackMissing, Pack: num, Detail: fmt.Sprintf("committed length %d", m.Committed)})
 			continue
 		}
 		end := m.Committed
-		if d.size < end {
-			problem(Problem{Kind: ProblemPackShort, Pack: num, Offset: d.size, Length: end - d.size,
-				Detail: fmt.Sprintf("file has %d of %d committed bytes", d.size, end)})
-			end = d.size
+		if size < end {
+			problem(Problem{Kind: ProblemPackShort, Pack: num, Offset: size, Length: end - size,
+				Detail: fmt.Sprintf("file has %d of %d committed bytes", size, end)})
+			end = size
+		}
+		if m.Remote && !readData {
+			unscanned[num] = true
+			continue
 		}
 		var sums []recSummary
 		err := s.scanPackFile(ctx, num, end, readData, problem, func(r scannedRecord) error {
@@ -192,6 +212,11 @@ func (s *Store) Check(ctx context.Context, readData bool) (CheckReport, error) {
 	for num := range disk {
 		if _, known := metas[num]; !known && num < nextPack && !s.isWriterPack(num) {
 			problem(Problem{Kind: ProblemPackUnknown, Pack: num, Detail: fmt.Sprintf("%d bytes not in the index", disk[num].size)})
+		}
+	}
+	for num, size := range objs {
+		if _, known := metas[num]; !known && num < nextPack {
+			problem(Problem{Kind: ProblemPackUnknown, Pack: num, Detail: fmt.Sprintf("%d bytes in %s not in the index", size, s.remote.backend)})
 		}
 	}
 
@@ -213,6 +238,11 @@ func (s *Store) Check(ctx context.Context, readData bool) (CheckReport, error) {
 		c.chunks++
 		c.stored += uint64(loc.StoredLen)
 		c.raw += uint64(loc.RawLen)
+		if unscanned[loc.Pack] && loc.recordEnd() <= metas[loc.Pack].Committed {
+			confirmed[loc.Pack]++
+			c.confirmedBytes += uint64(RecordHeaderSize) + uint64(loc.StoredLen)
+			return nil
+		}
 		sums := summaries[loc.Pack]
 		i := sort.Search(len(sums), func(i int) bool { return int64(sums[i].off) >= loc.Offset })
 		if i < len(sums) && int64(sums[i].off) == loc.Offset && sums[i].tag == idTag(id) {
@@ -220,7 +250,7 @@ func (s *Store) Check(ctx context.Context, readData bool) (CheckReport, error) {
 			c.confirmedBytes += uint64(RecordHeaderSize) + uint64(loc.StoredLen)
 			return nil
 		}
-		problem(Problem{Kind: ProblemBadEntry, Pack: loc.Pack, Offset: loc.Offset, ID: id, Detail: s.diagnose(id, loc, metas, readData)})
+		problem(Problem{Kind: ProblemBadEntry, Pack: loc.Pack, Offset: loc.Offset, ID: id, Detail: s.diagnose(ctx, id, loc, metas, readData)})
 		return nil
 	})
 	if err != nil {
@@ -236,6 +266,9 @@ func (s *Store) Check(ctx context.Context, readData bool) (CheckReport, error) {
 			problem(Problem{Kind: ProblemCounters, Pack: num, Detail: fmt.Sprintf(
 				"meta says %d chunks/%d stored/%d raw bytes, index has %d/%d/%d",
 				m.LiveChunks, m.LiveStored, m.LiveRaw, c.chunks, c.stored, c.raw)})
+		}
+		if unscanned[num] {
+			continue // records not read: orphans unknown
 		}
 		rep.OrphanRecords += uint64(len(summaries[num])) - confirmed[num]
 		rep.OrphanBytes += recBytes[num] - int64(c.confirmedBytes)
@@ -254,12 +287,12 @@ func (s *Store) isWriterPack(num uint64) bool {
 func (s *Store) scanPackFile(ctx context.Context, num uint64, end int64, readData bool,
 	problem func(Problem), onRecord func(scannedRecord) error,
 ) error {
-	f, err := os.Open(packPath(s.dir, num))
+	f, release, err := s.openPackReader(ctx, num)
 	if err != nil {
 		problem(Problem{Kind: ProblemPackMissing, Pack: num, Detail: err.Error()})
 		return nil
 	}
-	defer f.Close()
+	defer release()
 	var hdr [PackHeaderSize]byte
 	if err := readFull(f, hdr[:], 0); err != nil {
 		problem(Problem{Kind: ProblemPackHeader, Pack: num, Detail: err.Error()})
@@ -277,7 +310,7 @@ func (s *Store) scanPackFile(ctx context.Context, num uint64, end int64, readDat
 }
 
 // diagnose says why an entry did not match a scanned record.
-func (s *Store) diagnose(id ID, loc Location, metas map[uint64]packMeta, readData bool) string {
+func (s *Store) diagnose(ctx context.Context, id ID, loc Location, metas map[uint64]packMeta, readData bool) string {
 	m, known := metas[loc.Pack]
 	if !known {
 		return fmt.Sprintf("entry points into pack %d, which the index does not know", loc.Pack)
@@ -285,7 +318,7 @@ func (s *Store) diagnose(id ID, loc Location, metas map[uint64]packMeta, readDat
 	if loc.recordEnd() > m.Committed {
 		return fmt.Sprintf("record %d+%d lies past the committed length %d", loc.Offset, loc.recordEnd()-loc.Offset, m.Committed)
 	}
-	rec, err := s.readRecord(id, loc)
+	rec, err := s.readRecord(ctx, id, loc)
 	if err != nil {
 		return err.Error()
 	}
@@ -351,27 +384,49 @@ func (s *Store) RebuildIndex(ctx context.Context) (RebuildReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	nums := make([]uint64, 0, len(disk))
+	objs, err := s.listRemote(ctx)
+	if err != nil {
+		return rep, err
+	}
+	nums := make([]uint64, 0, len(disk)+len(objs))
 	for num := range disk {
 		nums = append(nums, num)
 	}
+	for num := range objs {
+		if _, local := disk[num]; !local {
+			nums = append(nums, num)
+		}
+	}
 	slices.Sort(nums)
+	if s.remote != nil {
+		s.remote.mu.Lock()
+		clear(s.remote.packs)
+		s.remote.mu.Unlock()
+	}
 	next := uint64(1)
 	for _, num := range nums {
 		next = max(next, num+1)
+		// A pack both local and remote is indexed as local (an upload
+		// not yet marked, or its leftover): the uploader sends it again.
+		d, local := disk[num]
 		// A pack being written is indexed up to what is already durable;
 		// later syncs commit the rest. One never synced is left to them.
 		end, writing := s.writerSynced(num)
-		if !writing {
-			end = disk[num].size
-		} else if end < PackHeaderSize {
+		switch {
+		case writing && end < PackHeaderSize:
 			continue
+		case writing:
+		case local:
+			end = d.size
+		default:
+			end = objs[num]
 		}
-		if err := s.rebuildPack(ctx, num, end, writing, &rep); err != nil {
+		if err := s.rebuildPack(ctx, num, end, writing, !local && !writing, &rep); err != nil {
 			return rep, err
 		}
 		rep.Packs++
 	}
+	s.remote.kick()
 
 	s.mu.Lock()
 	next = max(next, s.nextPack)
@@ -432,23 +487,29 @@ func (s *Store) writerSynced(num uint64) (int64, bool) {
 }
 
 // rebuildPack indexes one pack's valid records up to end.
-func (s *Store) rebuildPack(ctx context.Context, num uint64, end int64, writing bool, rep *RebuildReport) error {
-	f, err := os.Open(packPath(s.dir, num))
-	if err != nil {
-		return fmt.Errorf("cas: rebuild: open pack %d: %w", num, err)
-	}
-	defer f.Close()
-	if !writing {
-		// Never index bytes that might not be durable.
-		if err := s.fsync(f); err != nil {
-			return fmt.Errorf("cas: rebuild: fsync pack %d: %w", num, err)
+func (s *Store) rebuildPack(ctx context.Context, num uint64, end int64, writing, remote bool, rep *RebuildReport) error {
+	var f io.ReaderAt
+	if remote {
+		f = remoteReaderAt{ctx: ctx, b: s.remote.backend, num: num}
+	} else {
+		lf, err := os.Open(packPath(s.dir, num))
+		if err != nil {
+			return fmt.Errorf("cas: rebuild: open pack %d: %w", num, err)
 		}
+		defer lf.Close()
+		if !writing {
+			// Never index bytes that might not be durable.
+			if err := s.fsync(lf); err != nil {
+				return fmt.Errorf("cas: rebuild: fsync pack %d: %w", num, err)
+			}
+		}
+		f = lf
 	}
 	var hdr [PackHeaderSize]byte
 	if err := readFull(f, hdr[:], 0); err != nil {
 		rep.BadRegions = append(rep.BadRegions, Region{Pack: num, Offset: 0, Length: end, Reason: "no pack header: " + err.Error()})
 		rep.SkippedBytes += end
-		return s.commitRebuiltPack(ctx, num, end, 0, nil, rep)
+		return s.commitRebuiltPack(ctx, num, end, 0, nil, remote, rep)
 	}
 	if got, err := parsePackHeader(hdr[:]); err != nil || got != num {
 		reason := fmt.Sprintf("pack header names pack %d", got)
@@ -459,7 +520,7 @@ func (s *Store) rebuildPack(ctx context.Context, num uint64, end int64, writing 
 	}
 	var ops []indexOp
 	lastEnd := int64(PackHeaderSize)
-	err = scanPack(ctx, f, PackHeaderSize, end, s.codecs, true,
+	err := scanPack(ctx, f, PackHeaderSize, end, s.codecs, true,
 		func(r scannedRecord) error {
 			loc := Location{Pack: num, Offset: r.off, StoredLen: r.h.StoredLen, RawLen: r.h.RawLen, Codec: r.h.Codec}
 			ops = append(ops, indexOp{id: r.h.ID, cond: condAbsent, set: &loc})
@@ -479,13 +540,17 @@ func (s *Store) rebuildPack(ctx context.Context, num uint64, end int64, writing 
 	if writing {
 		committed = end
 	}
-	return s.commitRebuiltPack(ctx, num, committed, uint64(len(ops)), ops, rep)
+	return s.commitRebuiltPack(ctx, num, committed, uint64(len(ops)), ops, remote, rep)
 }
 
-func (s *Store) commitRebuiltPack(ctx context.Context, num uint64, committed int64, records uint64, ops []indexOp, rep *RebuildReport) error {
-	applied, err := s.applyIndexOps(ctx, ops, []packSet{{num: num, committed: max(committed, PackHeaderSize), records: records}})
+func (s *Store) commitRebuiltPack(ctx context.Context, num uint64, committed int64, records uint64, ops []indexOp, remote bool, rep *RebuildReport) error {
+	committed = max(committed, PackHeaderSize)
+	applied, err := s.applyIndexOps(ctx, ops, []packSet{{num: num, committed: committed, records: records, remote: remote}})
 	if err != nil {
 		return fmt.Errorf("cas: rebuild: index pack %d: %w", num, err)
+	}
+	if remote {
+		s.remote.set(num, committed)
 	}
 	rep.Records += records
 	rep.Indexed += uint64(applied)

@@ -40,6 +40,7 @@ type packSet struct {
 	num       uint64
 	committed int64
 	records   uint64
+	remote    bool // the pack lives in the Backend (rebuild only)
 }
 
 // opsPerTxn keeps each transaction far below badger's size limit.
@@ -96,7 +97,7 @@ func (s *Store) applyTxn(txn *badger.Txn, ops []indexOp, sets []packSet) (int, i
 		if err != nil {
 			return 0, 0, err
 		}
-		m.Committed, m.Records = ps.committed, ps.records
+		m.Committed, m.Records, m.Remote = ps.committed, ps.records, ps.remote
 	}
 	applied := 0
 	var deleted int64

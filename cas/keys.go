@@ -36,8 +36,9 @@ const storeFormatVersion = 1
 const (
 	indexValueVersion = 1
 	// packValueVersion 2 added the last-write time; version 1 values
-	// (without it) still decode, as written at time zero.
-	packValueVersion = 2
+	// (without it) still decode, as written at time zero. Version 3 added
+	// a flags field (remote); version 2 values decode as local packs.
+	packValueVersion = 3
 )
 
 // maxValueLen bounds what the value decoders will look at.
@@ -131,7 +132,13 @@ type packMeta struct {
 	// (Unix nanoseconds, 0 if unknown): no entry in it is younger, so gc
 	// measures its safety margin against it.
 	Written int64
+	// Remote is set once the pack lives in the store's Backend (uploaded
+	// and confirmed); its local file is then gone or about to go.
+	Remote bool
 }
+
+// packFlagRemote is bit 0 of a version 3 pack value's flags field.
+const packFlagRemote = 1
 
 // liveBytes is the pack space the live records occupy, headers included.
 func (m packMeta) liveBytes() int64 {
@@ -139,7 +146,7 @@ func (m packMeta) liveBytes() int64 {
 }
 
 func encodePackMeta(m packMeta) []byte {
-	b := make([]byte, 1, 1+5*binary.MaxVarintLen64)
+	b := make([]byte, 1, 1+7*binary.MaxVarintLen64)
 	b[0] = packValueVersion << 4
 	b = binary.AppendUvarint(b, uint64(m.Committed))
 	b = binary.AppendUvarint(b, m.Records)
@@ -147,6 +154,11 @@ func encodePackMeta(m packMeta) []byte {
 	b = binary.AppendUvarint(b, m.LiveStored)
 	b = binary.AppendUvarint(b, m.LiveRaw)
 	b = binary.AppendUvarint(b, uint64(max(m.Written, 0)))
+	var flags uint64
+	if m.Remote {
+		flags |= packFlagRemote
+	}
+	b = binary.AppendUvarint(b, flags)
 	return b
 }
 
@@ -155,15 +167,22 @@ func decodePackMeta(b []byte) (packMeta, error) {
 	if len(b) < 6 || len(b) > maxValueLen {
 		return m, fmt.Errorf("%w: pack value of %d bytes", ErrInvalidRecord, len(b))
 	}
-	var f [6]uint64
+	var f [7]uint64
 	switch b[0] >> 4 {
 	case 1:
 		if err := readUvarints(b[1:], f[:5]); err != nil {
 			return m, fmt.Errorf("pack value: %w", err)
 		}
+	case 2:
+		if err := readUvarints(b[1:], f[:6]); err != nil {
+			return m, fmt.Errorf("pack value: %w", err)
+		}
 	case packValueVersion:
 		if err := readUvarints(b[1:], f[:]); err != nil {
 			return m, fmt.Errorf("pack value: %w", err)
+		}
+		if f[6]&^packFlagRemote != 0 {
+			return m, fmt.Errorf("%w: unknown pack flags %#x", ErrInvalidRecord, f[6])
 		}
 	default:
 		return m, fmt.Errorf("%w: pack value version %d", ErrInvalidRecord, b[0]>>4)
@@ -174,7 +193,7 @@ func decodePackMeta(b []byte) (packMeta, error) {
 	if f[5] > math.MaxInt64 {
 		return m, fmt.Errorf("%w: pack write time %d", ErrInvalidRecord, f[5])
 	}
-	return packMeta{Committed: int64(f[0]), Records: f[1], LiveChunks: f[2], LiveStored: f[3], LiveRaw: f[4], Written: int64(f[5])}, nil
+	return packMeta{Committed: int64(f[0]), Records: f[1], LiveChunks: f[2], LiveStored: f[3], LiveRaw: f[4], Written: int64(f[5]), Remote: f[6]&packFlagRemote != 0}, nil
 }
 
 // readUvarints decodes exactly len(out) uvarints that fill b.

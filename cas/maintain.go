@@ -50,6 +50,8 @@ type PackInfo struct {
 	Written time.Time
 	// Active is set on the pack currently receiving appends.
 	Active bool
+	// Remote is set on packs that live in the store's Backend.
+	Remote bool
 }
 
 // Packs lists the committed packs in number order.
@@ -73,7 +75,7 @@ func (s *Store) Packs(ctx context.Context) ([]PackInfo, error) {
 			out = append(out, PackInfo{
 				Number: num, Size: m.Committed, Records: m.Records,
 				LiveChunks: m.LiveChunks, LiveBytes: m.liveBytes(), LiveRawBytes: int64(m.LiveRaw),
-				Written: unixNanoTime(m.Written), Active: num == active,
+				Written: unixNanoTime(m.Written), Active: num == active, Remote: m.Remote,
 			})
 			return nil
 		})
@@ -92,6 +94,10 @@ type Stats struct {
 	PackBytes   int64 // committed length of all packs
 	StoredBytes int64 // payload bytes of the committed chunks
 	RawBytes    int64 // their decoded size
+	// RemotePacks and RemoteBytes are the packs (and their committed
+	// length) that live in the Backend; the rest are local files.
+	RemotePacks int
+	RemoteBytes int64
 }
 
 // Stats adds up the pack counters: it costs one read per pack, not per chunk.
@@ -114,6 +120,10 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			st.Chunks += m.LiveChunks
 			st.StoredBytes += int64(m.LiveStored)
 			st.RawBytes += int64(m.LiveRaw)
+			if m.Remote {
+				st.RemotePacks++
+				st.RemoteBytes += m.Committed
+			}
 			return nil
 		})
 	})
@@ -351,11 +361,11 @@ func (s *Store) Repack(ctx context.Context, num uint64, keep func(ID) bool) (Rep
 	if err != nil {
 		return rep, err
 	}
-	cf, err := s.files.acquire(num)
+	r, release, err := s.openPackReader(ctx, num)
 	if err != nil {
 		return rep, fmt.Errorf("%w: repack pack %d: %w", ErrMissing, num, err)
 	}
-	defer s.files.release(cf)
+	defer release()
 
 	// Collect the live records in batches: look their entries up, copy the
 	// kept ones, remember the index changes to make once the copies are
@@ -400,7 +410,7 @@ func (s *Store) Repack(ctx context.Context, num uint64, keep func(ID) bool) (Rep
 		return err
 	}
 	var batchBytes int
-	err = scanPack(ctx, cf.f, PackHeaderSize, meta.Committed, s.codecs, false,
+	err = scanPack(ctx, r, PackHeaderSize, meta.Committed, s.codecs, false,
 		func(r scannedRecord) error {
 			rec := make([]byte, RecordHeaderSize+len(r.payload))
 			putRecordHeader(rec, r.h.Codec, r.h.ID, r.h.RawLen, r.payload)
@@ -514,7 +524,7 @@ func (s *Store) RemovePack(ctx context.Context, num uint64) error {
 // its file. The metadata goes first: a crash in between leaves a file
 // badger does not know, which the next Open deletes.
 func (s *Store) removeIfDead(ctx context.Context, num uint64) (bool, error) {
-	dead := false
+	dead, remote := false, false
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		m, found, err := readPackMeta(txn, num)
 		if err != nil {
@@ -526,10 +536,19 @@ func (s *Store) removeIfDead(ctx context.Context, num uint64) (bool, error) {
 		if dead = m.LiveChunks == 0; !dead {
 			return nil
 		}
+		remote = m.Remote
 		return txn.Delete(packKey(num))
 	})
 	if err != nil || !dead {
 		return false, err
+	}
+	if remote {
+		s.remote.drop(num)
+		// A failure leaves an object the index does not know; the next
+		// Open deletes it.
+		if err := s.remote.backend.Delete(ctx, num); err != nil {
+			s.log.Warn("cas: delete remote pack failed; the next start retries", "pack", num, "err", err)
+		}
 	}
 	s.files.forget(num)
 	if err := removePackFile(s.dir, num); err != nil {

@@ -104,6 +104,7 @@ func TestPackMetaVersion1(t *testing.T) {
 		t.Fatalf("decode v1 = %+v, %v; want %+v", m, err, want)
 	}
 	m.Written = 12345
+	m.Remote = true
 	enc := encodePackMeta(m)
 	if enc[0]>>4 != packValueVersion {
 		t.Fatalf("encoded with version %d", enc[0]>>4)

@@ -99,10 +99,20 @@ func Open(ctx context.Context, dir string, db *badger.DB, opts Options) (*Store,
 		inflight: make(map[ID]chan struct{}),
 		syncSem:  make(chan struct{}, 1),
 	}
+	if opts.Backend != nil {
+		s.remote = &remoteState{
+			backend: opts.Backend, cache: opts.RemoteCache, packs: make(map[uint64]int64),
+			wake: make(chan struct{}, 1), done: make(chan struct{}),
+		}
+	}
 	if err := s.recover(ctx, &rep); err != nil {
-		s.files.close()
-		c.dec.Close()
+		s.releaseFiles()
 		return nil, rep, err
+	}
+	if s.remote != nil {
+		upCtx, stop := context.WithCancel(context.Background())
+		s.remote.stop = stop
+		go s.uploadLoop(upCtx)
 	}
 	return s, rep, nil
 }
@@ -161,6 +171,10 @@ func (s *Store) recover(ctx context.Context, rep *OpenReport) error {
 	if err != nil {
 		return err
 	}
+	objs, err := s.listRemote(ctx)
+	if err != nil {
+		return err
+	}
 	rep.StrayFiles = stray
 	for _, p := range stray {
 		s.log.Warn("cas: stray file among packs, left alone", "path", p)
@@ -169,7 +183,7 @@ func (s *Store) recover(ctx context.Context, rep *OpenReport) error {
 	switch {
 	case st.format == nil:
 		// A new store, or packs whose index was lost with the database.
-		st.rebuilding = len(disk) > 0
+		st.rebuilding = len(disk) > 0 || len(objs) > 0
 		if err := s.db.Update(func(txn *badger.Txn) error {
 			if st.rebuilding {
 				if err := txn.Set(metaKey(metaRebuild), []byte{1}); err != nil {
@@ -185,10 +199,16 @@ func (s *Store) recover(ctx context.Context, rep *OpenReport) error {
 	}
 	rep.NeedsRebuild = st.rebuilding
 	rep.Packs = len(st.metas)
+	if err := s.recoverRemote(ctx, st, disk, objs, rep); err != nil {
+		return err
+	}
 
 	next := max(st.nextPack, 1)
 	for num, m := range st.metas {
 		next = max(next, num+1)
+		if m.Remote {
+			continue
+		}
 		d, ok := disk[num]
 		switch {
 		case !ok:
@@ -250,7 +270,7 @@ func (s *Store) reuseLastPack(st storeState, disk map[uint64]diskPack, next uint
 	last := next - 1
 	m, known := st.metas[last]
 	d, onDisk := disk[last]
-	if !known || !onDisk || d.size < m.Committed || m.Committed < PackHeaderSize ||
+	if !known || m.Remote || !onDisk || d.size < m.Committed || m.Committed < PackHeaderSize ||
 		m.Committed+RecordHeaderSize >= s.opts.PackSize || slices.Contains(rep.MissingPacks, last) {
 		return
 	}

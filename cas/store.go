@@ -50,6 +50,12 @@ type Options struct {
 	// Clock stamps packs' last-write times, which gc's safety margin is
 	// measured against; nil means time.Now. Tests inject a fake.
 	Clock func() time.Time
+	// Backend, if set, is where sealed packs go: each is uploaded once it
+	// is sealed and durable, then its local file is deleted (see Backend).
+	Backend Backend
+	// RemoteCache, if set, serves reads of remote packs (Backend only);
+	// without it every read is a ranged read of the backend.
+	RemoteCache RangeCache
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -91,6 +97,7 @@ type Store struct {
 	codecs *codecs
 	files  *fileCache
 	life   lifecycle
+	remote *remoteState // nil without a Backend
 
 	// fsync makes a file durable; tests replace it to model a failing or
 	// slow disk.
@@ -143,6 +150,7 @@ func (s *Store) Close() error {
 	}
 	err := s.sync(context.Background())
 	s.life.leave()
+	s.stopUploads()
 	s.life.close()
 	s.releaseFiles()
 	return err
@@ -151,8 +159,20 @@ func (s *Store) Close() error {
 // abandon drops the store without committing anything, as a crash would.
 // Tests use it; bytes written but not committed stay in the pack files.
 func (s *Store) abandon() {
+	s.stopUploads()
 	s.life.close()
 	s.releaseFiles()
+}
+
+// stopUploads ends the upload loop; an upload in progress is abandoned and
+// redone after the next Open.
+func (s *Store) stopUploads() {
+	if s.remote == nil || s.remote.stop == nil {
+		return
+	}
+	s.remote.stop()
+	<-s.remote.done
+	s.remote.stop = nil
 }
 
 func (s *Store) releaseFiles() {
@@ -164,6 +184,9 @@ func (s *Store) releaseFiles() {
 	s.mu.Unlock()
 	s.files.close()
 	s.codecs.dec.Close()
+	if s.remote != nil && s.remote.cache != nil {
+		_ = s.remote.cache.Close()
+	}
 }
 
 // Put stores data under id after checking that id is its BLAKE3-256 hash
@@ -419,6 +442,7 @@ func (s *Store) sealActiveLocked() {
 		return
 	}
 	_ = w.f.Close()
+	s.remote.kick()
 }
 
 // newPackLocked allocates the next pack number, persisting the counter
@@ -526,6 +550,7 @@ func (s *Store) syncRound(ctx context.Context) error {
 			kept = append(kept, w)
 		} else {
 			_ = w.f.Close()
+			s.remote.kick()
 		}
 	}
 	clear(s.sealed[len(kept):])
@@ -696,7 +721,7 @@ func (s *Store) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rec, loc, err := s.fetch(id)
+	rec, loc, err := s.fetch(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +749,7 @@ func (s *Store) GetStored(ctx context.Context, id ID) (Stored, error) {
 	if err := ctx.Err(); err != nil {
 		return Stored{}, err
 	}
-	rec, loc, err := s.fetch(id)
+	rec, loc, err := s.fetch(ctx, id)
 	if err != nil {
 		return Stored{}, err
 	}
@@ -739,7 +764,7 @@ const maxRelocations = 4
 // fetch locates a chunk and reads its whole record, checking the header
 // against the index entry and the CRC. A raw chunk's record is freshly
 // allocated (its payload is handed out); a compressed one's is pooled.
-func (s *Store) fetch(id ID) ([]byte, Location, error) {
+func (s *Store) fetch(ctx context.Context, id ID) ([]byte, Location, error) {
 	loc, _, err := s.locate(id)
 	for attempt := 0; ; attempt++ {
 		if err != nil {
@@ -748,7 +773,7 @@ func (s *Store) fetch(id ID) ([]byte, Location, error) {
 		if s.afterLocate != nil {
 			s.afterLocate(id)
 		}
-		rec, rerr := s.readRecord(id, loc)
+		rec, rerr := s.readRecord(ctx, id, loc)
 		if rerr == nil {
 			return rec, loc, nil
 		}
@@ -768,7 +793,7 @@ func (s *Store) fetch(id ID) ([]byte, Location, error) {
 }
 
 // readRecord reads and checks the record the index says holds id.
-func (s *Store) readRecord(id ID, loc Location) ([]byte, error) {
+func (s *Store) readRecord(ctx context.Context, id ID, loc Location) ([]byte, error) {
 	n := RecordHeaderSize + int(loc.StoredLen) // StoredLen bounded by decodeIndexValue
 	var rec []byte
 	if loc.Codec == CodecRaw {
@@ -776,33 +801,69 @@ func (s *Store) readRecord(id ID, loc Location) ([]byte, error) {
 	} else {
 		rec = getBuf(n)[:n]
 	}
-	cf, err := s.files.acquire(loc.Pack)
-	if err != nil {
-		if isNotExist(err) {
-			return nil, fmt.Errorf("%w: chunk %s: pack %d file is gone", ErrMissing, id, loc.Pack)
-		}
-		return nil, fmt.Errorf("cas: chunk %s: open pack %d: %w", id, loc.Pack, err)
+	err := s.readPackBytes(ctx, id, loc, rec)
+	if err == nil {
+		err = checkRecord(id, loc, rec)
 	}
-	err = readFull(cf.f, rec, loc.Offset)
-	s.files.release(cf)
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: chunk %s: pack %d ends before its record at %d+%d", ErrMissing, id, loc.Pack, loc.Offset, n)
+	if errors.Is(err, ErrCorrupt) && s.remote != nil && s.remote.cache != nil {
+		if _, remote := s.remote.size(loc.Pack); remote {
+			// The block cache keeps no checksums of its own: drop the
+			// pack's blocks and read them from the backend once more.
+			s.remote.cache.Forget(loc.Pack)
+			if err = s.readPackBytes(ctx, id, loc, rec); err == nil {
+				err = checkRecord(id, loc, rec)
+			}
 		}
-		return nil, fmt.Errorf("cas: chunk %s: read pack %d at %d: %w", id, loc.Pack, loc.Offset, err)
 	}
+	switch {
+	case err == nil:
+		return rec, nil
+	case errors.Is(err, ErrCorrupt):
+		return nil, err
+	case errors.Is(err, ErrNoObject):
+		return nil, fmt.Errorf("%w: chunk %s: %w", ErrMissing, id, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: chunk %s: pack %d ends before its record at %d+%d", ErrMissing, id, loc.Pack, loc.Offset, n)
+	}
+	return nil, fmt.Errorf("cas: chunk %s: read pack %d at %d: %w", id, loc.Pack, loc.Offset, err)
+}
+
+// checkRecord checks a record read for id against its index entry and its
+// CRC.
+func checkRecord(id ID, loc Location, rec []byte) error {
 	h, err := parseRecordHeader(rec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: chunk %s: pack %d at %d: %w", ErrCorrupt, id, loc.Pack, loc.Offset, err)
+		return fmt.Errorf("%w: chunk %s: pack %d at %d: %w", ErrCorrupt, id, loc.Pack, loc.Offset, err)
 	}
 	if h.ID != id || h.Codec != loc.Codec || h.StoredLen != loc.StoredLen || h.RawLen != loc.RawLen {
-		return nil, fmt.Errorf("%w: chunk %s: pack %d at %d holds a record for %s (%s, %d/%d bytes), index says %s %d/%d",
+		return fmt.Errorf("%w: chunk %s: pack %d at %d holds a record for %s (%s, %d/%d bytes), index says %s %d/%d",
 			ErrCorrupt, id, loc.Pack, loc.Offset, h.ID.Short(), h.Codec, h.StoredLen, h.RawLen, loc.Codec, loc.StoredLen, loc.RawLen)
 	}
 	if !recordCRCValid(h, rec) {
-		return nil, fmt.Errorf("%w: chunk %s: CRC mismatch in pack %d at %d", ErrCorrupt, id, loc.Pack, loc.Offset)
+		return fmt.Errorf("%w: chunk %s: CRC mismatch in pack %d at %d", ErrCorrupt, id, loc.Pack, loc.Offset)
 	}
-	return rec, nil
+	return nil
+}
+
+// readPackBytes reads a record's bytes from its pack, local or remote.
+func (s *Store) readPackBytes(ctx context.Context, id ID, loc Location, rec []byte) error {
+	if size, ok := s.remote.size(loc.Pack); ok {
+		return s.readRemote(ctx, loc.Pack, size, rec, loc.Offset)
+	}
+	cf, err := s.files.acquire(loc.Pack)
+	if err != nil {
+		if isNotExist(err) {
+			// Uploaded between the lookup and the open: the remote flag
+			// is set before the local file goes.
+			if size, ok := s.remote.size(loc.Pack); ok {
+				return s.readRemote(ctx, loc.Pack, size, rec, loc.Offset)
+			}
+			return fmt.Errorf("%w: chunk %s: pack %d file is gone", ErrMissing, id, loc.Pack)
+		}
+		return fmt.Errorf("cas: chunk %s: open pack %d: %w", id, loc.Pack, err)
+	}
+	defer s.files.release(cf)
+	return readFull(cf.f, rec, loc.Offset)
 }
 
 // lifecycle lets Close wait for calls in progress and refuse new ones.

@@ -401,12 +401,18 @@ func gcLoop(ctx context.Context, dataDir string, runs *atomic.Int64) {
 }
 
 func TestCrashServerKilledDuringUploads(t *testing.T) {
-	trials := crashTrials(t)
+	runCrashHarness(t, crashTrials(t), "--views=true")
+}
+
+// runCrashHarness kills the server trials times while three writers
+// upload and, every third trial, gc runs; extra are quics run's flags. It
+// returns the (stopped) server's data directory.
+func runCrashHarness(t *testing.T, trials int, extra ...string) string {
 	seed := testSeed(t, "QUICS_CRASH_SEED")
 	t.Logf("crash harness: %d trials, seed %d (QUICS_CRASH_SEED=%d replays the schedule)", trials, seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	srv := newCrashServer(t, "--views=true")
+	srv := newCrashServer(t, extra...)
 	srv.start()
 	const root = "crash"
 	const writerCount, filesPerWriter = 3, 3
@@ -533,4 +539,5 @@ func TestCrashServerKilledDuringUploads(t *testing.T) {
 	if int64(acked) != total {
 		t.Errorf("%d commits counted, %d verified", total, acked)
 	}
+	return srv.dataDir
 }

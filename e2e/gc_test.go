@@ -35,7 +35,13 @@ func packBytes(t *testing.T, dataDir string) int64 {
 
 func TestBinariesGCFreesDroppedHistory(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	addr, _, _ := startQuicsIn(t, dataDir, "--views=false")
+	runGCFreesDroppedHistory(t, dataDir, func() int64 { return packBytes(t, dataDir) }, "--views=false")
+}
+
+// runGCFreesDroppedHistory drops history with retention and checks gc
+// frees it; storeBytes measures the packs wherever they live.
+func runGCFreesDroppedHistory(t *testing.T, dataDir string, storeBytes func() int64, extra ...string) {
+	addr, _, _ := startQuicsIn(t, dataDir, extra...)
 	a := newQicHome(t, "a")
 	a.must("register", "--server", addr, "--password", serverPassword, "--name", "a")
 	a.must("root", "add", a.dir, "--root-password", rootPassword, "--name", "docs")
@@ -56,13 +62,13 @@ func TestBinariesGCFreesDroppedHistory(t *testing.T) {
 	}
 	a.sync()
 
-	before := packBytes(t, dataDir)
+	before := storeBytes()
 	dry := mustQuics(t, "", "gc", "--dry-run", "--margin", "0", "--json", "--data", dataDir)
 	var dryRep gc.Report
 	if err := json.Unmarshal([]byte(dry), &dryRep); err != nil {
 		t.Fatalf("gc --dry-run --json printed %q: %v", dry, err)
 	}
-	if !dryRep.DryRun || dryRep.ChunksDeleted != 0 && packBytes(t, dataDir) != before {
+	if !dryRep.DryRun || dryRep.ChunksDeleted != 0 && storeBytes() != before {
 		t.Fatalf("dry run changed the store: %+v", dryRep)
 	}
 	// Keep-all: history references everything, nothing to free.
@@ -79,7 +85,7 @@ func TestBinariesGCFreesDroppedHistory(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("gc --json printed %q: %v", out, err)
 	}
-	after := packBytes(t, dataDir)
+	after := storeBytes()
 	// What stays referenced: the five live files (the deleted file's
 	// last content went with keep-last 1, the deletion being its head).
 	live := int64((files - 1) * size)

@@ -33,8 +33,8 @@ type metrics struct {
 
 	commitDuration prometheus.Histogram
 
-	connected, dedup, storeBytes, storeChunks, conflicts *prometheus.Desc
-	counters                                             []counterSeries
+	connected, dedup, storeBytes, storeChunks, storeRemote, conflicts *prometheus.Desc
+	counters                                                          []counterSeries
 
 	statsMu  sync.Mutex
 	statsTTL time.Duration // storeStatsTTL; tests shrink it
@@ -68,6 +68,7 @@ func newMetrics(s *Server) *metrics {
 	m.dedup = desc("quics_dedup_ratio", "Committed bytes per uploaded byte since the server started (1 before any upload).")
 	m.storeBytes = desc("quics_store_bytes", "Bytes of the chunk store's pack files.")
 	m.storeChunks = desc("quics_store_chunks", "Chunks in the chunk store.")
+	m.storeRemote = desc("quics_store_remote_bytes", "Bytes of pack files that live in the store's backend (S3); the rest of quics_store_bytes is local.")
 	m.conflicts = desc("quics_conflicts_open", "Unresolved conflicts over all roots.")
 	m.commitDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "quics_commit_duration_seconds",
@@ -84,7 +85,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters {
 		ch <- c.desc
 	}
-	for _, d := range []*prometheus.Desc{m.connected, m.dedup, m.storeBytes, m.storeChunks, m.conflicts} {
+	for _, d := range []*prometheus.Desc{m.connected, m.dedup, m.storeBytes, m.storeChunks, m.storeRemote, m.conflicts} {
 		ch <- d
 	}
 	m.commitDuration.Describe(ch)
@@ -108,6 +109,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(m.storeBytes, prometheus.GaugeValue, float64(st.PackBytes))
 		ch <- prometheus.MustNewConstMetric(m.storeChunks, prometheus.GaugeValue, float64(st.Chunks))
+		ch <- prometheus.MustNewConstMetric(m.storeRemote, prometheus.GaugeValue, float64(st.RemoteBytes))
 	}
 	if n, err := m.openConflicts(ctx); err != nil {
 		m.s.log.Warn("server: metrics: count conflicts", "err", err)

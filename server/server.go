@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -75,6 +76,8 @@ type Options struct {
 	// DefaultRetentionInterval and a negative value turns the loop off.
 	// Commits prune the file they wrote in any case.
 	RetentionInterval time.Duration
+	// Store says where sealed packs live (default: DataDir/cas).
+	Store StoreOptions
 }
 
 // Server is the quics server: it implements syncproto.Handler on top of
@@ -87,9 +90,14 @@ type Server struct {
 	// lock is held from Open to the end of Close (see LockFile).
 	lock *flock.Flock
 
-	kv    *badger.DB
-	store *cas.Store
-	db    *manifest.DB
+	kv        *badger.DB
+	store     *cas.Store
+	storeInfo StoreInfo
+	backend   cas.Backend // nil when packs are local
+	// migrateToLocal is set when Open was asked to move a backend's packs
+	// back to DataDir/cas (MigrateStore does it).
+	migrateToLocal bool
+	db             *manifest.DB
 
 	cert        tls.Certificate
 	fingerprint string
@@ -203,7 +211,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if err := s.openStore(ctx); err != nil {
+	if err := s.openStore(ctx, opts.Store); err != nil {
 		return nil, err
 	}
 	s.db, err = manifest.Open(ctx, s.kv, manifest.Options{Clock: s.now, PasswordParams: s.passwordParams, TokenParams: tokenParams})
@@ -235,9 +243,18 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) openStore(ctx context.Context) error {
-	store, rep, err := cas.Open(ctx, filepath.Join(s.dataDir, CASDir), s.kv, cas.Options{Logger: s.log})
+func (s *Server) openStore(ctx context.Context, so StoreOptions) error {
+	backend, cache, err := s.openBackend(ctx, so)
 	if err != nil {
+		return err
+	}
+	s.backend = backend
+	store, rep, err := cas.Open(ctx, filepath.Join(s.dataDir, CASDir), s.kv,
+		cas.Options{Logger: s.log, Backend: backend, RemoteCache: cache, PackSize: so.PackSize})
+	if err != nil {
+		if cache != nil {
+			_ = cache.Close()
+		}
 		return fmt.Errorf("server: %w", err)
 	}
 	s.store = store
@@ -367,6 +384,9 @@ func (s *Server) closeAll() error {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close chunk store: %w", err))
 		}
+	}
+	if c, ok := s.backend.(io.Closer); ok {
+		_ = c.Close() // idle connections only: nothing to lose
 	}
 	if s.kv != nil {
 		if err := s.kv.Close(); err != nil {

@@ -68,7 +68,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newVersionCmd(), newShowCmd(), newPasswordCmd(), newStopCmd(),
 		newClientCmd(), newRootAdminCmd(), newHealthCmd(),
-		newConflictCmd(), newRestoreCmd(), newHistoryCmd(), newViewsCmd(), newGCCmd(), newCheckCmd(), newShareCmd())
+		newConflictCmd(), newRestoreCmd(), newHistoryCmd(), newViewsCmd(), newGCCmd(), newCheckCmd(), newShareCmd(), newStoreCmd())
 	return root
 }
 

@@ -53,6 +53,8 @@ type runOptions struct {
 	// Limits bound what clients can make the server hold (zero fields:
 	// syncproto.DefaultLimits).
 	Limits syncproto.Limits
+	// Store says where packs live (--store and the S3 flags).
+	Store storeFlags
 	// GCInterval runs a garbage collection this often; 0 never.
 	GCInterval time.Duration
 	LogFormat  string // text or json
@@ -92,8 +94,19 @@ server then also listens on that address, TCP for HTTP/1.1 and UDP for
 HTTP/3, with its certificate, and serves nothing there but /s/<token>.
 Behind a reverse proxy, --share-base-url is the public prefix of the links.
 
+Chunks live in pack files under DATA/cas unless --store names an S3 bucket
+(s3://BUCKET/PREFIX, with --s3-endpoint, --s3-region and credentials from
+the --s3-* flags or the environment) or another disk (file:///PATH): packs
+are then written locally, uploaded once sealed, and read back through a
+local cache of --store-cache bytes. The choice is recorded in
+DATA/store.json; credentials are not. A data directory with local packs
+moves to S3 with quics store migrate. See docs/storage.md.
+
 Flags default to the environment: QUICS_DATA, QUICS_LISTEN, QUICS_PASSWORD,
-QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL.`,
+QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL,
+QUICS_STORE, QUICS_STORE_CACHE, QUICS_S3_ENDPOINT, QUICS_S3_REGION,
+QUICS_S3_ACCESS_KEY, QUICS_S3_SECRET_KEY, QUICS_S3_INSECURE (or the usual
+AWS_* variables).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -123,6 +136,7 @@ QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL.`,
 	f.IntVar(&o.Limits.MaxConns, "max-conns", o.Limits.MaxConns, "connections served at once; more are refused with \"unavailable\"")
 	f.Int64Var(&o.Limits.MaxUploadBytesPerClient, "max-upload-bytes-per-client", o.Limits.MaxUploadBytesPerClient, "chunk bytes one client may have in flight")
 	f.Int64Var(&o.Limits.MaxUploadBytes, "max-upload-bytes", o.Limits.MaxUploadBytes, "chunk bytes all clients together may have in flight")
+	o.Store.register(cmd, "store", "where sealed packs live: local (DATA/cas), s3://BUCKET/PREFIX or file:///PATH; default: what the data directory uses (env "+envStore+")")
 	f.DurationVar(&o.GCInterval, "gc-interval", 0, "collect garbage this often (default 0: never; run quics gc by hand)")
 	f.BoolVar(&o.Views, "views", o.Views, "materialize every file's latest version under DATA/sync")
 	f.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
@@ -180,7 +194,11 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sopts := server.Options{DataDir: o.DataDir, Password: o.Password, Views: o.Views, Logger: log, Metrics: metrics}
+	store, err := o.Store.options()
+	if err != nil {
+		return err
+	}
+	sopts := server.Options{DataDir: o.DataDir, Password: o.Password, Views: o.Views, Logger: log, Metrics: metrics, Store: store}
 	if o.tune != nil {
 		o.tune(&sopts)
 	}
