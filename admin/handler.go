@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -69,6 +70,10 @@ func NewHandler(b *Backend, opts HandlerOptions) http.Handler {
 		// anywhere else it needs one.
 		mux.Handle("GET /metrics", authorize(opts.Token, true, metrics))
 	}
+	// Go's profiler, for memory and CPU investigations on a live server;
+	// token only: profiles reveal paths and timing.
+	mux.Handle("GET /debug/pprof/", authorize(opts.Token, false, http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", authorize(opts.Token, false, http.HandlerFunc(pprof.Profile)))
 	for _, e := range endpoints {
 		mux.Handle(e.pattern(), authorize(opts.Token, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			e.serve(b, w, r)

@@ -184,6 +184,16 @@ func TestBinariesAdminAPI(t *testing.T) {
 		mustQuics(t, "", "health", "--data", dataDir)
 	})
 
+	t.Run("pprof", func(t *testing.T) {
+		if status, _ := api.get(t, false, false, "/debug/pprof/heap"); status != http.StatusUnauthorized {
+			t.Errorf("heap profile without the token: %d, want 401 (loopback is not enough)", status)
+		}
+		status, body := api.get(t, false, true, "/debug/pprof/heap?debug=1")
+		if status != http.StatusOK || !strings.Contains(body, "HeapAlloc") {
+			t.Errorf("heap profile with the token: %d %.200s", status, body)
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		status, body := api.get(t, false, false, "/metrics")
 		if status != http.StatusOK {
@@ -198,6 +208,9 @@ func TestBinariesAdminAPI(t *testing.T) {
 			if !regexp.MustCompile(`(?m)^` + series + `[ {]`).MatchString(body) {
 				t.Errorf("metrics lack %s", series)
 			}
+		}
+		if !strings.Contains(body, "quics_store_remote_bytes 0") {
+			t.Error("metrics lack quics_store_remote_bytes 0 for a local store")
 		}
 		// Three commits from a: two versions of notes, the photo, its delete.
 		if m := regexp.MustCompile(`(?m)^quics_uploads_total (\d+)`).FindStringSubmatch(body); m == nil || m[1] != "4" {

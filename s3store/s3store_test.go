@@ -28,7 +28,7 @@ func s3Config(s *s3test.Server, bucket, prefix string) Config {
 	}
 }
 
-func openBackend(t *testing.T, cfg Config, storeID string) *Backend {
+func openBackend(t testing.TB, cfg Config, storeID string) *Backend {
 	t.Helper()
 	b, err := Open(context.Background(), cfg, storeID)
 	if err != nil {
