@@ -94,6 +94,27 @@
 // the bytes are read from the local file and used only if their BLAKE3 is
 // the chunk ID; a stale location is dropped and the chunk fetched.
 //
+// # Sending and fetching only what changed
+//
+// When the session offers the delta transactions ([DeltaRemote]), a push
+// sends a file's chunk list as a delta against a version the server has
+// (syncproto.ListDelta): the file's own base, whose chunk list the scan
+// keeps when the local content first moves away from it
+// ([State.BaseChunks]), or, for a new path, another path whose base has
+// the same content (a copy, or the new name of a rename). The chunks of
+// that version are the server's already and are not asked about; only new
+// chunks are. A new chunk that replaced chunks of the base (an edit inside
+// them) travels as a delta against them, built from their block signatures
+// ([syncproto.EncodeDelta]), when that is smaller. The server refusing a
+// delta (its source gone, a signature that matched wrong bytes) costs a
+// second try with everything whole, never a failed push.
+//
+// A pull whose local file is a server version asks for the head's chunk
+// list as a delta against it, and for each chunk that replaced some of its
+// chunks names those as dictionaries: it arrives as a delta against bytes
+// read (and verified) from the local file. The same holds for a new path
+// whose content another local file has.
+//
 // # Atomic writes
 //
 // [WriteFileAtomic] writes a pulled file into a temporary file
@@ -172,6 +193,8 @@
 //	0x03 root 0x00 path    file record
 //	0x04 root 0x00 path    chunk list of the file's local content
 //	0x05 root 0x00 path    empty; present while the file has a pending change
+//	0x06 root 0x00 path    chunk list of the base version, kept while the
+//	                       local content differs from it
 //
 // Values start with a format byte (1). Integers are varints
 // (encoding/binary); strings are a uvarint length and the bytes.
@@ -182,6 +205,9 @@
 //	             base hash [32], hash [32], size, mode, mtime, ctime,
 //	             inode, dev, scanned-at, last update
 //	chunk list   1, count (uvarint), count × (id [32], size uint32 BE)
+//	base list    1, base hash [32], count (uvarint), count × (id [32],
+//	             size uint32 BE); used only while the record's base is
+//	             that hash
 //
 // The chunk list is kept apart from the file record so that a scan, which
 // needs only the stat fields, does not read every chunk list. Decoders

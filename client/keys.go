@@ -17,6 +17,8 @@ import (
 //	0x03 root 0x00 path        → file record
 //	0x04 root 0x00 path        → chunk list of the file's local content
 //	0x05 root 0x00 path        → empty: the path has a pending change
+//	0x06 root 0x00 path        → chunk list of the base version, kept while
+//	                             the local content differs from it
 //
 // Neither root names nor paths contain NUL, so the NUL after the root name
 // ends it: root+0x00 is a prefix of exactly that root's keys.
@@ -31,7 +33,11 @@ const (
 	prefixFile    byte = 0x03
 	prefixChunks  byte = 0x04
 	prefixPending byte = 0x05
+	prefixBase    byte = 0x06
 )
+
+// fileKeyPrefixes are the prefixes of every per-file key.
+var fileKeyPrefixes = []byte{prefixFile, prefixChunks, prefixPending, prefixBase}
 
 var schemaKey = []byte{prefixSchema, 's', 'c', 'h', 'e', 'm', 'a'}
 

@@ -78,7 +78,7 @@ func (e *Engine) sendAll(ctx context.Context, r Root, rec FileRecord) (int, erro
 		if len(batch) == 0 {
 			return nil
 		}
-		chunks, changed, err := readChunks(ctx, r.Dir, batch)
+		chunks, changed, err := readChunks(ctx, r.Dir, batch, nil)
 		if err != nil {
 			return err
 		}

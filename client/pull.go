@@ -263,14 +263,14 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*Reuse
 // scan time to record with it.
 func (e *Engine) download(ctx context.Context, r Root, reuse *ReuseIndex, head *syncpb.FileHead, hash cas.ID, expect *FileRecord, p *pass) (refs []syncproto.ChunkRef, st FileStat, scannedAt int64, err error) {
 	path := head.GetPath()
-	size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
+	size, refs, dicts, err := e.chunkList(ctx, r, reuse, path, hash, expect)
 	if err != nil {
 		return nil, FileStat{}, 0, err
 	}
 	scannedAt = e.opts.Now().UnixNano()
 	mode := fs.FileMode(head.GetMode()).Perm()
 	st, err = WriteFileAtomic(ctx, r.Dir, path, mode, time.Unix(0, head.GetMtime()), func(w io.Writer) error {
-		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, progressWriter{w: w, pr: &p.progress}, p); err != nil {
+		if err := e.fill(ctx, r.Name, reuse, refs, size, hash, dicts, progressWriter{w: w, pr: &p.progress}, p); err != nil {
 			return err
 		}
 		safe, err := SafeToReplace(ctx, r.Dir, path, expect)
@@ -309,7 +309,7 @@ func (e *Engine) pullDeletion(ctx context.Context, r Root, rec *FileRecord, path
 // chunk from a verified local copy when there is one, else fetched from
 // the server (see fetchRun). Every chunk is checked against its ID and the
 // whole content against hash.
-func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, w io.Writer, p *pass) error {
+func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, dicts map[cas.ID][]cas.ID, w io.Writer, p *pass) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -338,7 +338,7 @@ func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs 
 			}
 			g.Go(func() error {
 				defer close(s.done)
-				s.data, s.err = e.fetchRun(gctx, root, s.refs, p)
+				s.data, s.err = e.fetchRun(gctx, root, s.refs, reuse, dicts, p)
 				return s.err
 			})
 			return nil
@@ -420,19 +420,28 @@ type segment struct {
 }
 
 // fetchRun downloads one run of chunks on its own stream, each decoded and
-// verified against its ID and its size in the chunk list.
-func (e *Engine) fetchRun(ctx context.Context, root string, run []syncproto.ChunkRef, p *pass) ([][]byte, error) {
+// verified against its ID and its size in the chunk list. A chunk with
+// dictionaries in dicts whose bytes are at hand locally may come
+// delta-encoded against them.
+func (e *Engine) fetchRun(ctx context.Context, root string, run []syncproto.ChunkRef, reuse *ReuseIndex, dicts map[cas.ID][]cas.ID, p *pass) ([][]byte, error) {
 	ids := make([]cas.ID, len(run))
 	for i, c := range run {
 		ids[i] = c.ID
 	}
+	asked, local := localDicts(ctx, run, reuse, dicts)
 	out := make([][]byte, 0, len(run))
-	err := e.remote.GetChunks(ctx, root, ids, func(ch syncproto.Chunk) error {
+	fn := func(ch syncproto.Chunk) error {
 		i := len(out)
 		if i >= len(run) {
 			return fmt.Errorf("%w: more chunks than asked for", syncproto.ErrBadRequest)
 		}
-		data, err := cas.Stored{Codec: cas.Codec(ch.Codec), Data: ch.Data, RawLen: ch.RawLen}.Decode(ch.ID)
+		var data []byte
+		var err error
+		if ch.Codec == syncproto.ChunkDelta {
+			data, err = decodeWithLocal(ch, local)
+		} else {
+			data, err = cas.Stored{Codec: cas.Codec(ch.Codec), Data: ch.Data, RawLen: ch.RawLen}.Decode(ch.ID)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: chunk %s: %w", syncproto.ErrHashMismatch, ch.ID.Short(), err)
 		}
@@ -445,7 +454,13 @@ func (e *Engine) fetchRun(ctx context.Context, root string, run []syncproto.Chun
 		}
 		out = append(out, data)
 		return nil
-	})
+	}
+	var err error
+	if dr, ok := e.deltaRemote(); ok && asked != nil {
+		err = dr.GetChunksDict(ctx, root, ids, asked, fn)
+	} else {
+		err = e.remote.GetChunks(ctx, root, ids, fn)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +469,118 @@ func (e *Engine) fetchRun(ctx context.Context, root string, run []syncproto.Chun
 	}
 	p.count(func(s *Stats) { s.ChunksFetched += len(run) })
 	return out, nil
+}
+
+// localDicts reads the dictionaries of the chunks of run from the local
+// tree: a chunk is asked with dictionaries only when all of them are at
+// hand. asked is nil when none is.
+func localDicts(ctx context.Context, run []syncproto.ChunkRef, reuse *ReuseIndex, dicts map[cas.ID][]cas.ID) (asked [][]cas.ID, local map[cas.ID][]byte) {
+	if len(dicts) == 0 || reuse == nil {
+		return nil, nil
+	}
+	local = map[cas.ID][]byte{}
+	for i, c := range run {
+		ds := dicts[c.ID]
+		if len(ds) == 0 {
+			continue
+		}
+		ok := true
+		for _, d := range ds {
+			if _, have := local[d]; have {
+				continue
+			}
+			data, found := reuse.ReadLocal(ctx, d)
+			if !found {
+				ok = false
+				break
+			}
+			local[d] = data
+		}
+		if !ok {
+			continue
+		}
+		if asked == nil {
+			asked = make([][]cas.ID, len(run))
+		}
+		asked[i] = ds
+	}
+	return asked, local
+}
+
+// decodeWithLocal decodes a dictionary-encoded chunk with the local
+// copies of its dictionaries.
+func decodeWithLocal(ch syncproto.Chunk, local map[cas.ID][]byte) ([]byte, error) {
+	ids, err := syncproto.DeltaSources(ch)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([][]byte, len(ids))
+	for i, id := range ids {
+		if sources[i] = local[id]; sources[i] == nil {
+			return nil, fmt.Errorf("%w: dictionary %s not asked for", syncproto.ErrDeltaSource, id.Short())
+		}
+	}
+	return syncproto.DecodeDelta(ch, sources)
+}
+
+// chunkList fetches the chunk list of the version hash of path. When the
+// local tree holds another server version of the file (the record's
+// content, or the same content under another path), the list comes as a
+// delta against it, and the chunks that replaced some of its chunks get
+// those as dictionaries for the download.
+func (e *Engine) chunkList(ctx context.Context, r Root, reuse *ReuseIndex, path string, hash cas.ID, rec *FileRecord) (int64, []syncproto.ChunkRef, map[cas.ID][]cas.ID, error) {
+	dr, ok := e.deltaRemote()
+	if !ok {
+		size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
+		return size, refs, nil, err
+	}
+	base, basePath := localVersion(rec), ""
+	if base == nil && reuse != nil {
+		if other, found := reuse.versionPath(hash); found && other != path {
+			orec, err := e.record(ctx, r.Name, other)
+			if err != nil {
+				return 0, nil, nil, err
+			}
+			if base = localVersion(orec); base != nil {
+				basePath = other
+			}
+		}
+	}
+	if base == nil {
+		size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
+		return size, refs, nil, err
+	}
+	size, refs, err := dr.ChunkListFrom(ctx, r.Name, path, hash, basePath, base.Hash, base.Chunks)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return size, refs, dictionaries(base.Chunks, refs), nil
+}
+
+// localVersion returns rec when its local content is a server version of
+// its path with chunks, nil otherwise.
+func localVersion(rec *FileRecord) *FileRecord {
+	if rec == nil || rec.Deleted || rec.BaseSeq == 0 || rec.Hash != rec.BaseHash || len(rec.Chunks) == 0 {
+		return nil
+	}
+	return rec
+}
+
+// dictionaries pairs the chunks of refs that replaced chunks of base with
+// those chunks (see aroundSources).
+func dictionaries(base, refs []syncproto.ChunkRef) map[cas.ID][]cas.ID {
+	d := syncproto.DiffChunkLists(base, refs)
+	out := map[cas.ID][]cas.ID{}
+	for _, rp := range replacements(base, d) {
+		for id, srcs := range aroundSources(rp) {
+			ids := make([]cas.ID, len(srcs))
+			for i, s := range srcs {
+				ids[i] = s.ID
+			}
+			out[id] = ids
+		}
+	}
+	return out
 }
 
 // replaceFile records that path, which held the chunks old, now holds

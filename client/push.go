@@ -55,45 +55,94 @@ func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
 		}
 		live = append(live, rec)
 	}
-	changed, err := e.upload(ctx, r, live, p)
+	var plans []pushPlan
+	if _, ok := e.deltaRemote(); ok {
+		if plans, err = e.planPush(ctx, r, live); err != nil {
+			return err
+		}
+	} else {
+		plans = plainPlans(live)
+	}
+	changed, err := e.uploadPlans(ctx, r, plans, p)
 	if err != nil {
 		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Proposals)
-	for i := range live {
-		rec := &live[i]
-		if changed[rec.Path] {
+	for i := range plans {
+		pl := &plans[i]
+		if changed[pl.rec.Path] {
 			continue // changed while uploading: the next scan sees it
 		}
-		g.Go(func() error { return e.propose(gctx, r, rec, p) })
+		g.Go(func() error { return e.propose(gctx, r, pl, p) })
 	}
 	return g.Wait()
 }
 
-// upload sends the chunks of recs that the server lacks. It returns the
-// paths whose local content no longer matches their chunk list.
+// plainPlans are plans without delta sources: whole lists, every chunk
+// asked about.
+func plainPlans(recs []FileRecord) []pushPlan {
+	plans := make([]pushPlan, len(recs))
+	for i := range recs {
+		plans[i].rec = &recs[i]
+	}
+	return plans
+}
+
+// upload sends the chunks of recs that the server lacks, whole. It
+// returns the paths whose local content no longer matches their chunk
+// list.
 func (e *Engine) upload(ctx context.Context, r Root, recs []FileRecord, p *pass) (map[string]bool, error) {
+	return e.uploadPlans(ctx, r, plainPlans(recs), p)
+}
+
+// uploadPlans sends the chunks of the plans' records that the server
+// lacks. The chunks of a plan's delta source are the server's already and
+// are not asked about; a new chunk that replaced chunks of its file's base
+// travels as a delta against them when the server gives their signatures
+// and that is smaller. It returns the paths whose local content no longer
+// matches their chunk list.
+func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, p *pass) (map[string]bool, error) {
+	known := make(cas.IDSet)
+	for _, pl := range plans {
+		if pl.source != nil {
+			for _, c := range pl.source.chunks {
+				known.Insert(c.ID)
+			}
+		}
+	}
 	seen := make(cas.IDSet)
 	var srcs []chunkSource
-	for _, rec := range recs {
+	choices := map[cas.ID]deltaChoice{}
+	skipped := 0
+	for i := range plans {
+		rec := plans[i].rec
 		if rec.Deleted {
 			continue
 		}
 		var off int64
 		for _, c := range rec.Chunks {
-			if !seen.Has(c.ID) {
+			switch {
+			case seen.Has(c.ID):
+			case known.Has(c.ID):
+				seen.Insert(c.ID)
+				skipped++
+			default:
 				seen.Insert(c.ID)
 				srcs = append(srcs, chunkSource{id: c.ID, path: rec.Path, off: off, size: c.Size})
 			}
 			off += int64(c.Size)
 		}
+		for id, ch := range deltaChoices(&plans[i]) {
+			choices[id] = ch
+		}
 	}
-	return e.uploadSources(ctx, r, srcs, p)
+	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
+	return e.uploadSources(ctx, r, srcs, choices, p)
 }
 
-func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, p *pass) (map[string]bool, error) {
+func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, choices map[cas.ID]deltaChoice, p *pass) (map[string]bool, error) {
 	changed := make(map[string]bool)
 	if len(srcs) == 0 {
 		return changed, nil
@@ -114,10 +163,14 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	curBytes := 0
 	skipped := 0
 	var planned int64 // raw bytes to send, for the progress listener
+	wanted := map[cas.ID]deltaChoice{}
 	for i, s := range srcs {
 		if have[i] {
 			skipped++
 			continue
+		}
+		if ch, ok := choices[s.id]; ok {
+			wanted[s.id] = ch
 		}
 		if len(cur) > 0 && curBytes+int(s.size) > e.opts.UploadBatchBytes {
 			batches = append(batches, cur)
@@ -132,13 +185,17 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	}
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
 	p.progress.plan(Upload, planned)
+	var deltas map[cas.ID][]syncproto.DeltaSource
+	if dr, ok := e.deltaRemote(); ok && len(wanted) > 0 {
+		deltas = e.signDeltas(ctx, dr, r.Name, wanted)
+	}
 
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.UploadStreams)
 	for _, batch := range batches {
 		g.Go(func() error {
-			chunks, bad, err := readChunks(gctx, r.Dir, batch)
+			chunks, bad, err := readChunks(gctx, r.Dir, batch, deltas)
 			if err != nil {
 				return err
 			}
@@ -149,7 +206,15 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 				}
 				mu.Unlock()
 			}
-			if err := e.remote.PutChunks(gctx, r.Name, chunks); err != nil {
+			err = e.remote.PutChunks(gctx, r.Name, chunks)
+			if err != nil && hasDeltas(chunks) && deltaRefused(err) {
+				// The server could not rebuild a delta (a source gone, or
+				// a signature that matched wrong bytes): send them whole.
+				if chunks, _, err = readChunks(gctx, r.Dir, batch, nil); err == nil {
+					err = e.remote.PutChunks(gctx, r.Name, chunks)
+				}
+			}
+			if err != nil {
 				return err
 			}
 			p.count(func(s *Stats) { s.ChunksSent += len(chunks) })
@@ -167,10 +232,27 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	return changed, nil
 }
 
-// readChunks reads and compresses the chunks of batch from their files.
-// A chunk whose bytes no longer hash to its ID (the file changed since the
+func hasDeltas(chunks []syncproto.Chunk) bool {
+	for _, c := range chunks {
+		if c.Codec == syncproto.ChunkDelta {
+			return true
+		}
+	}
+	return false
+}
+
+// deltaRefused reports the answers to a delta (an upload or a proposal)
+// after which the same content, sent whole, may well succeed.
+func deltaRefused(err error) bool {
+	return errors.Is(err, syncproto.ErrHashMismatch) || errors.Is(err, syncproto.ErrNotFound) ||
+		errors.Is(err, syncproto.ErrUnsupported) || errors.Is(err, syncproto.ErrBadRequest)
+}
+
+// readChunks reads and compresses the chunks of batch from their files,
+// each as a delta against its sources in deltas when that is smaller. A
+// chunk whose bytes no longer hash to its ID (the file changed since the
 // scan) is left out and its path returned in changed.
-func readChunks(ctx context.Context, dir string, batch []chunkSource) (chunks []syncproto.Chunk, changed []string, err error) {
+func readChunks(ctx context.Context, dir string, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource) (chunks []syncproto.Chunk, changed []string, err error) {
 	files := make(map[string]*os.File)
 	defer func() {
 		for _, f := range files {
@@ -207,7 +289,13 @@ func readChunks(ctx context.Context, dir string, batch []chunkSource) (chunks []
 		if err != nil {
 			return nil, nil, fmt.Errorf("compress chunk %s of %q: %w", s.id.Short(), s.path, err)
 		}
-		chunks = append(chunks, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: s.id, RawLen: st.RawLen, Data: st.Data})
+		c := syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: s.id, RawLen: st.RawLen, Data: st.Data}
+		if srcs := deltas[s.id]; srcs != nil {
+			if dc, ok := syncproto.EncodeDelta(s.id, data, srcs); ok && len(dc.Data) < len(c.Data) {
+				c = dc
+			}
+		}
+		chunks = append(chunks, c)
 	}
 	return chunks, changed, nil
 }
@@ -231,20 +319,34 @@ func proposal(root string, rec *FileRecord) *syncpb.ProposeRequest {
 }
 
 // propose asks the server to commit one pending record and records the
-// outcome.
-func (e *Engine) propose(ctx context.Context, r Root, rec *FileRecord, p *pass) error {
+// outcome. A delta proposal the server cannot take (its source gone, or a
+// base list that was not the server's) is made again with the whole list.
+func (e *Engine) propose(ctx context.Context, r Root, pl *pushPlan, p *pass) error {
+	rec := pl.rec
 	var chunks []syncproto.ChunkRef
 	if !rec.Deleted {
 		chunks = rec.Chunks
 	}
-	resp, err := e.remote.Propose(ctx, proposal(r.Name, rec), chunks)
+	dr, deltas := e.deltaRemote()
+	useDelta := deltas && pl.delta != nil
+	send := func() (*syncpb.CommitResponse, error) {
+		if useDelta {
+			return dr.ProposeDelta(ctx, proposal(r.Name, rec), pl.delta)
+		}
+		return e.remote.Propose(ctx, proposal(r.Name, rec), chunks)
+	}
+	resp, err := send()
+	if useDelta && (deltaRefused(err) || errors.Is(err, syncproto.ErrMissingChunks)) {
+		useDelta = false
+		resp, err = send()
+	}
 	if errors.Is(err, syncproto.ErrMissingChunks) {
 		// Another client's upload may have been collected, or a chunk
 		// lost: upload this file's chunks again and retry once.
 		if _, uerr := e.upload(ctx, r, []FileRecord{*rec}, p); uerr != nil {
 			return uerr
 		}
-		resp, err = e.remote.Propose(ctx, proposal(r.Name, rec), chunks)
+		resp, err = send()
 	}
 	switch {
 	case errors.Is(err, syncproto.ErrConflict):

@@ -203,6 +203,27 @@ func encodeChunks(chunks []syncproto.ChunkRef) []byte {
 	return b
 }
 
+// encodeBase encodes a base chunk list: the format byte, the base's
+// content hash, then the list as in encodeChunks.
+func encodeBase(hash cas.ID, chunks []syncproto.ChunkRef) []byte {
+	list := encodeChunks(chunks)
+	b := make([]byte, 0, 1+cas.IDSize+len(list)-1)
+	b = append(b, recordFormat)
+	b = append(b, hash[:]...)
+	return append(b, list[1:]...)
+}
+
+func decodeBase(path string, v []byte) (cas.ID, []syncproto.ChunkRef, error) {
+	if len(v) < 1+cas.IDSize {
+		return cas.ID{}, nil, fmt.Errorf("%w: base chunk list %s of %d bytes", ErrCorrupt, path, len(v))
+	}
+	var hash cas.ID
+	copy(hash[:], v[1:])
+	list := append([]byte{v[0]}, v[1+cas.IDSize:]...)
+	chunks, err := decodeChunks(path+" (base)", list)
+	return hash, chunks, err
+}
+
 func decodeChunks(path string, v []byte) ([]syncproto.ChunkRef, error) {
 	d := decoder{b: v, what: "chunk list " + path}
 	d.version(maxChunkListLen)

@@ -149,7 +149,7 @@ func (e *Engine) SaveVersion(ctx context.Context, root, path string, hash cas.ID
 	if err != nil {
 		return 0, fmt.Errorf("client: save %s: %w", dest, err)
 	}
-	if err := e.fill(ctx, root, reuse, refs, size, hash, ctxWriter{ctx, f}, &pass{root: root}); err != nil {
+	if err := e.fill(ctx, root, reuse, refs, size, hash, nil, ctxWriter{ctx, f}, &pass{root: root}); err != nil {
 		f.Abort()
 		return 0, fmt.Errorf("download %s of %q: %w", hash.Short(), path, err)
 	}

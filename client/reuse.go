@@ -33,6 +33,10 @@ type ReuseIndex struct {
 
 	mu   sync.Mutex
 	locs map[cas.ID][]location
+	// versions maps content hashes to a path whose local content is that
+	// server version: a download of the same content elsewhere (a copy, a
+	// rename) asks for its chunk list as a delta against it.
+	versions map[cas.ID]string
 }
 
 // BuildReuseIndex indexes the chunk lists of every live record of root.
@@ -43,10 +47,13 @@ func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, 
 	if err != nil {
 		return nil, err
 	}
-	x := &ReuseIndex{dir: r.Dir, locs: map[cas.ID][]location{}}
+	x := &ReuseIndex{dir: r.Dir, locs: map[cas.ID][]location{}, versions: map[cas.ID]string{}}
 	err = st.Files(ctx, root, true, func(rec FileRecord) error {
 		if rec.Deleted {
 			return nil
+		}
+		if rec.BaseSeq != 0 && rec.Hash == rec.BaseHash && len(rec.Chunks) > 0 {
+			x.versions[rec.Hash] = rec.Path
 		}
 		var off int64
 		for _, c := range rec.Chunks {
@@ -65,6 +72,15 @@ func (x *ReuseIndex) add(id cas.ID, loc location) {
 	if len(x.locs[id]) < maxLocations {
 		x.locs[id] = append(x.locs[id], loc)
 	}
+}
+
+// versionPath returns a path whose local content is the server version
+// with content hash, as of the last scan.
+func (x *ReuseIndex) versionPath(hash cas.ID) (string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p, ok := x.versions[hash]
+	return p, ok
 }
 
 // Len returns how many distinct chunks the index knows.

@@ -493,6 +493,9 @@ func (s *Scanner) apply(ctx context.Context, root string, ups []scanUpdate) ([]b
 			}
 		}
 		applied[i] = true
+		if err := keepBaseTxn(txn, root, up.before, &up.rec); err != nil {
+			return err
+		}
 		return putFileTxn(txn, root, &up.rec)
 	})
 	if err != nil {

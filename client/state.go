@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/syncproto"
 )
 
 // State is the client's local state: its roots and, per root and path, a
@@ -295,6 +296,9 @@ func putFileTxn(txn *badger.Txn, root string, rec *FileRecord) error {
 	} else if err := txn.Set(ck, encodeChunks(rec.Chunks)); err != nil {
 		return err
 	}
+	if err := putBaseTxn(txn, root, rec); err != nil {
+		return err
+	}
 	pk := pathKey(prefixPending, root, rec.Path)
 	if rec.Pending {
 		return txn.Set(pk, nil)
@@ -302,8 +306,80 @@ func putFileTxn(txn *badger.Txn, root string, rec *FileRecord) error {
 	return txn.Delete(pk)
 }
 
+// putBaseTxn drops the kept base chunk list (see keepBaseTxn) once it
+// cannot be needed: the local content is the base again, or there is no
+// base. A list kept for a base that moved since is left for now; BaseChunks
+// checks the base it was kept for.
+func putBaseTxn(txn *badger.Txn, root string, rec *FileRecord) error {
+	if rec.BaseSeq == 0 || (!rec.Deleted && rec.Hash == rec.BaseHash) {
+		return txn.Delete(pathKey(prefixBase, root, rec.Path))
+	}
+	return nil
+}
+
+// keepBaseTxn runs before a scan replaces the record before (encoded) with
+// rec: when the local content was the base and no longer is, the chunk
+// list about to be replaced is the base's, and is kept as such, so a push
+// can send only what changed (a delta proposal, delta chunks).
+func keepBaseTxn(txn *badger.Txn, root string, before []byte, rec *FileRecord) error {
+	if before == nil || rec.BaseSeq == 0 || rec.Hash == rec.BaseHash {
+		return nil
+	}
+	old, err := decodeFile(rec.Path, before)
+	if err != nil || old.Deleted || old.Hash != old.BaseHash || old.BaseHash != rec.BaseHash {
+		return nil //nolint:nilerr // the scan compared these bytes already; nothing to keep
+	}
+	item, err := txn.Get(pathKey(prefixChunks, root, rec.Path))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil // the empty file: no chunks to keep
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		chunks, err := decodeChunks(rec.Path, v)
+		if err != nil {
+			return err
+		}
+		return txn.Set(pathKey(prefixBase, root, rec.Path), encodeBase(rec.BaseHash, chunks))
+	})
+}
+
+// BaseChunks returns the chunk list of rec's base version when the local
+// state knows it: rec's own list when the local content is the base, the
+// list a scan kept when the content changed from it, else nil.
+func (s *State) BaseChunks(ctx context.Context, root string, rec *FileRecord) ([]syncproto.ChunkRef, error) {
+	switch {
+	case rec.BaseSeq == 0:
+		return nil, nil
+	case !rec.Deleted && rec.Hash == rec.BaseHash:
+		return rec.Chunks, nil
+	}
+	var chunks []syncproto.ChunkRef
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get(pathKey(prefixBase, root, rec.Path))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			hash, list, err := decodeBase(rec.Path, v)
+			if err == nil && hash == rec.BaseHash {
+				chunks = list
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: base chunk list of %q: %w", rec.Path, err)
+	}
+	return chunks, nil
+}
+
 func deleteFileTxn(txn *badger.Txn, root, path string) error {
-	for _, p := range []byte{prefixFile, prefixChunks, prefixPending} {
+	for _, p := range fileKeyPrefixes {
 		if err := txn.Delete(pathKey(p, root, path)); err != nil {
 			return err
 		}

@@ -70,6 +70,12 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		if c.RawLen > maxRaw {
 			return fmt.Errorf("%w: chunk %s of %d bytes, root %q allows at most %d", syncproto.ErrBadRequest, c.ID, c.RawLen, r.Name, maxRaw)
 		}
+		wire := len(c.Data)
+		if c.Codec == syncproto.ChunkDelta {
+			if c, err = s.decodeDeltaChunk(ctx, st, c); err != nil {
+				return err
+			}
+		}
 		// Pin before storing: a chunk the store already has could
 		// otherwise be collected between Put and the pin. A chunk that
 		// fails is not stored; its pin is harmless until the session ends.
@@ -96,7 +102,7 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		}
 		stored++
 		s.metrics.chunksIn.Add(1)
-		s.metrics.chunkBytesIn.Add(uint64(len(c.Data)))
+		s.metrics.chunkBytesIn.Add(uint64(wire))
 	}
 	if err := s.store.Sync(ctx); err != nil {
 		return fmt.Errorf("server: sync %d uploaded chunks: %w", stored, err)
@@ -188,6 +194,12 @@ func (s *Server) versionSize(ctx context.Context, root manifest.RootID, p string
 // of the session's ChunkList answers: the set of chunks a session may
 // download is exactly what its roots reference.
 func (s *Server) GetChunks(ctx context.Context, sess *syncproto.Session, root string, ids []cas.ID, emit func(syncproto.Chunk) error) error {
+	return s.getChunks(ctx, sess, root, ids, nil, emit)
+}
+
+// getChunks is GetChunks and GetChunksDict: dicts is nil or names, per
+// chunk, the dictionaries to try (see dictEncode).
+func (s *Server) getChunks(ctx context.Context, sess *syncproto.Session, root string, ids []cas.ID, dicts [][]cas.ID, emit func(syncproto.Chunk) error) error {
 	st, err := sessionOf(sess)
 	if err != nil {
 		return err
@@ -203,7 +215,7 @@ func (s *Server) GetChunks(ctx context.Context, sess *syncproto.Session, root st
 			return fmt.Errorf("%w: chunk %s (ask for the chunk list of a version first)", syncproto.ErrNotFound, id)
 		}
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		stored, err := s.store.GetStored(ctx, id)
 		switch {
 		case errors.Is(err, cas.ErrNotFound):
@@ -213,12 +225,21 @@ func (s *Server) GetChunks(ctx context.Context, sess *syncproto.Session, root st
 		case err != nil:
 			return fmt.Errorf("server: read chunk %s: %w", id, err)
 		}
-		err = emit(syncproto.Chunk{Codec: syncproto.ChunkCodec(stored.Codec), ID: id, RawLen: stored.RawLen, Data: stored.Data})
-		if err != nil {
+		c := syncproto.Chunk{Codec: syncproto.ChunkCodec(stored.Codec), ID: id, RawLen: stored.RawLen, Data: stored.Data}
+		if i < len(dicts) && len(dicts[i]) > 0 {
+			dc, ok, err := s.dictEncode(ctx, st, id, stored, dicts[i])
+			if err != nil {
+				return err
+			}
+			if ok {
+				c = dc
+			}
+		}
+		if err := emit(c); err != nil {
 			return err
 		}
 		s.metrics.chunksOut.Add(1)
-		s.metrics.chunkBytesOut.Add(uint64(len(stored.Data)))
+		s.metrics.chunkBytesOut.Add(uint64(len(c.Data)))
 	}
 	return nil
 }

@@ -8,8 +8,8 @@ import (
 )
 
 // ChunkCodec says how a chunk frame's data encodes the chunk. The values are
-// part of the wire format and equal the cas record codecs, so a stored chunk
-// is sent as it sits in its pack.
+// part of the wire format. The plain codecs equal the cas record codecs, so
+// a stored chunk is sent as it sits in its pack; ChunkDelta only travels.
 type ChunkCodec uint8
 
 // Chunk codecs.
@@ -24,6 +24,8 @@ func (c ChunkCodec) String() string {
 		return "raw"
 	case ChunkZstd:
 		return "zstd"
+	case ChunkDelta:
+		return "delta"
 	}
 	return fmt.Sprintf("codec(%d)", uint8(c))
 }
@@ -52,9 +54,9 @@ func checkChunk(c Chunk, maxRawLen int) error {
 		if len(c.Data) != c.RawLen {
 			return fmt.Errorf("%w: raw chunk %s: %d data bytes for raw length %d", ErrBadRequest, c.ID.Short(), len(c.Data), c.RawLen)
 		}
-	case ChunkZstd:
+	case ChunkZstd, ChunkDelta:
 		if len(c.Data) == 0 || len(c.Data) >= c.RawLen {
-			return fmt.Errorf("%w: zstd chunk %s: %d data bytes for raw length %d", ErrBadRequest, c.ID.Short(), len(c.Data), c.RawLen)
+			return fmt.Errorf("%w: %s chunk %s: %d data bytes for raw length %d", ErrBadRequest, c.Codec, c.ID.Short(), len(c.Data), c.RawLen)
 		}
 	default:
 		return fmt.Errorf("%w: chunk %s: unknown codec %d", ErrBadRequest, c.ID.Short(), c.Codec)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -262,6 +263,27 @@ func (c *Client) Propose(ctx context.Context, req *syncpb.ProposeRequest, chunks
 		return nil, fmt.Errorf("%w: propose %q: %d chunks, limit %d", ErrBadRequest, req.GetPath(), len(chunks), MaxChunkList)
 	}
 	req.ChunkCount = uint32(len(chunks))
+	req.Delta = false
+	return c.propose(ctx, req, func(st *Stream) error { return writeChunkList(ctx, st, chunks) })
+}
+
+// ProposeDelta is Propose with the chunk list written as a delta against
+// a version the server has (a delta manifest, see ListDelta); it sets
+// req.ChunkCount and req.Delta. A source that is not a version the client
+// can reach is ErrNotFound, and a server without deltas answers
+// ErrUnsupported: propose the whole list then.
+func (c *Client) ProposeDelta(ctx context.Context, req *syncpb.ProposeRequest, d *ListDelta) (*syncpb.CommitResponse, error) {
+	n := d.Len()
+	if n > MaxChunkList || len(d.Runs) > MaxDeltaRuns || len(d.New) > MaxDeltaEntries || d.SourceHash.IsZero() {
+		return nil, fmt.Errorf("%w: propose %q: delta of %d runs and %d new entries for %d chunks from %s",
+			ErrBadRequest, req.GetPath(), len(d.Runs), len(d.New), n, d.SourceHash.Short())
+	}
+	req.ChunkCount = uint32(n)
+	req.Delta = true
+	return c.propose(ctx, req, func(st *Stream) error { return WriteMessage(ctx, st, EncodeListDelta(d)) })
+}
+
+func (c *Client) propose(ctx context.Context, req *syncpb.ProposeRequest, writeList func(*Stream) error) (*syncpb.CommitResponse, error) {
 	st, err := openStream(ctx, c.conn)
 	if err != nil {
 		return nil, fmt.Errorf("propose %q: %w", req.GetPath(), err)
@@ -269,7 +291,7 @@ func (c *Client) Propose(ctx context.Context, req *syncpb.ProposeRequest, chunks
 	if err := WriteMessage(ctx, st, req); err != nil {
 		return nil, fmt.Errorf("propose %q: %w", req.GetPath(), writeFailed(ctx, st, err))
 	}
-	if err := writeChunkList(ctx, st, chunks); err != nil {
+	if err := writeList(st); err != nil {
 		return nil, fmt.Errorf("propose %q: chunk list: %w", req.GetPath(), writeFailed(ctx, st, err))
 	}
 	endRequest(st)
@@ -281,6 +303,59 @@ func (c *Client) Propose(ctx context.Context, req *syncpb.ProposeRequest, chunks
 		return nil, fmt.Errorf("propose %q: %w", req.GetPath(), err)
 	}
 	return &resp, nil
+}
+
+// SignatureSource names chunks of a version of a file whose block
+// signatures a client asks for (see Client.Signatures).
+type SignatureSource struct {
+	Path      string
+	Hash      cas.ID
+	IDs       []cas.ID
+	BlockSize int
+}
+
+// Signatures returns the block signatures (see Sign) of the chunks srcs
+// name, in order, in requests of at most MaxSignatureChunks chunks. A
+// signature's length is checked by whoever uses it (EncodeDelta).
+func (c *Client) Signatures(ctx context.Context, root string, srcs []SignatureSource) ([][]byte, error) {
+	var out [][]byte
+	req := &syncpb.SignaturesRequest{Root: root}
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		var resp syncpb.SignaturesResponse
+		if err := transact(ctx, c.conn, req, &resp); err != nil {
+			return fmt.Errorf("signatures in %q: %w", root, err)
+		}
+		if len(resp.GetSignatures()) != n {
+			return fmt.Errorf("%w: signatures in %q: %d answers for %d chunks", ErrBadRequest, root, len(resp.GetSignatures()), n)
+		}
+		out = append(out, resp.GetSignatures()...)
+		req, n = &syncpb.SignaturesRequest{Root: root}, 0
+		return nil
+	}
+	for _, s := range srcs {
+		ids := s.IDs
+		for len(ids) > 0 {
+			if n == MaxSignatureChunks {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+			take := ids[:min(len(ids), MaxSignatureChunks-n)]
+			req.Sources = append(req.Sources, &syncpb.SignaturesRequest_Source{
+				Path: s.Path, Hash: s.Hash[:], Ids: AppendIDs(nil, take), BlockSize: uint32(s.BlockSize),
+			})
+			n += len(take)
+			ids = ids[len(take):]
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Heads returns the heads of root changed after afterSeq (0: all of them,
@@ -313,14 +388,28 @@ func (c *Client) Heads(ctx context.Context, root string, afterSeq uint64) ([]*sy
 // ChunkList returns the size and chunk list of the version of path in
 // root whose content hash is hash.
 func (c *Client) ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []ChunkRef, error) {
+	return c.chunkList(ctx, &syncpb.ChunkListRequest{Root: root, Path: path, Hash: hash[:]}, nil)
+}
+
+// ChunkListFrom is ChunkList for a client that holds another version of
+// the file: the version of basePath ("" for path) whose content hash is
+// baseHash and chunk list base. The server may answer with a delta
+// against it, applied here, and the base's chunks become dictionaries for
+// GetChunksDict.
+func (c *Client) ChunkListFrom(ctx context.Context, root, path string, hash cas.ID, basePath string, baseHash cas.ID, base []ChunkRef) (int64, []ChunkRef, error) {
+	req := &syncpb.ChunkListRequest{Root: root, Path: path, Hash: hash[:], BasePath: basePath, BaseHash: baseHash[:]}
+	return c.chunkList(ctx, req, base)
+}
+
+func (c *Client) chunkList(ctx context.Context, req *syncpb.ChunkListRequest, base []ChunkRef) (int64, []ChunkRef, error) {
 	fail := func(err error) (int64, []ChunkRef, error) {
-		return 0, nil, fmt.Errorf("chunk list of %q in %q: %w", path, root, err)
+		return 0, nil, fmt.Errorf("chunk list of %q in %q: %w", req.GetPath(), req.GetRoot(), err)
 	}
 	st, err := openStream(ctx, c.conn)
 	if err != nil {
 		return fail(err)
 	}
-	if err := WriteMessage(ctx, st, &syncpb.ChunkListRequest{Root: root, Path: path, Hash: hash[:]}); err != nil {
+	if err := WriteMessage(ctx, st, req); err != nil {
 		return fail(writeFailed(ctx, st, err))
 	}
 	endRequest(st)
@@ -328,10 +417,15 @@ func (c *Client) ChunkList(ctx context.Context, root, path string, hash cas.ID) 
 	if err := ReadMessage(ctx, st, &hdr); err != nil {
 		return fail(abort(st, err))
 	}
-	if string(hdr.GetHash()) != string(hash[:]) || hdr.GetSize() < 0 {
+	if string(hdr.GetHash()) != string(req.GetHash()) || hdr.GetSize() < 0 {
 		return fail(abort(st, fmt.Errorf("%w: header for hash %x, size %d", ErrBadRequest, hdr.GetHash(), hdr.GetSize())))
 	}
-	refs, err := readChunkList(ctx, st, uint64(hdr.GetChunkCount()), DefaultMaxChunkSize)
+	var refs []ChunkRef
+	if hdr.GetDelta() {
+		refs, err = readListDelta(ctx, st, req, base, uint64(hdr.GetChunkCount()))
+	} else {
+		refs, err = readChunkList(ctx, st, uint64(hdr.GetChunkCount()), DefaultMaxChunkSize)
+	}
 	if err != nil {
 		return fail(abort(st, err))
 	}
@@ -348,28 +442,78 @@ func (c *Client) ChunkList(ctx context.Context, root, path string, hash cas.ID) 
 	return hdr.GetSize(), refs, nil
 }
 
+// readListDelta reads a ChunkList answer's delta and applies it to base,
+// the list of the request's base.
+func readListDelta(ctx context.Context, st *Stream, req *syncpb.ChunkListRequest, base []ChunkRef, count uint64) ([]ChunkRef, error) {
+	if len(req.GetBaseHash()) == 0 || base == nil {
+		return nil, fmt.Errorf("%w: a chunk list delta answers a request without a base", ErrBadRequest)
+	}
+	var m syncpb.ChunkListDelta
+	if err := ReadMessage(ctx, st, &m); err != nil {
+		return nil, fmt.Errorf("chunk list delta: %w", err)
+	}
+	d, err := DecodeListDelta(&m)
+	if err != nil {
+		return nil, err
+	}
+	return ApplyListDelta(base, d, count, DefaultMaxChunkSize)
+}
+
 // GetChunks downloads the chunks ids of root, in batches of
 // MaxGetChunksIDs, calling fn for each in order. A chunk arrives in the
 // form the server stores it (see Chunk) and is not verified here: decode it
 // with its ID (cas.Stored.Decode checks the hash). Its Data is valid only
 // until fn returns. An error from fn stops the download and is returned.
 func (c *Client) GetChunks(ctx context.Context, root string, ids []cas.ID, fn func(Chunk) error) error {
+	return c.GetChunksDict(ctx, root, ids, nil, fn)
+}
+
+// GetChunksDict is GetChunks where chunk i may arrive delta-encoded
+// (ChunkDelta) against the chunks dicts[i], which the caller holds and
+// which a ChunkListFrom answer on this connection named; decode such a
+// chunk with DecodeDelta and their bytes. dicts is nil or has one entry
+// per id, each at most MaxDeltaSources chunks.
+func (c *Client) GetChunksDict(ctx context.Context, root string, ids []cas.ID, dicts [][]cas.ID, fn func(Chunk) error) error {
+	if dicts != nil && len(dicts) != len(ids) {
+		return fmt.Errorf("syncproto: get chunks: %d dictionaries for %d ids", len(dicts), len(ids))
+	}
 	for start := 0; start < len(ids); start += MaxGetChunksIDs {
-		batch := ids[start:min(start+MaxGetChunksIDs, len(ids))]
-		if err := c.getChunks(ctx, root, batch, fn); err != nil {
+		end := min(start+MaxGetChunksIDs, len(ids))
+		req := &syncpb.GetChunksRequest{Root: root, Ids: AppendIDs(nil, ids[start:end])}
+		var batchDicts [][]cas.ID
+		if dicts != nil {
+			batchDicts = dicts[start:end]
+			setDicts(req, batchDicts)
+		}
+		if err := c.getChunks(ctx, req, ids[start:end], batchDicts, fn); err != nil {
 			return fmt.Errorf("get chunks from %q (batch at %d): %w", root, start, err)
 		}
 	}
 	return nil
 }
 
-func (c *Client) getChunks(ctx context.Context, root string, ids []cas.ID, fn func(Chunk) error) error {
+// setDicts writes the dictionaries of a request, none when no chunk has
+// any.
+func setDicts(req *syncpb.GetChunksRequest, dicts [][]cas.ID) {
+	counts := make([]uint32, len(dicts))
+	var ids []cas.ID
+	for i, d := range dicts {
+		d = d[:min(len(d), MaxDeltaSources)]
+		counts[i] = uint32(len(d))
+		ids = append(ids, d...)
+	}
+	if len(ids) > 0 {
+		req.DictCounts, req.DictIds = counts, AppendIDs(nil, ids)
+	}
+}
+
+func (c *Client) getChunks(ctx context.Context, req *syncpb.GetChunksRequest, ids []cas.ID, dicts [][]cas.ID, fn func(Chunk) error) error {
 	st, err := openStream(ctx, c.conn)
 	if err != nil {
 		return err
 	}
 	st.SetMaxFramePayload(DefaultMaxChunkSize + ChunkHeaderMaxLen)
-	if err := WriteMessage(ctx, st, &syncpb.GetChunksRequest{Root: root, Ids: AppendIDs(nil, ids)}); err != nil {
+	if err := WriteMessage(ctx, st, req); err != nil {
 		return writeFailed(ctx, st, err)
 	}
 	endRequest(st)
@@ -390,11 +534,37 @@ func (c *Client) getChunks(ctx context.Context, root string, ids []cas.ID, fn fu
 		if ch.ID != id {
 			return abort(st, fmt.Errorf("%w: got chunk %s where %s was due", ErrBadRequest, ch.ID.Short(), id.Short()))
 		}
+		if err := checkDictAnswer(ch, dicts, i); err != nil {
+			return abort(st, err)
+		}
 		if err := fn(ch); err != nil {
 			return abort(st, err)
 		}
 	}
 	return finish(ctx, st)
+}
+
+// checkDictAnswer refuses a delta-encoded chunk that is not encoded
+// against exactly the dictionaries asked for it.
+func checkDictAnswer(ch Chunk, dicts [][]cas.ID, i int) error {
+	switch ch.Codec {
+	case ChunkRaw, ChunkZstd:
+		return nil
+	case ChunkDelta:
+		var asked []cas.ID
+		if dicts != nil {
+			asked = dicts[i][:min(len(dicts[i]), MaxDeltaSources)]
+		}
+		got, err := DeltaSources(ch)
+		if err != nil {
+			return err
+		}
+		if len(asked) == 0 || !slices.Equal(got, asked) {
+			return fmt.Errorf("%w: chunk %s encoded against dictionaries not asked for", ErrBadRequest, ch.ID.Short())
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: chunk %s arrived as %s", ErrBadRequest, ch.ID.Short(), ch.Codec)
 }
 
 // Watch opens the watch stream for the roots in cursors and calls fn for

@@ -42,6 +42,7 @@
 //	0x02        chunk: one chunk's stored bytes
 //	0x03-0x0f   reserved for transport frames
 //	0x10-0x7f   protobuf messages, one per frame, assigned by the schema
+//	            (0x10-0x39 today)
 //	0x80-       reserved for extensions
 //
 // A receiver decides which types it accepts where; an unexpected type is
@@ -62,6 +63,10 @@
 // the caller's maximum (the root's largest chunk) and never decompresses or
 // hashes: the receiver's store verifies the chunk against its ID before
 // acknowledging it.
+//
+// Codec 0x40, [ChunkDelta], only travels: the chunk as copies from source
+// chunks the receiver has (named in the data) and literals, strictly
+// shorter than the chunk too. See "Deltas".
 //
 // # Errors
 //
@@ -127,9 +132,15 @@
 // for ID i ([AppendBitmap], [ParseBitmap] refuses stray bits). Limits:
 //
 //	HaveChunksRequest   65536 IDs   (MaxHaveChunksIDs)
-//	GetChunksRequest     4096 IDs   (MaxGetChunksIDs)
+//	GetChunksRequest     4096 IDs, each with at most 8 dictionaries
+//	                    (MaxGetChunksIDs, MaxDeltaSources)
 //	ChunkListPart       65536 entries, at least one (MaxChunkListPart)
 //	chunk list           4 Mi entries in all (MaxChunkList)
+//	ChunkListDelta      65536 runs, 65536 new entries (MaxDeltaRuns,
+//	                    MaxDeltaEntries)
+//	SignaturesRequest     256 chunks, blocks of 64 B to 64 KiB
+//	                    (MaxSignatureChunks)
+//	delta chunk             8 sources (MaxDeltaSources)
 //	chunk               16 MiB decoded (ServerOptions.MaxChunkSize)
 //
 // # Transactions
@@ -155,6 +166,7 @@
 //	CreateShareRequest    -> CreateShareResponse (the link's URL or token)
 //	ListSharesRequest     -> ListSharesResponse (at most MaxShares)
 //	StopShareRequest      -> StopShareResponse
+//	SignaturesRequest     -> SignaturesResponse (see Deltas)
 //
 // A CommitResponse with OUTCOME_SUPERSEDED answers a proposal whose
 // content is already in the file's history after its base (a conflict over
@@ -165,8 +177,9 @@
 //
 //	PutChunksRequest, chunk frames..., end   -> Ack
 //	ProposeRequest, ChunkListPart..., end    -> CommitResponse
+//	ProposeRequest (delta), ChunkListDelta, end -> CommitResponse
 //	HeadsRequest                             -> HeadsPart..., the last with done and root_seq
-//	ChunkListRequest                         -> ChunkListHeader, ChunkListPart...
+//	ChunkListRequest                         -> ChunkListHeader, ChunkListPart... or ChunkListDelta
 //	GetChunksRequest                         -> one chunk frame per ID, in order, end
 //	WatchRequest (stream left open)          -> Notice... until the connection ends
 //
@@ -183,6 +196,53 @@
 // again. A watch ends when the client resets its stream (the server
 // notices through a read it keeps pending), when the connection ends, or
 // on shutdown.
+//
+// # Deltas
+//
+// A small edit of a large file should cost about the edit, not the file's
+// chunk list or the chunks it touched. Three forms say only what changed,
+// each against content both sides already have; a [Handler] that is also
+// a [DeltaHandler] serves them, one that is not answers [ErrUnsupported]
+// (and whole lists and stored chunks for reads), and the client then sends
+// everything whole.
+//
+// A delta manifest ([ListDelta], the ChunkListDelta message) writes a chunk
+// list as runs over a source list: skip some entries, copy some, insert
+// new ones. Runs only go forward, so they cannot overlap, and
+// [ApplyListDelta] checks every count against the source and the announced
+// length, in 64-bit arithmetic, before it allocates the result. A proposal
+// names its source (a version of its own path, or of another path of the
+// root for a copy or a rename) and the Handler resolves it with
+// [DeltaHandler.SourceChunkList]: a source the session cannot reach is
+// ErrNotFound, which tells nothing about content elsewhere. A ChunkList
+// request may name the version the client holds as a base; the answer is
+// then a delta against it when that is smaller.
+//
+// A changed chunk uploads as a [ChunkDelta] against the chunks it most
+// likely replaced. The uploader no longer has their bytes (the file was
+// edited in place), so it asks for their block signatures first
+// (SignaturesRequest: a rolling checksum and a truncated BLAKE3 per block,
+// [Sign]) and [EncodeDelta] copies the blocks that match, at any offset. A
+// download asks, per chunk, for dictionaries it holds (GetChunksRequest's
+// dict_ids); the server has both sides and [EncodeDeltaFrom] matches bytes
+// exactly. [DecodeDelta] checks every op against the sources and the
+// output length before it copies, and the result against the chunk ID: a
+// wrong delta is ErrHashMismatch and nothing is kept. The receiver must
+// only build from sources the sender may read (a server: chunks named to
+// the session by a signature or chunk list answer), or a delta would be an
+// oracle for content the sender cannot see.
+//
+// # Handshake size
+//
+// A one-shot sync pays a whole QUIC handshake, so [Dial] keeps it small:
+// it offers X25519 alone unless Config.PostQuantumKeyExchange is set (the
+// hybrid key share does not fit the first datagram and costs about 2.3 KB
+// more), and path MTU discovery is off unless Config.PathMTUDiscovery is
+// set (its probes cost both sides about 11 KB in the first seconds,
+// against about 12 % fewer packets on bulk transfers). The server's
+// certificate is an ECDSA P-256 one of about 450 bytes. Session
+// resumption would not shrink the handshake further: datagrams carrying
+// Initial packets are padded to the packet size either way.
 //
 // # Authentication and sessions
 //

@@ -1,6 +1,7 @@
 package syncproto
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -73,6 +74,21 @@ func FuzzServerTransaction(f *testing.F) {
 	f.Add(frames(&syncpb.HistoryRequest{Root: "fz", Path: "f"}))
 	f.Add(frames(&syncpb.ListConflictsRequest{Root: "fz"}))
 	f.Add(frames(&syncpb.Ping{Sent: 1}))
+	// The delta forms.
+	f.Add(frames(&syncpb.ProposeRequest{Root: "fz", Path: "g", Hash: id[:], Size: 1, ChunkCount: 1, Delta: true},
+		EncodeListDelta(&ListDelta{SourcePath: "f", SourceHash: id, Runs: []ListRun{{Copy: 1}}})))
+	f.Add(frames(&syncpb.SignaturesRequest{Root: "fz", Sources: []*syncpb.SignaturesRequest_Source{{Path: "f", Hash: id[:], Ids: id[:], BlockSize: 64}}}))
+	f.Add(frames(&syncpb.ChunkListRequest{Root: "fz", Path: "f", Hash: id[:], BaseHash: id[:]}))
+	f.Add(frames(&syncpb.GetChunksRequest{Root: "fz", Ids: AppendIDs(nil, []cas.ID{id}), DictIds: id[:], DictCounts: []uint32{1}}))
+	src := bytes.Repeat([]byte("source "), 100)
+	next := append(bytes.Clone(src), "!"...)
+	if dc, ok := EncodeDeltaFrom(cas.Sum(next), next, []cas.ID{cas.Sum(src)}, [][]byte{src}, len(next)); ok {
+		delta, err := EncodeChunkFrame(nil, dc)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(AppendFrame(frames(&syncpb.PutChunksRequest{Root: "fz"}), FrameChunk, delta))
+	}
 
 	s := startLimitedServer(f, newMemHandler(testServerPassword), Config{ReadTimeout: time.Second}, ServerOptions{})
 	id0, token := s.register(f, Config{})

@@ -48,6 +48,9 @@ type Handler interface {
 	HaveChunks(ctx context.Context, s *Session, root string, ids []cas.ID) ([]bool, error)
 	// PutChunks stores the chunks next yields until it returns io.EOF,
 	// verified against their IDs, and makes them durable before returning.
+	// A DeltaHandler may be given delta-encoded chunks (ChunkDelta): it
+	// resolves their sources (DeltaSources) as it resolves SourceChunkList's
+	// and decodes them with DecodeDelta.
 	PutChunks(ctx context.Context, s *Session, root string, next func() (Chunk, error)) error
 	// Propose is please-sync: commit a new version if its base is the head.
 	Propose(ctx context.Context, s *Session, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error)
@@ -83,4 +86,27 @@ type Handler interface {
 	ListShares(ctx context.Context, s *Session, req *syncpb.ListSharesRequest) (*syncpb.ListSharesResponse, error)
 	// StopShare stops a link the session's client created.
 	StopShare(ctx context.Context, s *Session, req *syncpb.StopShareRequest) (*syncpb.StopShareResponse, error)
+}
+
+// DeltaHandler is what a Handler also implements to serve the delta forms
+// of the protocol: delta manifests (a chunk list as edits of a version
+// both sides have), block signatures, and delta-encoded chunks both ways.
+// The Server finds it by type assertion; without it, a delta proposal or a
+// SignaturesRequest is answered ErrUnsupported, a delta-encoded upload is
+// refused the same way, and ChunkList and GetChunks answer in full.
+type DeltaHandler interface {
+	// SourceChunkList returns the chunk list of the version of path in
+	// root whose content hash is hash, which a delta is written against:
+	// a version (or conflict candidate) of that path the session can
+	// reach, else ErrNotFound. Its chunks become usable as delta sources
+	// and dictionaries for the session.
+	SourceChunkList(ctx context.Context, s *Session, root, path string, hash cas.ID) ([]ChunkRef, error)
+	// Signatures returns, for each requested chunk in order, its
+	// signature (Sign) in its source's block size.
+	Signatures(ctx context.Context, s *Session, req *syncpb.SignaturesRequest) ([][]byte, error)
+	// GetChunksDict is GetChunks where chunk i may be emitted
+	// delta-encoded (ChunkDelta) against the chunks dicts[i], which the
+	// client holds; a dictionary the session cannot reach, or an encoding
+	// that does not shrink the chunk, is ignored and the stored form sent.
+	GetChunksDict(ctx context.Context, s *Session, root string, ids []cas.ID, dicts [][]cas.ID, emit func(Chunk) error) error
 }

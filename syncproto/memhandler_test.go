@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -204,8 +205,8 @@ func (h *memHandler) PutChunks(_ context.Context, s *Session, root string, next 
 		if err != nil {
 			return err
 		}
-		data, err := cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}.Decode(c.ID)
-		if errors.Is(err, cas.ErrHashMismatch) {
+		data, err := h.decodeChunk(c)
+		if errors.Is(err, cas.ErrHashMismatch) || errors.Is(err, ErrHashMismatch) {
 			return fmt.Errorf("%w: chunk %s", ErrHashMismatch, c.ID)
 		}
 		if err != nil {
@@ -521,3 +522,97 @@ func (h *memHandler) StopShare(_ context.Context, s *Session, req *syncpb.StopSh
 	}
 	return nil, fmt.Errorf("%w: no such link", ErrNotFound)
 }
+
+var _ DeltaHandler = (*memHandler)(nil)
+
+// versionList returns the chunk list of content hash if it is a version
+// of path in root s belongs to.
+func (h *memHandler) versionList(s *Session, root, path string, hash cas.ID) ([]ChunkRef, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.member(s, root)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range r.history[path] {
+		if bytes.Equal(v.GetHash(), hash[:]) {
+			return r.lists[hash], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q has no version %s", ErrNotFound, path, hash.Short())
+}
+
+func (h *memHandler) SourceChunkList(_ context.Context, s *Session, root, path string, hash cas.ID) ([]ChunkRef, error) {
+	return h.versionList(s, root, path, hash)
+}
+
+func (h *memHandler) Signatures(_ context.Context, s *Session, req *syncpb.SignaturesRequest) ([][]byte, error) {
+	var sigs [][]byte
+	for _, src := range req.GetSources() {
+		hash, err := cas.IDFromBytes(src.GetHash())
+		if err != nil {
+			return nil, fmt.Errorf("%w: hash", ErrBadRequest)
+		}
+		list, err := h.versionList(s, req.GetRoot(), src.GetPath(), hash)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := ParseIDs(src.GetIds(), MaxSignatureChunks)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(list, func(r ChunkRef) bool { return r.ID == id }) {
+				return nil, fmt.Errorf("%w: chunk %s not in version", ErrNotFound, id.Short())
+			}
+			h.mu.Lock()
+			data := h.chunks[id]
+			h.mu.Unlock()
+			sigs = append(sigs, Sign(data, int(src.GetBlockSize())))
+		}
+	}
+	return sigs, nil
+}
+
+func (h *memHandler) GetChunksDict(ctx context.Context, s *Session, root string, ids []cas.ID, dicts [][]cas.ID, emit func(Chunk) error) error {
+	return h.GetChunks(ctx, s, root, ids, func(c Chunk) error {
+		i := slices.Index(ids, c.ID)
+		if i < 0 || len(dicts[i]) == 0 {
+			return emit(c)
+		}
+		h.mu.Lock()
+		data := h.chunks[c.ID]
+		sources := make([][]byte, len(dicts[i]))
+		for k, d := range dicts[i] {
+			sources[k] = h.chunks[d]
+		}
+		h.mu.Unlock()
+		if dc, ok := EncodeDeltaFrom(c.ID, data, dicts[i], sources, len(c.Data)); ok {
+			return emit(dc)
+		}
+		return emit(c)
+	})
+}
+
+// decodeChunk decodes an uploaded chunk, delta-encoded ones against the
+// chunks the handler holds.
+func (h *memHandler) decodeChunk(c Chunk) ([]byte, error) {
+	if c.Codec != ChunkDelta {
+		return cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}.Decode(c.ID)
+	}
+	ids, err := DeltaSources(c)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([][]byte, len(ids))
+	h.mu.Lock()
+	for i, id := range ids {
+		sources[i] = h.chunks[id]
+	}
+	h.mu.Unlock()
+	return DecodeDelta(c, sources)
+}
+
+// plainHandler hides a Handler's DeltaHandler methods: a server that
+// knows nothing of deltas.
+type plainHandler struct{ Handler }

@@ -55,6 +55,9 @@ const (
 	FrameListSharesResponse     FrameType = 0x34
 	FrameStopShareRequest       FrameType = 0x35
 	FrameStopShareResponse      FrameType = 0x36
+	FrameChunkListDelta         FrameType = 0x37
+	FrameSignaturesRequest      FrameType = 0x38
+	FrameSignaturesResponse     FrameType = 0x39
 )
 
 // Protocol limits on lists carried in messages. Every decoder checks them
@@ -77,6 +80,16 @@ const (
 	MaxHistoryEntries = 16384
 	// MaxShares bounds the links of one ListSharesResponse.
 	MaxShares = 4096
+	// MaxDeltaRuns bounds the runs of one ChunkListDelta.
+	MaxDeltaRuns = 65536
+	// MaxDeltaEntries bounds the new entries of one ChunkListDelta; a
+	// list that changed more travels whole.
+	MaxDeltaEntries = 65536
+	// MaxSignatureChunks bounds the chunks of one SignaturesRequest.
+	MaxSignatureChunks = 256
+	// MaxDeltaSources bounds the chunks a delta-encoded chunk is built
+	// from, and the dictionaries of one chunk in a GetChunksRequest.
+	MaxDeltaSources = 8
 )
 
 // messageTypes is the schema's table: the frame type of each message.
@@ -123,6 +136,9 @@ var messageTypes = [...]struct {
 	{FrameListSharesResponse, (*syncpb.ListSharesResponse)(nil)},
 	{FrameStopShareRequest, (*syncpb.StopShareRequest)(nil)},
 	{FrameStopShareResponse, (*syncpb.StopShareResponse)(nil)},
+	{FrameChunkListDelta, (*syncpb.ChunkListDelta)(nil)},
+	{FrameSignaturesRequest, (*syncpb.SignaturesRequest)(nil)},
+	{FrameSignaturesResponse, (*syncpb.SignaturesResponse)(nil)},
 }
 
 var (

@@ -159,6 +159,7 @@ var transactions = map[FrameType]transaction{
 	FrameChunkListRequest:      {"chunk list", false, (*tx).chunkList},
 	FrameGetChunksRequest:      {"get chunks", false, (*tx).getChunks},
 	FrameWatchRequest:          {"watch", false, (*tx).watch},
+	FrameSignaturesRequest:     {"signatures", false, (*tx).signatures},
 
 	FrameListConflictsRequest:   {"list conflicts", false, serveListConflicts},
 	FrameResolveConflictRequest: {"resolve conflict", false, serveResolveConflict},
@@ -378,6 +379,7 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 	t.st.SetMaxFramePayload(maxChunk + ChunkHeaderMaxLen)
 	budget := t.srv.uploads.begin(t.session.ClientID)
 	defer budget.end()
+	_, deltas := t.srv.h.(DeltaHandler)
 	var (
 		readErr error
 		ended   bool
@@ -411,6 +413,9 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 			readErr = fmt.Errorf("%w: put chunks: %s frame after %d chunks", ErrBadRequest, frameName(ft), count)
 		default:
 			c, err := DecodeChunkFrame(p, maxChunk)
+			if err == nil && c.Codec == ChunkDelta && !deltas {
+				err = fmt.Errorf("%w: this server takes no delta-encoded chunks", ErrUnsupported)
+			}
 			if err == nil {
 				count++
 				return c, nil
@@ -447,7 +452,12 @@ func (t *tx) propose(ctx context.Context, payload []byte) error {
 	if req.GetSize() < 0 {
 		return fmt.Errorf("%w: propose %q: size %d", ErrBadRequest, req.GetPath(), req.GetSize())
 	}
-	refs, err := readChunkList(ctx, t.st, uint64(req.GetChunkCount()), t.srv.opts.MaxChunkSize)
+	var refs []ChunkRef
+	if req.GetDelta() {
+		refs, err = t.readDeltaList(ctx, req)
+	} else {
+		refs, err = readChunkList(ctx, t.st, uint64(req.GetChunkCount()), t.srv.opts.MaxChunkSize)
+	}
 	if err != nil {
 		return fmt.Errorf("propose %q: %w", req.GetPath(), err)
 	}
@@ -473,6 +483,40 @@ func (t *tx) propose(ctx context.Context, payload []byte) error {
 		return internalf("Propose returned no response")
 	}
 	return WriteMessage(ctx, t.st, resp)
+}
+
+// readDeltaList reads the ChunkListDelta of a delta proposal and builds
+// the list it makes from its source, which the Handler resolves.
+func (t *tx) readDeltaList(ctx context.Context, req *syncpb.ProposeRequest) ([]ChunkRef, error) {
+	dh, ok := t.srv.h.(DeltaHandler)
+	if !ok {
+		return nil, fmt.Errorf("%w: this server takes no delta proposals", ErrUnsupported)
+	}
+	var m syncpb.ChunkListDelta
+	if err := ReadMessage(ctx, t.st, &m); err != nil {
+		return nil, fmt.Errorf("chunk list delta: %w", err)
+	}
+	d, err := DecodeListDelta(&m)
+	if err != nil {
+		return nil, err
+	}
+	// Checked before the source is looked up: a delta that cannot make
+	// the announced list costs the server nothing.
+	if d.Len() != uint64(req.GetChunkCount()) {
+		return nil, fmt.Errorf("%w: chunk list delta makes %d entries, chunk_count is %d", ErrBadRequest, d.Len(), req.GetChunkCount())
+	}
+	if d.SourceHash.IsZero() {
+		return nil, fmt.Errorf("%w: chunk list delta names no source", ErrBadRequest)
+	}
+	path := d.SourcePath
+	if path == "" {
+		path = req.GetPath()
+	}
+	source, err := dh.SourceChunkList(ctx, t.session, req.GetRoot(), path, d.SourceHash)
+	if err != nil {
+		return nil, fmt.Errorf("delta source %q: %w", path, err)
+	}
+	return ApplyListDelta(source, d, uint64(req.GetChunkCount()), t.srv.opts.MaxChunkSize)
 }
 
 // expectEnd reads the end of the peer's direction; a further frame is
@@ -529,10 +573,42 @@ func (t *tx) chunkList(ctx context.Context, payload []byte) error {
 		return internalf("ChunkList of %q has %d entries, limit %d", req.GetPath(), len(refs), MaxChunkList)
 	}
 	hdr := &syncpb.ChunkListHeader{Hash: req.GetHash(), Size: size, ChunkCount: uint32(len(refs))}
+	if d := t.listDelta(ctx, req, refs); d != nil {
+		hdr.Delta = true
+		if err := WriteMessage(ctx, t.st, hdr); err != nil {
+			return err
+		}
+		return WriteMessage(ctx, t.st, EncodeListDelta(d))
+	}
 	if err := WriteMessage(ctx, t.st, hdr); err != nil {
 		return err
 	}
 	return writeChunkList(ctx, t.st, refs)
+}
+
+// listDelta is the delta of refs against the request's base when the
+// Handler can resolve the base and the delta is smaller; nil otherwise, and
+// the list goes whole. A base the client cannot reach is not an error: the
+// client may hold content the server has forgotten.
+func (t *tx) listDelta(ctx context.Context, req *syncpb.ChunkListRequest, refs []ChunkRef) *ListDelta {
+	dh, ok := t.srv.h.(DeltaHandler)
+	if !ok || len(req.GetBaseHash()) != cas.IDSize || len(refs) == 0 {
+		return nil
+	}
+	base, _ := cas.IDFromBytes(req.GetBaseHash())
+	path := req.GetBasePath()
+	if path == "" {
+		path = req.GetPath()
+	}
+	source, err := dh.SourceChunkList(ctx, t.session, req.GetRoot(), path, base)
+	if err != nil || len(source) == 0 {
+		return nil
+	}
+	d := DiffChunkLists(source, refs)
+	if !ListDeltaFits(d, len(refs)) {
+		return nil
+	}
+	return d
 }
 
 func (t *tx) getChunks(ctx context.Context, payload []byte) error {
@@ -562,13 +638,104 @@ func (t *tx) getChunks(ctx context.Context, payload []byte) error {
 		sent++
 		return nil
 	}
-	if err := t.srv.h.GetChunks(ctx, t.session, req.GetRoot(), ids, emit); err != nil {
+	dicts, err := parseDicts(req, len(ids))
+	if err != nil {
+		return fmt.Errorf("get chunks: %w", err)
+	}
+	if dh, ok := t.srv.h.(DeltaHandler); ok && dicts != nil {
+		err = dh.GetChunksDict(ctx, t.session, req.GetRoot(), ids, dicts, emit)
+	} else {
+		err = t.srv.h.GetChunks(ctx, t.session, req.GetRoot(), ids, emit)
+	}
+	if err != nil {
 		return err
 	}
 	if sent != len(ids) {
 		return internalf("GetChunks emitted %d of %d chunks", sent, len(ids))
 	}
 	return nil
+}
+
+// parseDicts reads the dictionaries of a GetChunksRequest: none, or for
+// each of n ids at most MaxDeltaSources. A chunk without any gets nil.
+func parseDicts(req *syncpb.GetChunksRequest, n int) ([][]cas.ID, error) {
+	counts := req.GetDictCounts()
+	if len(counts) == 0 {
+		if len(req.GetDictIds()) != 0 {
+			return nil, fmt.Errorf("%w: dictionary ids without counts", ErrBadRequest)
+		}
+		return nil, nil
+	}
+	if len(counts) != n {
+		return nil, fmt.Errorf("%w: %d dictionary counts for %d ids", ErrBadRequest, len(counts), n)
+	}
+	ids, err := ParseIDs(req.GetDictIds(), n*MaxDeltaSources)
+	if err != nil {
+		return nil, fmt.Errorf("dictionaries: %w", err)
+	}
+	dicts := make([][]cas.ID, n)
+	next := 0
+	for i, c := range counts {
+		if c > MaxDeltaSources || uint64(c) > uint64(len(ids)-next) {
+			return nil, fmt.Errorf("%w: chunk %d has %d dictionaries, %d ids left, at most %d each", ErrBadRequest, i, c, len(ids)-next, MaxDeltaSources)
+		}
+		if c > 0 {
+			dicts[i] = ids[next : next+int(c)]
+			next += int(c)
+		}
+	}
+	if next != len(ids) {
+		return nil, fmt.Errorf("%w: %d dictionary ids, the counts name %d", ErrBadRequest, len(ids), next)
+	}
+	return dicts, nil
+}
+
+// signatures answers a SignaturesRequest through the DeltaHandler,
+// checking the request's bounds first and the answer's shape after.
+func (t *tx) signatures(ctx context.Context, payload []byte) error {
+	req, err := decodeRequest(FrameSignaturesRequest, payload, &syncpb.SignaturesRequest{})
+	if err != nil {
+		return err
+	}
+	dh, ok := t.srv.h.(DeltaHandler)
+	if !ok {
+		return fmt.Errorf("%w: this server gives no signatures", ErrUnsupported)
+	}
+	n, err := CheckSignaturesRequest(req)
+	if err != nil {
+		return err
+	}
+	sigs, err := dh.Signatures(ctx, t.session, req)
+	if err != nil {
+		return err
+	}
+	if len(sigs) != n {
+		return internalf("Signatures answered %d of %d chunks", len(sigs), n)
+	}
+	return WriteMessage(ctx, t.st, &syncpb.SignaturesResponse{Signatures: sigs})
+}
+
+// CheckSignaturesRequest checks a SignaturesRequest's bounds (at most
+// MaxSignatureChunks chunks, block sizes within MinSignatureBlock and
+// MaxSignatureBlock, 32-byte hashes) and returns its number of chunks.
+func CheckSignaturesRequest(req *syncpb.SignaturesRequest) (int, error) {
+	n := 0
+	for i, src := range req.GetSources() {
+		if len(src.GetHash()) != cas.IDSize {
+			return 0, fmt.Errorf("%w: signatures source %d: hash of %d bytes", ErrBadRequest, i, len(src.GetHash()))
+		}
+		if bs := src.GetBlockSize(); bs < MinSignatureBlock || bs > MaxSignatureBlock {
+			return 0, fmt.Errorf("%w: signatures source %d: block size %d, want %d to %d", ErrBadRequest, i, bs, MinSignatureBlock, MaxSignatureBlock)
+		}
+		if len(src.GetIds())%cas.IDSize != 0 {
+			return 0, fmt.Errorf("%w: signatures source %d: ids field of %d bytes", ErrBadRequest, i, len(src.GetIds()))
+		}
+		n += len(src.GetIds()) / cas.IDSize
+		if n > MaxSignatureChunks {
+			return 0, fmt.Errorf("%w: signatures for more than %d chunks", ErrBadRequest, MaxSignatureChunks)
+		}
+	}
+	return n, nil
 }
 
 // watch pushes the Handler's notices until the connection ends or the

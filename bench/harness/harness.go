@@ -32,6 +32,10 @@ type Options struct {
 	// whose wire bytes qic run is charged.
 	Edits int
 	Idle  time.Duration
+	// Scenarios limits the run to these scenario keys (see ScenarioKeys
+	// and ParseScenarios); empty runs everything. The initial sync of a
+	// tree runs whenever a selected scenario starts from its state.
+	Scenarios []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -94,23 +98,40 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		fmt.Sprintf("mixed = %s in %d files (half of it one random file, the rest half random binary, half text); small = %d files of 1–8 KiB in 400 directories",
 			size(dataset.TotalSize(mixed)), len(mixed), len(small)))
 
+	sel := selection{keys: o.Scenarios}
+	if len(o.Scenarios) > 0 {
+		rep.Notes = append(rep.Notes, "scenarios selected: "+strings.Join(o.Scenarios, ", ")+" (with the initial sync they start from)")
+	}
+	finish := func() {
+		markUnselected(rep, n, sel)
+		rep.Elapsed = time.Since(rep.Started).Seconds()
+		rep.Finish()
+	}
 	var failed []string
 	for i := range o.Runs {
-		r := &runner{o: o, rep: rep, n: n, run: i + 1, mixed: mixed, small: small, rsyncBin: rsyncBin, gc: gcErr == nil}
+		r := &runner{o: o, rep: rep, n: n, sel: sel, run: i + 1, mixed: mixed, small: small, rsyncBin: rsyncBin, gc: gcErr == nil}
 		err := r.do(ctx)
 		failed = append(failed, r.failed...)
 		if err != nil {
-			rep.Elapsed = time.Since(rep.Started).Seconds()
-			rep.Finish()
+			finish()
 			return rep, fmt.Errorf("run %d: %w", i+1, err)
 		}
 	}
-	rep.Elapsed = time.Since(rep.Started).Seconds()
-	rep.Finish()
+	finish()
 	if len(failed) > 0 {
 		return rep, fmt.Errorf("%w: %s", ErrScenarios, strings.Join(failed, "; "))
 	}
 	return rep, nil
+}
+
+// markUnselected notes on the rows a selection left empty why they are.
+func markUnselected(rep *report.Report, n names, sel selection) {
+	keys := n.keyOf()
+	for _, row := range rep.Rows {
+		if len(row.Runs) == 0 && row.Skipped == "" && !sel.has(keys[row.Scenario]) {
+			row.Skipped = "not selected (--scenarios)"
+		}
+	}
 }
 
 // layoutRows creates the rows in the order the table shows them.
@@ -150,6 +171,7 @@ type runner struct {
 	o        Options
 	rep      *report.Report
 	n        names
+	sel      selection
 	run      int
 	mixed    []dataset.Entry
 	small    []dataset.Entry
@@ -198,23 +220,38 @@ func (r *runner) do(ctx context.Context) (err error) {
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
-	n := r.n
-	r.try(n.ceilingMixed, func() error { return r.ceiling(ctx, n.ceilingMixed, dataset.TotalSize(r.mixed)) })
-	r.try(n.ceilingSmall, func() error { return r.ceiling(ctx, n.ceilingSmall, dataset.TotalSize(r.small)) })
-	if err := r.initial(ctx, n.initialMixed, r.srvMixed, r.devMixed, "mixed", true); err != nil {
-		return err
+	n, sel := r.n, r.sel
+	if sel.has(KeyCeiling) {
+		if sel.mixed() {
+			r.try(n.ceilingMixed, func() error { return r.ceiling(ctx, n.ceilingMixed, dataset.TotalSize(r.mixed)) })
+		}
+		if sel.small() {
+			r.try(n.ceilingSmall, func() error { return r.ceiling(ctx, n.ceilingSmall, dataset.TotalSize(r.small)) })
+		}
 	}
-	if err := r.initial(ctx, n.initialSmall, r.srvSmall, r.devSmall, "small", false); err != nil {
-		return err
+	if sel.mixed() {
+		if err := r.initial(ctx, n.initialMixed, r.srvMixed, r.devMixed, "mixed", sel.has(KeyInitialMixed)); err != nil {
+			return err
+		}
+	}
+	if sel.small() {
+		if err := r.initial(ctx, n.initialSmall, r.srvSmall, r.devSmall, "small", false); err != nil {
+			return err
+		}
 	}
 	big := filepath.Join(r.mixedDir, filepath.FromSlash(dataset.BigFile))
-	r.edit(ctx, n.unchanged, "mixed", func() error { return nil })
-	r.edit(ctx, n.insert, "mixed", func() error { return r.ed.insert(big, r.entry(dataset.BigFile).Size/2, insertBytes) })
-	r.edit(ctx, n.appendMiB, "mixed", func() error { return r.ed.appendBytes(big, appendBytes) })
-	r.edit(ctx, n.overwrite, "mixed", func() error {
+	edit := func(key, scenario, tree string, change func() error) {
+		if sel.has(key) {
+			r.edit(ctx, scenario, tree, change)
+		}
+	}
+	edit(KeyUnchanged, n.unchanged, "mixed", func() error { return nil })
+	edit(KeyInsert, n.insert, "mixed", func() error { return r.ed.insert(big, r.entry(dataset.BigFile).Size/2, insertBytes) })
+	edit(KeyAppend, n.appendMiB, "mixed", func() error { return r.ed.appendBytes(big, appendBytes) })
+	edit(KeyOverwrite, n.overwrite, "mixed", func() error {
 		return r.ed.overwrite(big, min(overwriteAt, r.entry(dataset.BigFile).Size/2), overwriteBytes)
 	})
-	r.edit(ctx, n.rename, "mixed", func() error {
+	edit(KeyRename, n.rename, "mixed", func() error {
 		from := filepath.Join(r.mixedDir, filepath.FromSlash(dataset.RenameSource))
 		// A similar name in the same directory, which rsync --fuzzy finds.
 		if err := os.Rename(from, strings.TrimSuffix(from, ".bin")+"-renamed.bin"); err != nil {
@@ -222,7 +259,7 @@ func (r *runner) do(ctx context.Context) (err error) {
 		}
 		return nil
 	})
-	r.edit(ctx, n.copy, "mixed", func() error {
+	edit(KeyCopy, n.copy, "mixed", func() error {
 		// Into a new directory: rsync --fuzzy looks for a basis only in
 		// the destination's directory, so this is a copy it cannot guess,
 		// as in the measurements.
@@ -232,7 +269,7 @@ func (r *runner) do(ctx context.Context) (err error) {
 		}
 		return r.ed.copyFile(filepath.Join(r.mixedDir, filepath.FromSlash(dataset.CopySource)), to)
 	})
-	r.edit(ctx, n.smallEdit, "small", func() error {
+	edit(KeySmallEdit, n.smallEdit, "small", func() error {
 		for i := 0; i < len(r.small); i += smallEditEvery {
 			e := r.small[i]
 			if err := r.ed.overwrite(filepath.Join(r.smallDir, filepath.FromSlash(e.Path)), e.Size/2, smallEditBytes); err != nil {
@@ -241,12 +278,18 @@ func (r *runner) do(ctx context.Context) (err error) {
 		}
 		return nil
 	})
-	r.try(n.store, func() error { return r.store(n.store) })
-	r.try(n.restore, func() error { return r.restore(ctx) })
-	if r.gc {
+	if sel.has(KeyStore) {
+		r.try(n.store, func() error { return r.store(n.store) })
+	}
+	if sel.has(KeyRestore) {
+		r.try(n.restore, func() error { return r.restore(ctx) })
+	}
+	if r.gc && sel.has(KeyGC) {
 		r.try(n.gc, func() error { return r.collect(ctx) })
 	}
-	r.try(n.propagation, func() error { return r.propagation(ctx) })
+	if sel.has(KeyPropagation) {
+		r.try(n.propagation, func() error { return r.propagation(ctx) })
+	}
 	return ctx.Err()
 }
 
@@ -265,22 +308,30 @@ func (r *runner) setup(ctx context.Context) error {
 	r.ed = newEditor()
 	r.mixedDir, r.smallDir = filepath.Join(r.dir, "mixed"), filepath.Join(r.dir, "small")
 	start := time.Now()
-	if err := dataset.Write(ctx, r.mixedDir, r.mixed); err != nil {
-		return err
+	if r.sel.mixed() {
+		if err := dataset.Write(ctx, r.mixedDir, r.mixed); err != nil {
+			return err
+		}
 	}
-	if err := dataset.Write(ctx, r.smallDir, r.small); err != nil {
-		return err
+	if r.sel.small() {
+		if err := dataset.Write(ctx, r.smallDir, r.small); err != nil {
+			return err
+		}
 	}
 	r.logf("datasets written in %.1f s", time.Since(start).Seconds())
 	var err error
-	if r.srvMixed, r.devMixed, err = r.serverAndDevice(ctx, "mixed", r.mixedDir, true); err != nil {
-		return err
+	if r.sel.mixed() {
+		if r.srvMixed, r.devMixed, err = r.serverAndDevice(ctx, "mixed", r.mixedDir, true); err != nil {
+			return err
+		}
+		r.closers = append(r.closers, func() { _ = r.srvMixed.stop(context.Background()) })
 	}
-	r.closers = append(r.closers, func() { _ = r.srvMixed.stop(context.Background()) })
-	if r.srvSmall, r.devSmall, err = r.serverAndDevice(ctx, "small", r.smallDir, true); err != nil {
-		return err
+	if r.sel.small() {
+		if r.srvSmall, r.devSmall, err = r.serverAndDevice(ctx, "small", r.smallDir, true); err != nil {
+			return err
+		}
+		r.closers = append(r.closers, func() { _ = r.srvSmall.stop(context.Background()) })
 	}
-	r.closers = append(r.closers, func() { _ = r.srvSmall.stop(context.Background()) })
 	if r.rsyncBin != "" {
 		modules := map[string]string{}
 		for _, m := range []string{"mixed", "small"} {

@@ -1088,10 +1088,14 @@ func (x *ChunkRef) GetSize() uint32 {
 }
 
 // frame 0x1e. please-sync: propose a new version of a file. When
-// chunk_count > 0 the chunk list follows in ChunkListPart frames. The
-// server answers CommitResponse: committed (fast-forward), converged (the
-// content equals the head), or an error: Conflict (kept as a candidate),
-// MissingChunks (upload them and propose again), InvalidPath, Forbidden.
+// chunk_count > 0 the chunk list follows in ChunkListPart frames, or, with
+// delta set, as one ChunkListDelta frame naming a version the server has
+// (a delta manifest): chunk_count is then the length of the list the delta
+// makes. The server answers CommitResponse: committed (fast-forward),
+// converged (the content equals the head), or an error: Conflict (kept as a
+// candidate), MissingChunks (upload them and propose again), InvalidPath,
+// Forbidden; NotFound when the delta's source is not a version the client
+// can reach (send the whole list instead).
 type ProposeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -1105,6 +1109,7 @@ type ProposeRequest struct {
 	Mtime         int64                  `protobuf:"varint,9,opt,name=mtime,proto3" json:"mtime,omitempty"`
 	Deleted       bool                   `protobuf:"varint,10,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	ChunkCount    uint32                 `protobuf:"varint,11,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	Delta         bool                   `protobuf:"varint,12,opt,name=delta,proto3" json:"delta,omitempty"` // a ChunkListDelta follows instead of ChunkListParts
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1214,6 +1219,13 @@ func (x *ProposeRequest) GetChunkCount() uint32 {
 		return x.ChunkCount
 	}
 	return 0
+}
+
+func (x *ProposeRequest) GetDelta() bool {
+	if x != nil {
+		return x.Delta
+	}
+	return false
 }
 
 // frame 0x1f. A slice of a chunk list, at most 65536 entries.
@@ -1539,12 +1551,18 @@ func (x *HeadsPart) GetRootSeq() uint64 {
 }
 
 // frame 0x23. The chunk list of a version. Answered by ChunkListPart
-// frames (count given first by a ChunkListHeader).
+// frames (count given first by a ChunkListHeader). With a base, a version
+// of base_path (this path when empty) that the client holds, the server may
+// answer with one ChunkListDelta against it instead (the header says so),
+// and the base's chunks become dictionaries the client may name in
+// GetChunksRequest.
 type ChunkListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
 	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"` // content hash of the wanted version
+	BasePath      string                 `protobuf:"bytes,4,opt,name=base_path,json=basePath,proto3" json:"base_path,omitempty"`
+	BaseHash      []byte                 `protobuf:"bytes,5,opt,name=base_hash,json=baseHash,proto3" json:"base_hash,omitempty"` // empty: no base
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1600,12 +1618,27 @@ func (x *ChunkListRequest) GetHash() []byte {
 	return nil
 }
 
+func (x *ChunkListRequest) GetBasePath() string {
+	if x != nil {
+		return x.BasePath
+	}
+	return ""
+}
+
+func (x *ChunkListRequest) GetBaseHash() []byte {
+	if x != nil {
+		return x.BaseHash
+	}
+	return nil
+}
+
 // frame 0x24.
 type ChunkListHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
 	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
 	ChunkCount    uint32                 `protobuf:"varint,3,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	Delta         bool                   `protobuf:"varint,4,opt,name=delta,proto3" json:"delta,omitempty"` // one ChunkListDelta against the request's base follows
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1661,14 +1694,26 @@ func (x *ChunkListHeader) GetChunkCount() uint32 {
 	return 0
 }
 
+func (x *ChunkListHeader) GetDelta() bool {
+	if x != nil {
+		return x.Delta
+	}
+	return false
+}
+
 // frame 0x25. Download chunks: answered by one chunk frame per ID, in
 // order, each in the form the server stores it (zstd or raw), then the
 // server closes its direction. An ID the root does not reference is
-// NotFound.
+// NotFound. With dictionaries, chunk i may instead come delta-encoded
+// against the dict_counts[i] chunks that follow in dict_ids (the client
+// holds them; each must have been named by a ChunkList answer on this
+// connection, else the chunk comes in its stored form).
 type GetChunksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
-	Ids           []byte                 `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"` // concatenated 32-byte IDs, at most 4096
+	Ids           []byte                 `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`                                         // concatenated 32-byte IDs, at most 4096
+	DictIds       []byte                 `protobuf:"bytes,3,opt,name=dict_ids,json=dictIds,proto3" json:"dict_ids,omitempty"`                  // concatenated 32-byte IDs
+	DictCounts    []uint32               `protobuf:"varint,4,rep,packed,name=dict_counts,json=dictCounts,proto3" json:"dict_counts,omitempty"` // empty, or one per id, each at most 8
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1713,6 +1758,20 @@ func (x *GetChunksRequest) GetRoot() string {
 func (x *GetChunksRequest) GetIds() []byte {
 	if x != nil {
 		return x.Ids
+	}
+	return nil
+}
+
+func (x *GetChunksRequest) GetDictIds() []byte {
+	if x != nil {
+		return x.DictIds
+	}
+	return nil
+}
+
+func (x *GetChunksRequest) GetDictCounts() []uint32 {
+	if x != nil {
+		return x.DictCounts
 	}
 	return nil
 }
@@ -3100,6 +3159,210 @@ func (x *StopShareResponse) GetShare() *ShareInfo {
 	return nil
 }
 
+// frame 0x37. A chunk list written as edits of another version's list
+// (the source, which both sides have): walking the source from its start,
+// run i skips skip[i] entries, copies the next copy[i] entries, then
+// inserts the next insert[i] new entries (ids, sizes), in order. Runs never
+// go back, so they cannot overlap; source entries after the last run are
+// dropped. At most 65536 runs and 65536 new entries.
+type ChunkListDelta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourcePath    string                 `protobuf:"bytes,1,opt,name=source_path,json=sourcePath,proto3" json:"source_path,omitempty"` // "" in a ChunkList answer: the request's base
+	SourceHash    []byte                 `protobuf:"bytes,2,opt,name=source_hash,json=sourceHash,proto3" json:"source_hash,omitempty"`
+	Skip          []uint32               `protobuf:"varint,3,rep,packed,name=skip,proto3" json:"skip,omitempty"`
+	Copy          []uint32               `protobuf:"varint,4,rep,packed,name=copy,proto3" json:"copy,omitempty"`
+	Insert        []uint32               `protobuf:"varint,5,rep,packed,name=insert,proto3" json:"insert,omitempty"`
+	Ids           []byte                 `protobuf:"bytes,6,opt,name=ids,proto3" json:"ids,omitempty"` // the inserted entries' IDs, concatenated
+	Sizes         []uint32               `protobuf:"varint,7,rep,packed,name=sizes,proto3" json:"sizes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkListDelta) Reset() {
+	*x = ChunkListDelta{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkListDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkListDelta) ProtoMessage() {}
+
+func (x *ChunkListDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkListDelta.ProtoReflect.Descriptor instead.
+func (*ChunkListDelta) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ChunkListDelta) GetSourcePath() string {
+	if x != nil {
+		return x.SourcePath
+	}
+	return ""
+}
+
+func (x *ChunkListDelta) GetSourceHash() []byte {
+	if x != nil {
+		return x.SourceHash
+	}
+	return nil
+}
+
+func (x *ChunkListDelta) GetSkip() []uint32 {
+	if x != nil {
+		return x.Skip
+	}
+	return nil
+}
+
+func (x *ChunkListDelta) GetCopy() []uint32 {
+	if x != nil {
+		return x.Copy
+	}
+	return nil
+}
+
+func (x *ChunkListDelta) GetInsert() []uint32 {
+	if x != nil {
+		return x.Insert
+	}
+	return nil
+}
+
+func (x *ChunkListDelta) GetIds() []byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ChunkListDelta) GetSizes() []uint32 {
+	if x != nil {
+		return x.Sizes
+	}
+	return nil
+}
+
+// frame 0x38. Block signatures of chunks of a version the client started
+// from, so it can send a changed chunk as a delta against them (see the
+// delta chunk codec) without having their bytes. Each source names chunks
+// of one version of a file of the root; at most 256 chunks in all.
+// Answered by SignaturesResponse; NotFound when a chunk is not in its
+// version.
+type SignaturesRequest struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Root          string                      `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Sources       []*SignaturesRequest_Source `protobuf:"bytes,2,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignaturesRequest) Reset() {
+	*x = SignaturesRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignaturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignaturesRequest) ProtoMessage() {}
+
+func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignaturesRequest.ProtoReflect.Descriptor instead.
+func (*SignaturesRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *SignaturesRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *SignaturesRequest) GetSources() []*SignaturesRequest_Source {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+// frame 0x39. One signature per requested chunk, in request order: for
+// each whole block of its source's block size (a shorter tail has none),
+// the block's 4-byte rolling checksum (little endian) and the first 8
+// bytes of its BLAKE3-256.
+type SignaturesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signatures    [][]byte               `protobuf:"bytes,1,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignaturesResponse) Reset() {
+	*x = SignaturesResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignaturesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignaturesResponse) ProtoMessage() {}
+
+func (x *SignaturesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignaturesResponse.ProtoReflect.Descriptor instead.
+func (*SignaturesResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SignaturesResponse) GetSignatures() [][]byte {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
+}
+
 type WatchRequest_Cursor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -3110,7 +3373,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +3385,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,6 +3411,74 @@ func (x *WatchRequest_Cursor) GetRoot() string {
 func (x *WatchRequest_Cursor) GetAfterSeq() uint64 {
 	if x != nil {
 		return x.AfterSeq
+	}
+	return 0
+}
+
+type SignaturesRequest_Source struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`                             // content hash of the version
+	Ids           []byte                 `protobuf:"bytes,3,opt,name=ids,proto3" json:"ids,omitempty"`                               // concatenated 32-byte chunk IDs
+	BlockSize     uint32                 `protobuf:"varint,4,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"` // 64 to 65536 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignaturesRequest_Source) Reset() {
+	*x = SignaturesRequest_Source{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignaturesRequest_Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignaturesRequest_Source) ProtoMessage() {}
+
+func (x *SignaturesRequest_Source) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignaturesRequest_Source.ProtoReflect.Descriptor instead.
+func (*SignaturesRequest_Source) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{47, 0}
+}
+
+func (x *SignaturesRequest_Source) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SignaturesRequest_Source) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *SignaturesRequest_Source) GetIds() []byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *SignaturesRequest_Source) GetBlockSize() uint32 {
+	if x != nil {
+		return x.BlockSize
 	}
 	return 0
 }
@@ -3202,7 +3533,7 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x04root\x18\x01 \x01(\tR\x04root\".\n" +
 	"\bChunkRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\rR\x04size\"\x9e\x02\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\"\xb4\x02\n" +
 	"\x0eProposeRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
@@ -3217,7 +3548,8 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\adeleted\x18\n" +
 	" \x01(\bR\adeleted\x12\x1f\n" +
 	"\vchunk_count\x18\v \x01(\rR\n" +
-	"chunkCount\"7\n" +
+	"chunkCount\x12\x14\n" +
+	"\x05delta\x18\f \x01(\bR\x05delta\"7\n" +
 	"\rChunkListPart\x12\x10\n" +
 	"\x03ids\x18\x01 \x01(\fR\x03ids\x12\x14\n" +
 	"\x05sizes\x18\x02 \x03(\rR\x05sizes\"\xb9\x01\n" +
@@ -3244,19 +3576,25 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\tHeadsPart\x12-\n" +
 	"\x05heads\x18\x01 \x03(\v2\x17.quics.sync.v1.FileHeadR\x05heads\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x19\n" +
-	"\broot_seq\x18\x03 \x01(\x04R\arootSeq\"N\n" +
+	"\broot_seq\x18\x03 \x01(\x04R\arootSeq\"\x88\x01\n" +
 	"\x10ChunkListRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\fR\x04hash\"Z\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x1b\n" +
+	"\tbase_path\x18\x04 \x01(\tR\bbasePath\x12\x1b\n" +
+	"\tbase_hash\x18\x05 \x01(\fR\bbaseHash\"p\n" +
 	"\x0fChunkListHeader\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x1f\n" +
 	"\vchunk_count\x18\x03 \x01(\rR\n" +
-	"chunkCount\"8\n" +
+	"chunkCount\x12\x14\n" +
+	"\x05delta\x18\x04 \x01(\bR\x05delta\"t\n" +
 	"\x10GetChunksRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x10\n" +
-	"\x03ids\x18\x02 \x01(\fR\x03ids\"\x87\x01\n" +
+	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x19\n" +
+	"\bdict_ids\x18\x03 \x01(\fR\adictIds\x12\x1f\n" +
+	"\vdict_counts\x18\x04 \x03(\rR\n" +
+	"dictCounts\"\x87\x01\n" +
 	"\fWatchRequest\x12<\n" +
 	"\acursors\x18\x01 \x03(\v2\".quics.sync.v1.WatchRequest.CursorR\acursors\x1a9\n" +
 	"\x06Cursor\x12\x12\n" +
@@ -3384,7 +3722,30 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\"C\n" +
 	"\x11StopShareResponse\x12.\n" +
-	"\x05share\x18\x01 \x01(\v2\x18.quics.sync.v1.ShareInfoR\x05shareB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
+	"\x05share\x18\x01 \x01(\v2\x18.quics.sync.v1.ShareInfoR\x05share\"\xba\x01\n" +
+	"\x0eChunkListDelta\x12\x1f\n" +
+	"\vsource_path\x18\x01 \x01(\tR\n" +
+	"sourcePath\x12\x1f\n" +
+	"\vsource_hash\x18\x02 \x01(\fR\n" +
+	"sourceHash\x12\x12\n" +
+	"\x04skip\x18\x03 \x03(\rR\x04skip\x12\x12\n" +
+	"\x04copy\x18\x04 \x03(\rR\x04copy\x12\x16\n" +
+	"\x06insert\x18\x05 \x03(\rR\x06insert\x12\x10\n" +
+	"\x03ids\x18\x06 \x01(\fR\x03ids\x12\x14\n" +
+	"\x05sizes\x18\a \x03(\rR\x05sizes\"\xcd\x01\n" +
+	"\x11SignaturesRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12A\n" +
+	"\asources\x18\x02 \x03(\v2'.quics.sync.v1.SignaturesRequest.SourceR\asources\x1aa\n" +
+	"\x06Source\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x10\n" +
+	"\x03ids\x18\x03 \x01(\fR\x03ids\x12\x1d\n" +
+	"\n" +
+	"block_size\x18\x04 \x01(\rR\tblockSize\"4\n" +
+	"\x12SignaturesResponse\x12\x1e\n" +
+	"\n" +
+	"signatures\x18\x01 \x03(\fR\n" +
+	"signaturesB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
 
 var (
 	file_syncproto_syncpb_sync_proto_rawDescOnce sync.Once
@@ -3399,59 +3760,63 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
-	(CommitResponse_Outcome)(0),    // 0: quics.sync.v1.CommitResponse.Outcome
-	(Notice_Kind)(0),               // 1: quics.sync.v1.Notice.Kind
-	(ConflictCandidate_Side)(0),    // 2: quics.sync.v1.ConflictCandidate.Side
-	(SetRetentionRequest_Kind)(0),  // 3: quics.sync.v1.SetRetentionRequest.Kind
-	(*RegisterClientRequest)(nil),  // 4: quics.sync.v1.RegisterClientRequest
-	(*RegisterClientResponse)(nil), // 5: quics.sync.v1.RegisterClientResponse
-	(*AuthRequest)(nil),            // 6: quics.sync.v1.AuthRequest
-	(*AuthResponse)(nil),           // 7: quics.sync.v1.AuthResponse
-	(*ChunkParams)(nil),            // 8: quics.sync.v1.ChunkParams
-	(*RegisterRootRequest)(nil),    // 9: quics.sync.v1.RegisterRootRequest
-	(*JoinRootRequest)(nil),        // 10: quics.sync.v1.JoinRootRequest
-	(*RootInfo)(nil),               // 11: quics.sync.v1.RootInfo
-	(*LeaveRootRequest)(nil),       // 12: quics.sync.v1.LeaveRootRequest
-	(*ListRootsRequest)(nil),       // 13: quics.sync.v1.ListRootsRequest
-	(*ListRootsResponse)(nil),      // 14: quics.sync.v1.ListRootsResponse
-	(*Ack)(nil),                    // 15: quics.sync.v1.Ack
-	(*HaveChunksRequest)(nil),      // 16: quics.sync.v1.HaveChunksRequest
-	(*HaveChunksResponse)(nil),     // 17: quics.sync.v1.HaveChunksResponse
-	(*PutChunksRequest)(nil),       // 18: quics.sync.v1.PutChunksRequest
-	(*ChunkRef)(nil),               // 19: quics.sync.v1.ChunkRef
-	(*ProposeRequest)(nil),         // 20: quics.sync.v1.ProposeRequest
-	(*ChunkListPart)(nil),          // 21: quics.sync.v1.ChunkListPart
-	(*FileHead)(nil),               // 22: quics.sync.v1.FileHead
-	(*CommitResponse)(nil),         // 23: quics.sync.v1.CommitResponse
-	(*HeadsRequest)(nil),           // 24: quics.sync.v1.HeadsRequest
-	(*HeadsPart)(nil),              // 25: quics.sync.v1.HeadsPart
-	(*ChunkListRequest)(nil),       // 26: quics.sync.v1.ChunkListRequest
-	(*ChunkListHeader)(nil),        // 27: quics.sync.v1.ChunkListHeader
-	(*GetChunksRequest)(nil),       // 28: quics.sync.v1.GetChunksRequest
-	(*WatchRequest)(nil),           // 29: quics.sync.v1.WatchRequest
-	(*Notice)(nil),                 // 30: quics.sync.v1.Notice
-	(*Ping)(nil),                   // 31: quics.sync.v1.Ping
-	(*Pong)(nil),                   // 32: quics.sync.v1.Pong
-	(*ListConflictsRequest)(nil),   // 33: quics.sync.v1.ListConflictsRequest
-	(*ConflictCandidate)(nil),      // 34: quics.sync.v1.ConflictCandidate
-	(*Conflict)(nil),               // 35: quics.sync.v1.Conflict
-	(*ListConflictsResponse)(nil),  // 36: quics.sync.v1.ListConflictsResponse
-	(*ResolveConflictRequest)(nil), // 37: quics.sync.v1.ResolveConflictRequest
-	(*HistoryRequest)(nil),         // 38: quics.sync.v1.HistoryRequest
-	(*HistoryEntry)(nil),           // 39: quics.sync.v1.HistoryEntry
-	(*HistoryResponse)(nil),        // 40: quics.sync.v1.HistoryResponse
-	(*RestoreRequest)(nil),         // 41: quics.sync.v1.RestoreRequest
-	(*SetRetentionRequest)(nil),    // 42: quics.sync.v1.SetRetentionRequest
-	(*CreateShareRequest)(nil),     // 43: quics.sync.v1.CreateShareRequest
-	(*ShareInfo)(nil),              // 44: quics.sync.v1.ShareInfo
-	(*CreateShareResponse)(nil),    // 45: quics.sync.v1.CreateShareResponse
-	(*ListSharesRequest)(nil),      // 46: quics.sync.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),     // 47: quics.sync.v1.ListSharesResponse
-	(*StopShareRequest)(nil),       // 48: quics.sync.v1.StopShareRequest
-	(*StopShareResponse)(nil),      // 49: quics.sync.v1.StopShareResponse
-	(*WatchRequest_Cursor)(nil),    // 50: quics.sync.v1.WatchRequest.Cursor
+	(CommitResponse_Outcome)(0),      // 0: quics.sync.v1.CommitResponse.Outcome
+	(Notice_Kind)(0),                 // 1: quics.sync.v1.Notice.Kind
+	(ConflictCandidate_Side)(0),      // 2: quics.sync.v1.ConflictCandidate.Side
+	(SetRetentionRequest_Kind)(0),    // 3: quics.sync.v1.SetRetentionRequest.Kind
+	(*RegisterClientRequest)(nil),    // 4: quics.sync.v1.RegisterClientRequest
+	(*RegisterClientResponse)(nil),   // 5: quics.sync.v1.RegisterClientResponse
+	(*AuthRequest)(nil),              // 6: quics.sync.v1.AuthRequest
+	(*AuthResponse)(nil),             // 7: quics.sync.v1.AuthResponse
+	(*ChunkParams)(nil),              // 8: quics.sync.v1.ChunkParams
+	(*RegisterRootRequest)(nil),      // 9: quics.sync.v1.RegisterRootRequest
+	(*JoinRootRequest)(nil),          // 10: quics.sync.v1.JoinRootRequest
+	(*RootInfo)(nil),                 // 11: quics.sync.v1.RootInfo
+	(*LeaveRootRequest)(nil),         // 12: quics.sync.v1.LeaveRootRequest
+	(*ListRootsRequest)(nil),         // 13: quics.sync.v1.ListRootsRequest
+	(*ListRootsResponse)(nil),        // 14: quics.sync.v1.ListRootsResponse
+	(*Ack)(nil),                      // 15: quics.sync.v1.Ack
+	(*HaveChunksRequest)(nil),        // 16: quics.sync.v1.HaveChunksRequest
+	(*HaveChunksResponse)(nil),       // 17: quics.sync.v1.HaveChunksResponse
+	(*PutChunksRequest)(nil),         // 18: quics.sync.v1.PutChunksRequest
+	(*ChunkRef)(nil),                 // 19: quics.sync.v1.ChunkRef
+	(*ProposeRequest)(nil),           // 20: quics.sync.v1.ProposeRequest
+	(*ChunkListPart)(nil),            // 21: quics.sync.v1.ChunkListPart
+	(*FileHead)(nil),                 // 22: quics.sync.v1.FileHead
+	(*CommitResponse)(nil),           // 23: quics.sync.v1.CommitResponse
+	(*HeadsRequest)(nil),             // 24: quics.sync.v1.HeadsRequest
+	(*HeadsPart)(nil),                // 25: quics.sync.v1.HeadsPart
+	(*ChunkListRequest)(nil),         // 26: quics.sync.v1.ChunkListRequest
+	(*ChunkListHeader)(nil),          // 27: quics.sync.v1.ChunkListHeader
+	(*GetChunksRequest)(nil),         // 28: quics.sync.v1.GetChunksRequest
+	(*WatchRequest)(nil),             // 29: quics.sync.v1.WatchRequest
+	(*Notice)(nil),                   // 30: quics.sync.v1.Notice
+	(*Ping)(nil),                     // 31: quics.sync.v1.Ping
+	(*Pong)(nil),                     // 32: quics.sync.v1.Pong
+	(*ListConflictsRequest)(nil),     // 33: quics.sync.v1.ListConflictsRequest
+	(*ConflictCandidate)(nil),        // 34: quics.sync.v1.ConflictCandidate
+	(*Conflict)(nil),                 // 35: quics.sync.v1.Conflict
+	(*ListConflictsResponse)(nil),    // 36: quics.sync.v1.ListConflictsResponse
+	(*ResolveConflictRequest)(nil),   // 37: quics.sync.v1.ResolveConflictRequest
+	(*HistoryRequest)(nil),           // 38: quics.sync.v1.HistoryRequest
+	(*HistoryEntry)(nil),             // 39: quics.sync.v1.HistoryEntry
+	(*HistoryResponse)(nil),          // 40: quics.sync.v1.HistoryResponse
+	(*RestoreRequest)(nil),           // 41: quics.sync.v1.RestoreRequest
+	(*SetRetentionRequest)(nil),      // 42: quics.sync.v1.SetRetentionRequest
+	(*CreateShareRequest)(nil),       // 43: quics.sync.v1.CreateShareRequest
+	(*ShareInfo)(nil),                // 44: quics.sync.v1.ShareInfo
+	(*CreateShareResponse)(nil),      // 45: quics.sync.v1.CreateShareResponse
+	(*ListSharesRequest)(nil),        // 46: quics.sync.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),       // 47: quics.sync.v1.ListSharesResponse
+	(*StopShareRequest)(nil),         // 48: quics.sync.v1.StopShareRequest
+	(*StopShareResponse)(nil),        // 49: quics.sync.v1.StopShareResponse
+	(*ChunkListDelta)(nil),           // 50: quics.sync.v1.ChunkListDelta
+	(*SignaturesRequest)(nil),        // 51: quics.sync.v1.SignaturesRequest
+	(*SignaturesResponse)(nil),       // 52: quics.sync.v1.SignaturesResponse
+	(*WatchRequest_Cursor)(nil),      // 53: quics.sync.v1.WatchRequest.Cursor
+	(*SignaturesRequest_Source)(nil), // 54: quics.sync.v1.SignaturesRequest.Source
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
@@ -3459,7 +3824,7 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
 	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
 	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	50, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	53, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
 	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
 	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
 	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
@@ -3470,11 +3835,12 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	44, // 13: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
 	44, // 14: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
 	44, // 15: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	54, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -3488,7 +3854,7 @@ func file_syncproto_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

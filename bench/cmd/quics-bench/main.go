@@ -4,7 +4,13 @@
 //
 // Usage:
 //
-//	quics-bench [--scale F] [--runs N] [--json] [--bin DIR] [--work DIR] [--keep]
+//	quics-bench [--scale F] [--runs N] [--json] [--bin DIR] [--work DIR] [--keep] [--scenarios LIST]
+//
+// --scenarios runs only the named scenarios (a comma list of keys:
+// ceiling, initial-mixed, initial-small, unchanged, insert, append,
+// overwrite, rename, copy, small-edit, store, restore, gc, propagation;
+// "edits" is insert,append,overwrite,rename,copy), plus the initial sync
+// of the tree they start from.
 //
 // --scale and --runs default to the SCALE and RUNS environment variables
 // (else 1 and 3). Without --bin, quics and qic are built from the module
@@ -55,12 +61,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keep := fs.Bool("keep", false, "keep each run's directory")
 	edits := fs.Int("edits", 50, "edits timed in the propagation scenario")
 	idle := fs.Duration("idle", 5*time.Second, "idle period whose wire bytes qic run is charged")
+	only := fs.String("scenarios", "", "comma list of scenario keys to run ("+strings.Join(harness.ScenarioKeys, ", ")+", or edits); default all")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if *scale <= 0 || *runs < 1 || *edits < 1 || fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: want --scale > 0, --runs ≥ 1, --edits ≥ 1 and no arguments", errUsage)
+	}
+	scenarios, err := harness.ParseScenarios(*only)
+	if err != nil {
+		return fmt.Errorf("%w: --scenarios: %w", errUsage, err)
 	}
 	dir := *bin
 	if dir == "" {
@@ -80,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := harness.Options{
 		Quics: filepath.Join(dir, "quics"), Qic: filepath.Join(dir, "qic"),
 		Scale: *scale, Runs: *runs, WorkDir: *work, Keep: *keep, Edits: *edits, Idle: *idle, Log: stderr,
+		Scenarios: scenarios,
 	}
 	for _, b := range []string{opts.Quics, opts.Qic} {
 		if _, err := os.Stat(b); err != nil {
