@@ -119,38 +119,22 @@ func (d DirBackend) ReadAt(ctx context.Context, num uint64, p []byte, off int64)
 	return f.ReadAt(p, off)
 }
 
-// List walks the shard directories.
+// List walks the shard directories; a directory not created yet holds no
+// pack.
 func (d DirBackend) List(ctx context.Context, fn func(num uint64, size int64) error) error {
-	shards, err := os.ReadDir(d.Dir)
+	packs, _, err := listPackDir(d.Dir)
+	if isNotExist(err) {
+		return nil
+	}
 	if err != nil {
-		if isNotExist(err) {
-			return nil
-		}
 		return fmt.Errorf("cas: backend %s: %w", d, err)
 	}
-	for _, sh := range shards {
-		if !sh.IsDir() {
-			continue
+	for num, p := range packs {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		entries, err := os.ReadDir(filepath.Join(d.Dir, sh.Name()))
-		if err != nil {
-			return fmt.Errorf("cas: backend %s: %w", d, err)
-		}
-		for _, e := range entries {
-			num, ok := parsePackName(sh.Name(), e.Name())
-			if !ok || !e.Type().IsRegular() {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			info, err := e.Info()
-			if err != nil {
-				return fmt.Errorf("cas: backend %s: %w", d, err)
-			}
-			if err := fn(num, info.Size()); err != nil {
-				return err
-			}
+		if err := fn(num, p.size); err != nil {
+			return err
 		}
 	}
 	return nil

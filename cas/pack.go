@@ -45,7 +45,12 @@ type diskPack struct {
 // listPacks returns the pack files under dir/packs, and the paths of files
 // there that are not packs (reported, never touched).
 func listPacks(dir string) (map[uint64]diskPack, []string, error) {
-	root := filepath.Join(dir, packsDirName)
+	return listPackDir(filepath.Join(dir, packsDirName))
+}
+
+// listPackDir lists the packs in root's shard directories (the layout of
+// packPath and PackObjectName), and the paths of anything else there.
+func listPackDir(root string) (map[uint64]diskPack, []string, error) {
 	packs := make(map[uint64]diskPack)
 	var stray []string
 	shards, err := os.ReadDir(root)
@@ -242,3 +247,13 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 
 // isNotExist reports whether err says a file does not exist.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// HasLocalPacks reports whether the store directory dir holds any pack
+// file, without opening the store.
+func HasLocalPacks(dir string) (bool, error) {
+	packs, _, err := listPacks(dir)
+	if isNotExist(err) {
+		return false, nil
+	}
+	return len(packs) > 0, err
+}

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-
-	"github.com/quic-s/quics/internal/atomicfile"
 )
 
 // ErrBackendRequired is returned by Open when the index says packs live in
@@ -403,28 +401,16 @@ func (s *Store) downloadPack(ctx context.Context, num uint64) (int64, error) {
 	if !ok {
 		return 0, nil
 	}
-	p := packPath(s.dir, num)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return 0, fmt.Errorf("cas: download pack %d: %w", num, err)
-	}
-	pend, err := atomicfile.Create(p, ".download-*")
-	if err != nil {
-		return 0, fmt.Errorf("cas: download pack %d: %w", num, err)
-	}
-	src := io.NewSectionReader(remoteReaderAt{ctx: ctx, b: s.remote.backend, num: num}, 0, size)
-	if _, err := io.Copy(pend, src); err != nil {
-		pend.Abort()
+	// The local directory has a DirBackend's layout: its Put writes,
+	// fsyncs and renames into place.
+	local := DirBackend{Dir: filepath.Join(s.dir, packsDirName)}
+	src := remoteReaderAt{ctx: ctx, b: s.remote.backend, num: num}
+	if err := local.Put(ctx, num, src, size); err != nil {
 		return 0, fmt.Errorf("cas: download pack %d from %s: %w", num, s.remote.backend, err)
-	}
-	if _, err := pend.Commit(0o644, time.Time{}); err != nil {
-		return 0, fmt.Errorf("cas: download pack %d: %w", num, err)
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
-		return 0, fmt.Errorf("cas: download pack %d: %w", num, err)
 	}
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	err = s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn *badger.Txn) error {
 		m, found, err := readPackMeta(txn, num)
 		if err != nil || !found {
 			return err

@@ -29,21 +29,22 @@ import (
 // committed must survive every crash; check --read-data must stay clean.
 
 // crashTrials is QUICS_CRASH_TRIALS, default 10 (make crash-long: 50).
-func crashTrials(t *testing.T) int {
+func crashTrials(t *testing.T) int { return envCount(t, "QUICS_CRASH_TRIALS", 10) }
+
+// envCount reads a positive count from the environment, def when unset.
+func envCount(t *testing.T, name string, def int) int {
 	t.Helper()
-	v := os.Getenv("QUICS_CRASH_TRIALS")
+	v := os.Getenv(name)
 	if v == "" {
-		return 10
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
-		t.Fatalf("QUICS_CRASH_TRIALS=%q: want a positive number", v)
+		t.Fatalf("%s=%q: want a positive number", name, v)
 	}
 	return n
 }
 
-// testSeed is env (a number) or the clock; the test logs it so a failing
-// run can be replayed.
 func testSeed(t *testing.T, env string) uint64 {
 	t.Helper()
 	if v := os.Getenv(env); v != "" {

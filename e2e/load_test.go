@@ -17,18 +17,7 @@ import (
 )
 
 // loadClients is QUICS_LOAD_CLIENTS, default 4 (make load: 50).
-func loadClients(t *testing.T) int {
-	t.Helper()
-	v := os.Getenv("QUICS_LOAD_CLIENTS")
-	if v == "" {
-		return 4
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("QUICS_LOAD_CLIENTS=%q: want a positive number", v)
-	}
-	return n
-}
+func loadClients(t *testing.T) int { return envCount(t, "QUICS_LOAD_CLIENTS", 4) }
 
 // procStats reads a process's peak RSS (bytes) and CPU time from /proc.
 func procStats(t *testing.T, pid int) (peakRSS int64, cpu time.Duration) {

@@ -73,23 +73,23 @@ type storeConfig struct {
 	StoreID string `json:"store_id,omitempty"`
 }
 
-func readStoreConfig(dataDir string) (storeConfig, bool, error) {
+func readStoreConfig(dataDir string) (storeConfig, error) {
 	p := filepath.Join(dataDir, StoreConfigFile)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return storeConfig{URL: StoreLocal}, false, nil
+		return storeConfig{URL: StoreLocal}, nil
 	}
 	if err != nil {
-		return storeConfig{}, false, fmt.Errorf("server: read %s: %w", p, err)
+		return storeConfig{}, fmt.Errorf("server: read %s: %w", p, err)
 	}
 	var c storeConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return storeConfig{}, false, fmt.Errorf("server: %s is not valid: %w", p, err)
+		return storeConfig{}, fmt.Errorf("server: %s is not valid: %w", p, err)
 	}
 	if _, err := normalizeStoreURL(c.URL); err != nil {
-		return storeConfig{}, false, fmt.Errorf("server: %s: %w", p, err)
+		return storeConfig{}, fmt.Errorf("server: %s: %w", p, err)
 	}
-	return c, true, nil
+	return c, nil
 }
 
 func writeStoreConfig(dataDir string, c storeConfig) error {
@@ -133,29 +133,10 @@ type StoreInfo struct {
 	Backend string `json:"backend,omitempty"`
 }
 
-// hasLocalPacks reports whether DataDir/cas/packs holds any pack file.
-func hasLocalPacks(casDir string) (bool, error) {
-	found := false
-	err := filepath.WalkDir(filepath.Join(casDir, "packs"), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(d.Name(), ".pack") {
-			found = true
-			return fs.SkipAll
-		}
-		return nil
-	})
-	return found, err
-}
-
 // openBackend resolves opts against store.json, persists the result and
 // opens the backend; it returns nil for a local store.
 func (s *Server) openBackend(ctx context.Context, opts StoreOptions) (cas.Backend, cas.RangeCache, error) {
-	conf, _, err := readStoreConfig(s.dataDir)
+	conf, err := readStoreConfig(s.dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -171,7 +152,7 @@ func (s *Server) openBackend(ctx context.Context, opts StoreOptions) (cas.Backen
 			// Back to local: open the current backend to download from.
 			s.migrateToLocal = true
 		case conf.URL == StoreLocal && want != StoreLocal:
-			packs, err := hasLocalPacks(filepath.Join(s.dataDir, CASDir))
+			packs, err := cas.HasLocalPacks(filepath.Join(s.dataDir, CASDir))
 			if err != nil {
 				return nil, nil, fmt.Errorf("server: look for packs: %w", err)
 			}
