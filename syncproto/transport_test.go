@@ -368,6 +368,12 @@ func TestServeStopsOnCancel(t *testing.T) {
 		_, p, err := st.ReadFrame(ctx)
 		if err != nil || string(p) != "block" {
 			_ = st.WriteFrame(ctx, FrameMessage, p)
+			// Read to the client's end of request: returning earlier
+			// sends STOP_SENDING, which can cancel the client's write
+			// side before its CloseWrite.
+			for err == nil {
+				_, _, err = st.ReadFrame(ctx)
+			}
 			return
 		}
 		entered <- struct{}{}
