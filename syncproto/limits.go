@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,10 +21,22 @@ import (
 // MaxFramePayload, read and write timeouts). Zero fields take the values of
 // DefaultLimits.
 type Limits struct {
-	// MaxConns is how many connections the server serves at once,
-	// authenticated or not. One more is closed as soon as its handshake
-	// completes, with CodeUnavailable and a message naming the limit.
+	// MaxConns is how many authenticated connections the server serves
+	// at once. An AuthRequest beyond it is refused with CodeUnavailable
+	// and a message naming the limit.
 	MaxConns int
+	// MaxPendingConns is how many connections may wait for their
+	// AuthRequest at once (registrations, pings and logins in progress),
+	// and MaxPendingConnsPerIP how many of those one address may hold.
+	// They are separate from MaxConns so that peers without credentials
+	// cannot take the slots of clients that have them. One more is closed
+	// as soon as its handshake completes, with CodeUnavailable.
+	MaxPendingConns      int
+	MaxPendingConnsPerIP int
+	// AuthTimeout is how long a connection may stay unauthenticated; it
+	// is then closed with CodeUnauthenticated. A login still being
+	// checked is let finish.
+	AuthTimeout time.Duration
 	// MaxUploadBytesPerClient bounds the chunk bytes of one client (all
 	// its connections together) that the server holds at once: every
 	// chunk frame a PutChunks transaction reads is reserved from the
@@ -40,6 +54,9 @@ type Limits struct {
 // DefaultLimits holds the values used for zero Limits fields.
 var DefaultLimits = Limits{
 	MaxConns:                1024,
+	MaxPendingConns:         128,
+	MaxPendingConnsPerIP:    32,
+	AuthTimeout:             30 * time.Second,
 	MaxUploadBytesPerClient: 64 << 20,
 	MaxUploadBytes:          512 << 20,
 	UploadWait:              10 * time.Second,
@@ -49,6 +66,16 @@ func (l Limits) withDefaults(maxFrame int64) Limits {
 	d := DefaultLimits
 	if l.MaxConns <= 0 {
 		l.MaxConns = d.MaxConns
+	}
+	if l.MaxPendingConns <= 0 {
+		l.MaxPendingConns = d.MaxPendingConns
+	}
+	if l.MaxPendingConnsPerIP <= 0 {
+		l.MaxPendingConnsPerIP = d.MaxPendingConnsPerIP
+	}
+	l.MaxPendingConnsPerIP = min(l.MaxPendingConnsPerIP, l.MaxPendingConns)
+	if l.AuthTimeout <= 0 {
+		l.AuthTimeout = d.AuthTimeout
 	}
 	if l.MaxUploadBytesPerClient <= 0 {
 		l.MaxUploadBytesPerClient = d.MaxUploadBytesPerClient
@@ -66,13 +93,13 @@ func (l Limits) withDefaults(maxFrame int64) Limits {
 	return l
 }
 
-// connGate counts the connections being served against Limits.MaxConns.
+// connGate counts the authenticated connections against Limits.MaxConns.
 type connGate struct {
 	max    int
 	active atomic.Int64
 }
 
-// admit takes a slot for a new connection, or says why there is none.
+// admit takes a slot for a connection, or says why there is none.
 func (g *connGate) admit() error {
 	if n := g.active.Add(1); n > int64(g.max) {
 		g.active.Add(-1)
@@ -82,6 +109,56 @@ func (g *connGate) admit() error {
 }
 
 func (g *connGate) release() { g.active.Add(-1) }
+
+// pendingGate counts the connections not yet authenticated, in all and per
+// remote address, against Limits.MaxPendingConns and MaxPendingConnsPerIP.
+type pendingGate struct {
+	max, perIP int
+
+	mu    sync.Mutex
+	total int
+	byIP  map[netip.Addr]int
+}
+
+func newPendingGate(l Limits) *pendingGate {
+	return &pendingGate{max: l.MaxPendingConns, perIP: l.MaxPendingConnsPerIP, byIP: map[netip.Addr]int{}}
+}
+
+// remoteIP is the address a pending slot is counted under; IPv4-mapped
+// IPv6 addresses count as their IPv4 address.
+func remoteIP(a net.Addr) netip.Addr {
+	if u, ok := a.(*net.UDPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(u.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// admit takes a pending slot for a connection from ip, or says why there
+// is none.
+func (g *pendingGate) admit(ip netip.Addr) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.total >= g.max {
+		return fmt.Errorf("%w: server at its limit of %d connections waiting to authenticate; retry later", ErrUnavailable, g.max)
+	}
+	if g.byIP[ip] >= g.perIP {
+		return fmt.Errorf("%w: %d connections from %s are already waiting to authenticate; retry later", ErrUnavailable, g.perIP, ip)
+	}
+	g.total++
+	g.byIP[ip]++
+	return nil
+}
+
+func (g *pendingGate) release(ip netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if g.byIP[ip]--; g.byIP[ip] <= 0 {
+		delete(g.byIP, ip)
+	}
+}
 
 // uploadBudget reserves the chunk bytes in flight, per client and in all.
 type uploadBudget struct {

@@ -122,6 +122,87 @@ func TestConnectionLimit(t *testing.T) {
 	}
 }
 
+// TestPendingConnectionLimits: connections without a session have their
+// own slots, per address and in all, and a deadline; they cannot take the
+// slots of clients that log in.
+func TestPendingConnectionLimits(t *testing.T) {
+	const authTimeout = 2 * time.Second
+	s := startLimitedServer(t, newMemHandler(testServerPassword), Config{}, ServerOptions{Limits: Limits{
+		MaxConns: 2, MaxPendingConns: 3, MaxPendingConnsPerIP: 2, AuthTimeout: authTimeout}})
+	ctx := testCtx(t)
+	id, token := s.register(t, Config{})
+	ping := func(conn *Conn) error {
+		return transact(ctx, conn, &syncpb.Ping{Sent: 1}, &syncpb.Pong{})
+	}
+	// Until its registration connection has ended, the server may still
+	// count it as pending; wait for a free slot.
+	var a *Client
+	for {
+		c, err := DialSession(ctx, s.addr, s.tls(), Config{}, id, token)
+		if err == nil {
+			a = c
+			break
+		}
+		if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			t.Fatalf("log in: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer a.Close()
+
+	// Two anonymous connections from 127.0.0.1 fill that address's share;
+	// the session above holds none of it.
+	p1, p2 := s.rawConn(t), s.rawConn(t)
+	for i, p := range []*Conn{p1, p2} {
+		if err := ping(p); err != nil {
+			t.Fatalf("pending connection %d: %v", i+1, err)
+		}
+	}
+	p3 := s.rawConn(t)
+	if err := ping(p3); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "already waiting to authenticate") {
+		t.Fatalf("a third pending connection from one address: %v, want ErrUnavailable naming the per-address limit", err)
+	}
+	if _, err := a.Ping(ctx); err != nil {
+		t.Fatalf("the logged-in client while the pending slots are full: %v", err)
+	}
+
+	// Connections that never authenticate are closed after AuthTimeout.
+	for i, p := range []*Conn{p1, p2} {
+		select {
+		case <-p.Context().Done():
+		case <-ctx.Done():
+			t.Fatalf("pending connection %d still open after the auth timeout", i+1)
+		}
+		if _, err := p.OpenStream(ctx); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("pending connection %d after the auth timeout: %v, want ErrUnauthenticated", i+1, err)
+		}
+	}
+	// Their slots come back: a second session logs in, and then the
+	// connection limit (2 sessions) is what refuses a third.
+	var b *Client
+	for {
+		c, err := DialSession(ctx, s.addr, s.tls(), Config{}, id, token)
+		if err == nil {
+			b = c
+			break
+		}
+		if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			t.Fatalf("log in after the timeout: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer b.Close()
+	_, err := DialSession(ctx, s.addr, s.tls(), Config{}, id, token)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "connection limit (2)") {
+		t.Fatalf("a third session: %v, want ErrUnavailable naming the connection limit", err)
+	}
+	// Sessions stay past the auth timeout.
+	time.Sleep(authTimeout + 500*time.Millisecond)
+	if _, err := a.Ping(ctx); err != nil {
+		t.Errorf("a session after the auth timeout: %v", err)
+	}
+}
+
 // stallingPut holds the first PutChunks after its first chunk until
 // release is closed; every other upload goes to the memHandler.
 type stallingPut struct {

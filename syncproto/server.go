@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -49,6 +50,7 @@ type Server struct {
 	h       Handler
 	opts    ServerOptions
 	gate    *connGate
+	pending *pendingGate
 	uploads *uploadBudget
 
 	mu    sync.Mutex
@@ -61,6 +63,11 @@ type connState struct {
 	session  *Session // nil until an AuthRequest succeeds
 	authBusy bool     // an AuthRequest is being checked
 	failures int      // failed AuthRequests
+
+	ip        netip.Addr  // the pending slot is counted under it
+	pending   bool        // holds a Server.pending slot
+	authed    bool        // holds a Server.gate slot
+	authTimer *time.Timer // closes the connection if it stays unauthenticated
 }
 
 func (cs *connState) current() *Session {
@@ -82,7 +89,8 @@ func NewServer(h Handler, opts ServerOptions) *Server {
 	}
 	opts.Limits = opts.Limits.withDefaults(int64(opts.MaxChunkSize + ChunkHeaderMaxLen))
 	return &Server{h: h, opts: opts, gate: &connGate{max: opts.Limits.MaxConns},
-		uploads: newUploadBudget(opts.Limits), conns: make(map[*Conn]*connState)}
+		pending: newPendingGate(opts.Limits), uploads: newUploadBudget(opts.Limits),
+		conns: make(map[*Conn]*connState)}
 }
 
 // Serve serves connections from l until ctx is canceled; see the
@@ -91,9 +99,42 @@ func (s *Server) Serve(ctx context.Context, l *Listener) error {
 	return serve(ctx, l, s.handleStream, connHooks{admit: s.admit, ended: s.connEnded})
 }
 
-// admit refuses a connection over Limits.MaxConns; connEnded gives the
-// slot back.
-func (s *Server) admit(*Conn) error { return s.gate.admit() }
+// admit gives a new connection a pending slot (see Limits) and a deadline
+// for its AuthRequest, or refuses it; connEnded gives the slot back.
+func (s *Server) admit(conn *Conn) error {
+	ip := remoteIP(conn.RemoteAddr())
+	if err := s.pending.admit(ip); err != nil {
+		return err
+	}
+	cs := s.state(conn)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.ip, cs.pending = ip, true
+	timeout := s.opts.Limits.AuthTimeout
+	cs.authTimer = time.AfterFunc(timeout, func() {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		switch {
+		case cs.session != nil:
+		case cs.authBusy:
+			cs.authTimer.Reset(timeout) // let a login being checked finish
+		default:
+			_ = conn.CloseWithError(CodeUnauthenticated, fmt.Sprintf("no successful AuthRequest within %v", timeout))
+		}
+	})
+	return nil
+}
+
+// authenticated moves cs from its pending slot to the one taken for it
+// from Server.gate.
+func (s *Server) authenticated(cs *connState) {
+	cs.authed = true
+	cs.authTimer.Stop()
+	if cs.pending {
+		cs.pending = false
+		s.pending.release(cs.ip)
+	}
+}
 
 func (s *Server) state(conn *Conn) *connState {
 	s.mu.Lock()
@@ -109,12 +150,25 @@ func (s *Server) state(conn *Conn) *connState {
 // connEnded runs once the connection and all its streams are done, so the
 // Handler releases a session nobody uses any more.
 func (s *Server) connEnded(conn *Conn) {
-	s.gate.release()
 	s.mu.Lock()
 	cs := s.conns[conn]
 	delete(s.conns, conn)
 	s.mu.Unlock()
-	if cs == nil || cs.session == nil {
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	cs.authTimer.Stop()
+	if cs.pending {
+		cs.pending = false
+		s.pending.release(cs.ip)
+	}
+	if cs.authed {
+		cs.authed = false
+		s.gate.release()
+	}
+	cs.mu.Unlock()
+	if cs.session == nil {
 		return
 	}
 	defer func() {
@@ -259,6 +313,12 @@ func (t *tx) auth(ctx context.Context, payload []byte) error {
 		cs.mu.Unlock()
 		return fmt.Errorf("%w: another AuthRequest is in progress", ErrBadRequest)
 	}
+	// The connection slot is taken before the password is checked, so a
+	// full server refuses without the cost of a hash.
+	if err := t.srv.gate.admit(); err != nil {
+		cs.mu.Unlock()
+		return err
+	}
 	cs.authBusy = true
 	cs.mu.Unlock()
 
@@ -269,6 +329,7 @@ func (t *tx) auth(ctx context.Context, payload []byte) error {
 	cs.mu.Lock()
 	cs.authBusy = false
 	if err != nil {
+		t.srv.gate.release()
 		cs.failures++
 		tooMany := cs.failures >= t.srv.opts.MaxAuthFailures
 		cs.mu.Unlock()
@@ -279,6 +340,7 @@ func (t *tx) auth(ctx context.Context, payload []byte) error {
 		return err
 	}
 	cs.session = sess
+	t.srv.authenticated(cs)
 	cs.mu.Unlock()
 	t.session = sess
 	return WriteMessage(ctx, t.st, &syncpb.AuthResponse{ServerTime: time.Now().UnixNano()})

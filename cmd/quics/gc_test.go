@@ -79,29 +79,21 @@ func TestRunAppliesConnectionLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	tlsConf := tlsutil.PinnedClientConfig(tlsutil.Fingerprint(cert.Certificate[0]), syncproto.ALPN)
-	first, err := syncproto.Dial(ctx, addr.String(), tlsConf, syncproto.Config{})
+	id := uuid.NewString()
+	resp, _, err := syncproto.Register(ctx, addr.String(), tlsConf, syncproto.Config{},
+		&syncpb.RegisterClientRequest{ClientId: id, Name: "laptop", ServerPassword: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first session holds the only slot; a second login is refused.
+	first, err := syncproto.DialSession(ctx, addr.String(), tlsConf, syncproto.Config{}, id, resp.GetToken())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	// A round trip on the first connection: the server has admitted it
-	// before the second one arrives.
-	st, err := first.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syncproto.WriteMessage(ctx, st, &syncpb.Ping{Sent: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.ReadFrame(ctx); err != nil {
-		t.Fatalf("ping on the first connection: %v", err)
-	}
-	// The first connection holds the only slot; a registration on a second
-	// one is refused as soon as its handshake is done.
-	_, _, err = syncproto.Register(ctx, addr.String(), tlsConf, syncproto.Config{},
-		&syncpb.RegisterClientRequest{ClientId: uuid.NewString(), Name: "second", ServerPassword: "pw"})
+	_, err = syncproto.DialSession(ctx, addr.String(), tlsConf, syncproto.Config{}, id, resp.GetToken())
 	if !errors.Is(err, syncproto.ErrUnavailable) || !strings.Contains(err.Error(), "limit") {
-		t.Errorf("a second connection with --max-conns 1: %v, want unavailable naming the limit", err)
+		t.Errorf("a second session with --max-conns 1: %v, want unavailable naming the limit", err)
 	}
 	cancel()
 	if err := <-done; err != nil {

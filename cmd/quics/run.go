@@ -133,7 +133,10 @@ AWS_* variables).`,
 	f.StringVar(&o.ShareBaseURL, "share-base-url", os.Getenv(envShareBaseURL),
 		"public URL prefix of share links, such as https://files.example.com behind a proxy (env "+envShareBaseURL+")")
 	o.Limits = syncproto.DefaultLimits
-	f.IntVar(&o.Limits.MaxConns, "max-conns", o.Limits.MaxConns, "connections served at once; more are refused with \"unavailable\"")
+	f.IntVar(&o.Limits.MaxConns, "max-conns", o.Limits.MaxConns, "logged-in connections served at once; more logins are refused with \"unavailable\"")
+	f.IntVar(&o.Limits.MaxPendingConns, "max-pending-conns", o.Limits.MaxPendingConns, "connections that have not logged in yet, served at once")
+	f.IntVar(&o.Limits.MaxPendingConnsPerIP, "max-pending-conns-per-ip", o.Limits.MaxPendingConnsPerIP, "connections from one address that have not logged in yet")
+	f.DurationVar(&o.Limits.AuthTimeout, "auth-timeout", o.Limits.AuthTimeout, "close a connection that has not logged in within this time")
 	f.Int64Var(&o.Limits.MaxUploadBytesPerClient, "max-upload-bytes-per-client", o.Limits.MaxUploadBytesPerClient, "chunk bytes one client may have in flight")
 	f.Int64Var(&o.Limits.MaxUploadBytes, "max-upload-bytes", o.Limits.MaxUploadBytes, "chunk bytes all clients together may have in flight")
 	o.Store.register(cmd, "store", "where sealed packs live: local (DATA/cas), s3://BUCKET/PREFIX or file:///PATH; default: what the data directory uses (env "+envStore+")")
