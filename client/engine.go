@@ -283,7 +283,7 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 	cursor = advanceCursor(cursor, p.committed)
 	p.mu.Unlock()
 	now := e.opts.Now()
-	return e.st.UpdateRoot(ctx, root, func(rr *Root) error {
+	err = e.st.UpdateRoot(ctx, root, func(rr *Root) error {
 		if pullOK && cursor > rr.Cursor {
 			rr.Cursor = cursor
 		}
@@ -292,6 +292,12 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Once per pass rather than per file: a power failure loses at most
+	// the pass under way, which the next one redoes.
+	return e.st.Flush()
 }
 
 // warn reports a file skipped by push or pull.

@@ -21,6 +21,15 @@ type State struct {
 	db *badger.DB
 }
 
+// Flush puts what was committed on stable storage: the database does not
+// wait for it on every commit (see OpenHome).
+func (s *State) Flush() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("client: flush state: %w", err)
+	}
+	return nil
+}
+
 // batchSize is how many records one transaction writes at most; a batch
 // that badger finds too big is split further.
 const batchSize = 512

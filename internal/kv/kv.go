@@ -18,15 +18,21 @@ type Options struct {
 	// SmallFootprint shrinks caches and memtables, for tests that open many
 	// databases at once.
 	SmallFootprint bool
+	// NoSync leaves a commit in the OS's page cache instead of waiting for
+	// stable storage: a killed process loses nothing, a power failure may
+	// lose the last commits. For state that can be rebuilt by asking the
+	// server again (a client's), never for the server's.
+	NoSync bool
 }
 
 // Open opens (creating if needed) the badger database in dir.
 //
-// Writes are synchronous: a committed transaction is on stable storage when
-// Commit returns, because an acknowledged version must survive a crash.
+// Writes are synchronous unless opts.NoSync: a committed transaction is on
+// stable storage when Commit returns, because an acknowledged version must
+// survive a crash.
 func Open(dir string, opts Options) (*badger.DB, error) {
 	bo := badger.DefaultOptions(dir).
-		WithSyncWrites(true).
+		WithSyncWrites(!opts.NoSync).
 		WithLogger(slogAdapter{opts.Logger}).
 		WithMetricsEnabled(false).
 		// Badger's defaults (64 MiB memtables, five of them, a 256 MiB
