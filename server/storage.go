@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -116,13 +117,26 @@ func normalizeStoreURL(raw string) (string, error) {
 		}
 		return "s3://" + strings.TrimSuffix(bucket+"/"+prefix, "/"), nil
 	case strings.HasPrefix(raw, "file://"):
-		u, err := url.Parse(raw)
-		if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) || strings.ContainsRune(u.Path, 0) {
-			return "", fmt.Errorf("store %q: want file:///ABSOLUTE/PATH", raw)
+		dir, err := fileStoreDir(raw)
+		if err != nil {
+			return "", err
 		}
-		return "file://" + filepath.Clean(u.Path), nil
+		// Escaped, so that a path with '%', '#' or '?' reads back the same.
+		return (&url.URL{Scheme: "file", Path: dir}).String(), nil
 	}
 	return "", fmt.Errorf("store %q: want local, s3://BUCKET/PREFIX or file:///PATH", raw)
+}
+
+// fileStoreDir is the directory of a file:/// store URL. Control
+// characters are refused: no one means them in a directory name, and they
+// would garble every log line and message that names the store.
+func fileStoreDir(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" || u.Host != "" || u.RawQuery != "" || u.Fragment != "" || !filepath.IsAbs(u.Path) ||
+		strings.ContainsFunc(u.Path, unicode.IsControl) {
+		return "", fmt.Errorf("store %q: want file:///ABSOLUTE/PATH", raw)
+	}
+	return filepath.Clean(u.Path), nil
 }
 
 // StoreInfo describes where the chunk store keeps its packs.
@@ -173,7 +187,11 @@ func (s *Server) openBackend(ctx context.Context, opts StoreOptions) (cas.Backen
 	var backend cas.Backend
 	switch {
 	case strings.HasPrefix(conf.URL, "file://"):
-		backend = cas.DirBackend{Dir: strings.TrimPrefix(conf.URL, "file://")}
+		dir, err := fileStoreDir(conf.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: %s: %w", StoreConfigFile, err)
+		}
+		backend = cas.DirBackend{Dir: dir}
 	default:
 		// Flags first, then the environment, then what store.json
 		// recorded; credentials never come from disk.

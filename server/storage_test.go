@@ -203,6 +203,9 @@ func TestNormalizeStoreURL(t *testing.T) {
 		{"file:///srv/packs/", "file:///srv/packs", true},
 		{"file://relative/path", "", false},
 		{"file:///a\x00b", "", false},
+		{"file:///%01", "", false},
+		{"file:///srv/x?y", "", false},
+		{"file:///srv/a%23b%20c/", "file:///srv/a%23b%20c", true},
 		{"s3://bucket/../x", "", false},
 		{"s3://BAD_bucket", "", false},
 		{"gs://bucket", "", false},
@@ -212,6 +215,13 @@ func TestNormalizeStoreURL(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("normalizeStoreURL(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestFileStoreDirUnescapes(t *testing.T) {
+	got, err := fileStoreDir("file:///srv/a%23b%20c")
+	if err != nil || got != "/srv/a#b c" {
+		t.Errorf("fileStoreDir = %q, %v; want /srv/a#b c", got, err)
 	}
 }
 
@@ -227,6 +237,11 @@ func FuzzNormalizeStoreURL(f *testing.F) {
 		again, err := normalizeStoreURL(got)
 		if err != nil || again != got {
 			t.Fatalf("normalizeStoreURL(%q) = %q, which normalizes to %q, %v", s, got, again, err)
+		}
+		if strings.HasPrefix(got, "file:") {
+			if _, err := fileStoreDir(got); err != nil {
+				t.Fatalf("normalizeStoreURL(%q) = %q, whose directory cannot be read back: %v", s, got, err)
+			}
 		}
 	})
 }
