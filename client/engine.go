@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-s/quics/cas"
@@ -123,6 +124,9 @@ type Engine struct {
 	remote  Remote
 	opts    EngineOptions
 	scanner *Scanner
+	// noBatches is set once the server answered that it takes no batch
+	// proposals.
+	noBatches atomic.Bool
 
 	mu sync.Mutex // one pass at a time
 }

@@ -70,14 +70,100 @@ func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Proposals)
+	br, batching := e.batchRemote()
+	var batch []*pushPlan
+	batchEntries := 0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		items := batch
+		batch, batchEntries = nil, 0
+		g.Go(func() error { return e.proposeBatch(gctx, br, r, items, p) })
+	}
 	for i := range plans {
 		pl := &plans[i]
 		if changed[pl.rec.Path] {
 			continue // changed while uploading: the next scan sees it
 		}
-		g.Go(func() error { return e.propose(gctx, r, pl, p) })
+		n := len(pl.rec.Chunks)
+		if !batching || n > maxBatchedChunks {
+			g.Go(func() error { return e.propose(gctx, r, pl, p) })
+			continue
+		}
+		if len(batch) == batchProposals || batchEntries+n > syncproto.MaxBatchEntries {
+			flush()
+		}
+		batch = append(batch, pl)
+		batchEntries += n
 	}
+	flush()
 	return g.Wait()
+}
+
+// A file of at most maxBatchedChunks chunks is proposed in a batch of at
+// most batchProposals files (well under the frame limit with the longest
+// paths); a longer list travels in its own transaction, as a delta when it
+// has one.
+const (
+	maxBatchedChunks = 16
+	batchProposals   = 256
+)
+
+// BatchRemote proposes many files in one transaction (see
+// syncproto.Client.ProposeBatch).
+type BatchRemote interface {
+	ProposeBatch(ctx context.Context, root string, items []syncproto.BatchProposal) ([]syncproto.BatchResult, error)
+}
+
+var _ BatchRemote = (*syncproto.Client)(nil)
+
+// batchRemote returns the remote's batch proposals, unless it has none or
+// its server answered that it takes none.
+func (e *Engine) batchRemote() (BatchRemote, bool) {
+	if e.noBatches.Load() {
+		return nil, false
+	}
+	b, ok := e.remote.(BatchRemote)
+	return b, ok
+}
+
+// proposeBatch proposes plans in one transaction and records each
+// outcome. An item the server could not take as it was (chunks missing,
+// or a server without batches) is proposed again on its own, which
+// uploads what is missing.
+func (e *Engine) proposeBatch(ctx context.Context, br BatchRemote, r Root, plans []*pushPlan, p *pass) error {
+	items := make([]syncproto.BatchProposal, len(plans))
+	for i, pl := range plans {
+		items[i] = syncproto.BatchProposal{Request: proposal(r.Name, pl.rec)}
+		if !pl.rec.Deleted {
+			items[i].Chunks = pl.rec.Chunks
+		}
+	}
+	results, err := br.ProposeBatch(ctx, r.Name, items)
+	if errors.Is(err, syncproto.ErrUnsupported) {
+		e.noBatches.Store(true)
+		results, err = make([]syncproto.BatchResult, len(plans)), nil
+		for i := range results {
+			results[i].Err = syncproto.ErrUnsupported
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for i, res := range results {
+		pl := plans[i]
+		if errors.Is(res.Err, syncproto.ErrMissingChunks) || errors.Is(res.Err, syncproto.ErrUnsupported) {
+			if err := e.propose(ctx, r, pl, p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.settle(ctx, r, pl.rec, res.Commit, res.Err, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // plainPlans are plans without delta sources: whole lists, every chunk
@@ -348,6 +434,12 @@ func (e *Engine) propose(ctx context.Context, r Root, pl *pushPlan, p *pass) err
 		}
 		resp, err = send()
 	}
+	return e.settle(ctx, r, rec, resp, err, p)
+}
+
+// settle records the server's answer to the proposal of rec: the new base,
+// a conflict, a supersession, or a warning for a file the server refused.
+func (e *Engine) settle(ctx context.Context, r Root, rec *FileRecord, resp *syncpb.CommitResponse, err error, p *pass) error {
 	switch {
 	case errors.Is(err, syncproto.ErrConflict):
 		p.conflict(rec.Path)

@@ -393,6 +393,11 @@ func TestBadProposals(t *testing.T) {
 	other := newFile(t, randomData(5, 100<<10))
 	e.upload(t, a, "docs", other)
 	e.mustPush(t, a, "docs", "existing", nil, good)
+	small := newFile(t, randomData(6, 3<<10)) // one chunk: its ID is the content hash
+	e.upload(t, a, "docs", small)
+	if len(small.refs) != 1 || small.refs[0].ID != small.hash {
+		t.Fatalf("small file has %d chunks", len(small.refs))
+	}
 
 	mod := func(f func(*syncpb.ProposeRequest)) *syncpb.ProposeRequest {
 		req := request("docs", "new", nil, good)
@@ -429,6 +434,8 @@ func TestBadProposals(t *testing.T) {
 		{"existing hash, other chunks", &syncpb.ProposeRequest{Root: "docs", Path: "x", Hash: good.hash[:], Size: int64(len(other.data)), ChunkCount: uint32(len(other.refs))},
 			other.refs, syncproto.ErrBadRequest},
 		{"chunk sizes lie", mod(func(r *syncpb.ProposeRequest) {}), lieSizes(good.refs), syncproto.ErrBadRequest},
+		{"one chunk, its size lies", &syncpb.ProposeRequest{Root: "docs", Path: "x", Hash: small.hash[:], Size: int64(len(small.data) - 1), ChunkCount: 1},
+			[]syncproto.ChunkRef{{ID: small.hash, Size: uint32(len(small.data) - 1)}}, syncproto.ErrBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

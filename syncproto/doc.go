@@ -42,7 +42,7 @@
 //	0x02        chunk: one chunk's stored bytes
 //	0x03-0x0f   reserved for transport frames
 //	0x10-0x7f   protobuf messages, one per frame, assigned by the schema
-//	            (0x10-0x39 today)
+//	            (0x10-0x3b today)
 //	0x80-       reserved for extensions
 //
 // A receiver decides which types it accepts where; an unexpected type is

@@ -242,12 +242,17 @@ func DecodeErrorFrame(payload []byte) (*Error, error) {
 	if code == uint64(CodeNoError) {
 		return nil, fmt.Errorf("%w: error frame with code 0", ErrBadRequest)
 	}
-	msg := payload[n:]
+	return checkedError(code, payload[n:])
+}
+
+// checkedError is an error received from the peer, with DecodeErrorFrame's
+// checks on its message.
+func checkedError[S string | []byte](code uint64, msg S) (*Error, error) {
 	if len(msg) > MaxErrorMessageLen {
-		return nil, fmt.Errorf("%w: error frame message of %d bytes, limit %d", ErrBadRequest, len(msg), MaxErrorMessageLen)
+		return nil, fmt.Errorf("%w: error message of %d bytes, limit %d", ErrBadRequest, len(msg), MaxErrorMessageLen)
 	}
-	if !utf8.Valid(msg) {
-		return nil, fmt.Errorf("%w: error frame message is not valid UTF-8", ErrBadRequest)
+	if !utf8.Valid([]byte(msg)) {
+		return nil, fmt.Errorf("%w: error message is not valid UTF-8", ErrBadRequest)
 	}
 	return &Error{Code: Code(code), Message: string(msg)}, nil
 }

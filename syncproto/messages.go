@@ -58,6 +58,8 @@ const (
 	FrameChunkListDelta         FrameType = 0x37
 	FrameSignaturesRequest      FrameType = 0x38
 	FrameSignaturesResponse     FrameType = 0x39
+	FrameProposeBatchRequest    FrameType = 0x3a
+	FrameProposeBatchResponse   FrameType = 0x3b
 )
 
 // Protocol limits on lists carried in messages. Every decoder checks them
@@ -90,6 +92,10 @@ const (
 	// MaxDeltaSources bounds the chunks a delta-encoded chunk is built
 	// from, and the dictionaries of one chunk in a GetChunksRequest.
 	MaxDeltaSources = 8
+	// MaxBatchProposals bounds the items of one ProposeBatchRequest, and
+	// MaxBatchEntries their chunk list entries together (2.3 MiB).
+	MaxBatchProposals = 1024
+	MaxBatchEntries   = 65536
 )
 
 // messageTypes is the schema's table: the frame type of each message.
@@ -139,6 +145,8 @@ var messageTypes = [...]struct {
 	{FrameChunkListDelta, (*syncpb.ChunkListDelta)(nil)},
 	{FrameSignaturesRequest, (*syncpb.SignaturesRequest)(nil)},
 	{FrameSignaturesResponse, (*syncpb.SignaturesResponse)(nil)},
+	{FrameProposeBatchRequest, (*syncpb.ProposeBatchRequest)(nil)},
+	{FrameProposeBatchResponse, (*syncpb.ProposeBatchResponse)(nil)},
 }
 
 var (

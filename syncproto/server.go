@@ -209,6 +209,7 @@ var transactions = map[FrameType]transaction{
 	FrameHaveChunksRequest:     {"have chunks", false, (*tx).haveChunks},
 	FramePutChunksRequest:      {"put chunks", false, (*tx).putChunks},
 	FrameProposeRequest:        {"propose", false, (*tx).propose},
+	FrameProposeBatchRequest:   {"propose batch", false, (*tx).proposeBatch},
 	FrameHeadsRequest:          {"heads", false, (*tx).heads},
 	FrameChunkListRequest:      {"chunk list", false, (*tx).chunkList},
 	FrameGetChunksRequest:      {"get chunks", false, (*tx).getChunks},
@@ -259,6 +260,13 @@ func (s *Server) handleStream(ctx context.Context, conn *Conn, st *Stream) {
 // fail ends the transaction with err and logs it: internal errors with
 // their cause, which the peer does not see, and the rest at debug level.
 func (t *tx) fail(ctx context.Context, name string, err error) {
+	t.logFailure(name, err)
+	_ = t.st.Fail(ctx, storageErr(err))
+}
+
+// logFailure logs err, the failure of name: internal errors with their
+// cause, which the peer does not see, and the rest at debug level.
+func (t *tx) logFailure(name string, err error) {
 	log := t.srv.opts.Logger
 	attrs := []any{"tx", name, "remote", t.conn.RemoteAddr().String(), "stream", t.st.ID(), "err", err}
 	if t.session != nil {
@@ -269,7 +277,6 @@ func (t *tx) fail(ctx context.Context, name string, err error) {
 	} else {
 		log.Debug("syncproto: transaction refused", attrs...)
 	}
-	_ = t.st.Fail(ctx, storageErr(err))
 }
 
 // internalf reports a Handler that broke its contract. The error wraps no
@@ -505,14 +512,8 @@ func (t *tx) propose(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := checkHash("propose: base_hash", req.GetBaseHash()); err != nil {
+	if err := checkProposeRequest(req); err != nil {
 		return err
-	}
-	if err := checkHash("propose: hash", req.GetHash()); err != nil {
-		return err
-	}
-	if req.GetSize() < 0 {
-		return fmt.Errorf("%w: propose %q: size %d", ErrBadRequest, req.GetPath(), req.GetSize())
 	}
 	var refs []ChunkRef
 	if req.GetDelta() {
@@ -528,14 +529,8 @@ func (t *tx) propose(ctx context.Context, payload []byte) error {
 	if err := expectEnd(ctx, t.st); err != nil {
 		return fmt.Errorf("propose %q: after %d chunk list entries: %w", req.GetPath(), len(refs), err)
 	}
-	if len(refs) > 0 {
-		var total int64
-		for _, r := range refs {
-			total += int64(r.Size)
-		}
-		if total != req.GetSize() {
-			return fmt.Errorf("%w: propose %q: chunks add up to %d bytes, file size %d", ErrBadRequest, req.GetPath(), total, req.GetSize())
-		}
+	if err := checkListSize(req, refs); err != nil {
+		return err
 	}
 	resp, err := t.srv.h.Propose(ctx, t.session, req, refs)
 	if err != nil {
@@ -545,6 +540,35 @@ func (t *tx) propose(ctx context.Context, payload []byte) error {
 		return internalf("Propose returned no response")
 	}
 	return WriteMessage(ctx, t.st, resp)
+}
+
+// checkProposeRequest checks the fields of a proposal that need no list.
+func checkProposeRequest(req *syncpb.ProposeRequest) error {
+	if err := checkHash("propose: base_hash", req.GetBaseHash()); err != nil {
+		return err
+	}
+	if err := checkHash("propose: hash", req.GetHash()); err != nil {
+		return err
+	}
+	if req.GetSize() < 0 {
+		return fmt.Errorf("%w: propose %q: size %d", ErrBadRequest, req.GetPath(), req.GetSize())
+	}
+	return nil
+}
+
+// checkListSize refuses a chunk list that does not add up to the file.
+func checkListSize(req *syncpb.ProposeRequest, refs []ChunkRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	var total int64
+	for _, r := range refs {
+		total += int64(r.Size)
+	}
+	if total != req.GetSize() {
+		return fmt.Errorf("%w: propose %q: chunks add up to %d bytes, file size %d", ErrBadRequest, req.GetPath(), total, req.GetSize())
+	}
+	return nil
 }
 
 // readDeltaList reads the ChunkListDelta of a delta proposal and builds

@@ -3363,6 +3363,111 @@ func (x *SignaturesResponse) GetSignatures() [][]byte {
 	return nil
 }
 
+// frame 0x3a. Several proposals in one transaction, for files with short
+// chunk lists: a first sync of many small files costs one stream and one
+// durable commit per batch instead of per file. Each item is decided on its
+// own, exactly as a ProposeRequest with its list inline; at most 1024
+// items and 65536 chunk list entries in all. Answered by
+// ProposeBatchResponse; a failure of one item does not fail the others.
+type ProposeBatchRequest struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Root          string                      `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Items         []*ProposeBatchRequest_Item `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchRequest) Reset() {
+	*x = ProposeBatchRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchRequest) ProtoMessage() {}
+
+func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchRequest.ProtoReflect.Descriptor instead.
+func (*ProposeBatchRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ProposeBatchRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *ProposeBatchRequest) GetItems() []*ProposeBatchRequest_Item {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// frame 0x3b. One result per item, in request order: the item's
+// CommitResponse, or the error it would have failed its own transaction
+// with.
+type ProposeBatchResponse struct {
+	state         protoimpl.MessageState         `protogen:"open.v1"`
+	Results       []*ProposeBatchResponse_Result `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchResponse) Reset() {
+	*x = ProposeBatchResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchResponse) ProtoMessage() {}
+
+func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchResponse.ProtoReflect.Descriptor instead.
+func (*ProposeBatchResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ProposeBatchResponse) GetResults() []*ProposeBatchResponse_Result {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type WatchRequest_Cursor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -3373,7 +3478,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3385,7 +3490,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3532,7 @@ type SignaturesRequest_Source struct {
 
 func (x *SignaturesRequest_Source) Reset() {
 	*x = SignaturesRequest_Source{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3544,7 @@ func (x *SignaturesRequest_Source) String() string {
 func (*SignaturesRequest_Source) ProtoMessage() {}
 
 func (x *SignaturesRequest_Source) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3481,6 +3586,126 @@ func (x *SignaturesRequest_Source) GetBlockSize() uint32 {
 		return x.BlockSize
 	}
 	return 0
+}
+
+type ProposeBatchRequest_Item struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *ProposeRequest        `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"` // root and delta unset; chunk_count = entries below
+	Ids           []byte                 `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`         // its chunk list: concatenated 32-byte IDs
+	Sizes         []uint32               `protobuf:"varint,3,rep,packed,name=sizes,proto3" json:"sizes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchRequest_Item) Reset() {
+	*x = ProposeBatchRequest_Item{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchRequest_Item) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchRequest_Item) ProtoMessage() {}
+
+func (x *ProposeBatchRequest_Item) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchRequest_Item.ProtoReflect.Descriptor instead.
+func (*ProposeBatchRequest_Item) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{49, 0}
+}
+
+func (x *ProposeBatchRequest_Item) GetRequest() *ProposeRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ProposeBatchRequest_Item) GetIds() []byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ProposeBatchRequest_Item) GetSizes() []uint32 {
+	if x != nil {
+		return x.Sizes
+	}
+	return nil
+}
+
+type ProposeBatchResponse_Result struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commit        *CommitResponse        `protobuf:"bytes,1,opt,name=commit,proto3" json:"commit,omitempty"`
+	ErrorCode     uint32                 `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"` // a Code; 0 when commit is set
+	ErrorMessage  string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchResponse_Result) Reset() {
+	*x = ProposeBatchResponse_Result{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchResponse_Result) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchResponse_Result) ProtoMessage() {}
+
+func (x *ProposeBatchResponse_Result) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchResponse_Result.ProtoReflect.Descriptor instead.
+func (*ProposeBatchResponse_Result) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50, 0}
+}
+
+func (x *ProposeBatchResponse_Result) GetCommit() *CommitResponse {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+func (x *ProposeBatchResponse_Result) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ProposeBatchResponse_Result) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
 }
 
 var File_syncproto_syncpb_sync_proto protoreflect.FileDescriptor
@@ -3745,7 +3970,21 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x12SignaturesResponse\x12\x1e\n" +
 	"\n" +
 	"signatures\x18\x01 \x03(\fR\n" +
-	"signaturesB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
+	"signatures\"\xd1\x01\n" +
+	"\x13ProposeBatchRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12=\n" +
+	"\x05items\x18\x02 \x03(\v2'.quics.sync.v1.ProposeBatchRequest.ItemR\x05items\x1ag\n" +
+	"\x04Item\x127\n" +
+	"\arequest\x18\x01 \x01(\v2\x1d.quics.sync.v1.ProposeRequestR\arequest\x12\x10\n" +
+	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x14\n" +
+	"\x05sizes\x18\x03 \x03(\rR\x05sizes\"\xe2\x01\n" +
+	"\x14ProposeBatchResponse\x12D\n" +
+	"\aresults\x18\x01 \x03(\v2*.quics.sync.v1.ProposeBatchResponse.ResultR\aresults\x1a\x83\x01\n" +
+	"\x06Result\x125\n" +
+	"\x06commit\x18\x01 \x01(\v2\x1d.quics.sync.v1.CommitResponseR\x06commit\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\rR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessageB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
 
 var (
 	file_syncproto_syncpb_sync_proto_rawDescOnce sync.Once
@@ -3760,63 +3999,67 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
-	(CommitResponse_Outcome)(0),      // 0: quics.sync.v1.CommitResponse.Outcome
-	(Notice_Kind)(0),                 // 1: quics.sync.v1.Notice.Kind
-	(ConflictCandidate_Side)(0),      // 2: quics.sync.v1.ConflictCandidate.Side
-	(SetRetentionRequest_Kind)(0),    // 3: quics.sync.v1.SetRetentionRequest.Kind
-	(*RegisterClientRequest)(nil),    // 4: quics.sync.v1.RegisterClientRequest
-	(*RegisterClientResponse)(nil),   // 5: quics.sync.v1.RegisterClientResponse
-	(*AuthRequest)(nil),              // 6: quics.sync.v1.AuthRequest
-	(*AuthResponse)(nil),             // 7: quics.sync.v1.AuthResponse
-	(*ChunkParams)(nil),              // 8: quics.sync.v1.ChunkParams
-	(*RegisterRootRequest)(nil),      // 9: quics.sync.v1.RegisterRootRequest
-	(*JoinRootRequest)(nil),          // 10: quics.sync.v1.JoinRootRequest
-	(*RootInfo)(nil),                 // 11: quics.sync.v1.RootInfo
-	(*LeaveRootRequest)(nil),         // 12: quics.sync.v1.LeaveRootRequest
-	(*ListRootsRequest)(nil),         // 13: quics.sync.v1.ListRootsRequest
-	(*ListRootsResponse)(nil),        // 14: quics.sync.v1.ListRootsResponse
-	(*Ack)(nil),                      // 15: quics.sync.v1.Ack
-	(*HaveChunksRequest)(nil),        // 16: quics.sync.v1.HaveChunksRequest
-	(*HaveChunksResponse)(nil),       // 17: quics.sync.v1.HaveChunksResponse
-	(*PutChunksRequest)(nil),         // 18: quics.sync.v1.PutChunksRequest
-	(*ChunkRef)(nil),                 // 19: quics.sync.v1.ChunkRef
-	(*ProposeRequest)(nil),           // 20: quics.sync.v1.ProposeRequest
-	(*ChunkListPart)(nil),            // 21: quics.sync.v1.ChunkListPart
-	(*FileHead)(nil),                 // 22: quics.sync.v1.FileHead
-	(*CommitResponse)(nil),           // 23: quics.sync.v1.CommitResponse
-	(*HeadsRequest)(nil),             // 24: quics.sync.v1.HeadsRequest
-	(*HeadsPart)(nil),                // 25: quics.sync.v1.HeadsPart
-	(*ChunkListRequest)(nil),         // 26: quics.sync.v1.ChunkListRequest
-	(*ChunkListHeader)(nil),          // 27: quics.sync.v1.ChunkListHeader
-	(*GetChunksRequest)(nil),         // 28: quics.sync.v1.GetChunksRequest
-	(*WatchRequest)(nil),             // 29: quics.sync.v1.WatchRequest
-	(*Notice)(nil),                   // 30: quics.sync.v1.Notice
-	(*Ping)(nil),                     // 31: quics.sync.v1.Ping
-	(*Pong)(nil),                     // 32: quics.sync.v1.Pong
-	(*ListConflictsRequest)(nil),     // 33: quics.sync.v1.ListConflictsRequest
-	(*ConflictCandidate)(nil),        // 34: quics.sync.v1.ConflictCandidate
-	(*Conflict)(nil),                 // 35: quics.sync.v1.Conflict
-	(*ListConflictsResponse)(nil),    // 36: quics.sync.v1.ListConflictsResponse
-	(*ResolveConflictRequest)(nil),   // 37: quics.sync.v1.ResolveConflictRequest
-	(*HistoryRequest)(nil),           // 38: quics.sync.v1.HistoryRequest
-	(*HistoryEntry)(nil),             // 39: quics.sync.v1.HistoryEntry
-	(*HistoryResponse)(nil),          // 40: quics.sync.v1.HistoryResponse
-	(*RestoreRequest)(nil),           // 41: quics.sync.v1.RestoreRequest
-	(*SetRetentionRequest)(nil),      // 42: quics.sync.v1.SetRetentionRequest
-	(*CreateShareRequest)(nil),       // 43: quics.sync.v1.CreateShareRequest
-	(*ShareInfo)(nil),                // 44: quics.sync.v1.ShareInfo
-	(*CreateShareResponse)(nil),      // 45: quics.sync.v1.CreateShareResponse
-	(*ListSharesRequest)(nil),        // 46: quics.sync.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),       // 47: quics.sync.v1.ListSharesResponse
-	(*StopShareRequest)(nil),         // 48: quics.sync.v1.StopShareRequest
-	(*StopShareResponse)(nil),        // 49: quics.sync.v1.StopShareResponse
-	(*ChunkListDelta)(nil),           // 50: quics.sync.v1.ChunkListDelta
-	(*SignaturesRequest)(nil),        // 51: quics.sync.v1.SignaturesRequest
-	(*SignaturesResponse)(nil),       // 52: quics.sync.v1.SignaturesResponse
-	(*WatchRequest_Cursor)(nil),      // 53: quics.sync.v1.WatchRequest.Cursor
-	(*SignaturesRequest_Source)(nil), // 54: quics.sync.v1.SignaturesRequest.Source
+	(CommitResponse_Outcome)(0),         // 0: quics.sync.v1.CommitResponse.Outcome
+	(Notice_Kind)(0),                    // 1: quics.sync.v1.Notice.Kind
+	(ConflictCandidate_Side)(0),         // 2: quics.sync.v1.ConflictCandidate.Side
+	(SetRetentionRequest_Kind)(0),       // 3: quics.sync.v1.SetRetentionRequest.Kind
+	(*RegisterClientRequest)(nil),       // 4: quics.sync.v1.RegisterClientRequest
+	(*RegisterClientResponse)(nil),      // 5: quics.sync.v1.RegisterClientResponse
+	(*AuthRequest)(nil),                 // 6: quics.sync.v1.AuthRequest
+	(*AuthResponse)(nil),                // 7: quics.sync.v1.AuthResponse
+	(*ChunkParams)(nil),                 // 8: quics.sync.v1.ChunkParams
+	(*RegisterRootRequest)(nil),         // 9: quics.sync.v1.RegisterRootRequest
+	(*JoinRootRequest)(nil),             // 10: quics.sync.v1.JoinRootRequest
+	(*RootInfo)(nil),                    // 11: quics.sync.v1.RootInfo
+	(*LeaveRootRequest)(nil),            // 12: quics.sync.v1.LeaveRootRequest
+	(*ListRootsRequest)(nil),            // 13: quics.sync.v1.ListRootsRequest
+	(*ListRootsResponse)(nil),           // 14: quics.sync.v1.ListRootsResponse
+	(*Ack)(nil),                         // 15: quics.sync.v1.Ack
+	(*HaveChunksRequest)(nil),           // 16: quics.sync.v1.HaveChunksRequest
+	(*HaveChunksResponse)(nil),          // 17: quics.sync.v1.HaveChunksResponse
+	(*PutChunksRequest)(nil),            // 18: quics.sync.v1.PutChunksRequest
+	(*ChunkRef)(nil),                    // 19: quics.sync.v1.ChunkRef
+	(*ProposeRequest)(nil),              // 20: quics.sync.v1.ProposeRequest
+	(*ChunkListPart)(nil),               // 21: quics.sync.v1.ChunkListPart
+	(*FileHead)(nil),                    // 22: quics.sync.v1.FileHead
+	(*CommitResponse)(nil),              // 23: quics.sync.v1.CommitResponse
+	(*HeadsRequest)(nil),                // 24: quics.sync.v1.HeadsRequest
+	(*HeadsPart)(nil),                   // 25: quics.sync.v1.HeadsPart
+	(*ChunkListRequest)(nil),            // 26: quics.sync.v1.ChunkListRequest
+	(*ChunkListHeader)(nil),             // 27: quics.sync.v1.ChunkListHeader
+	(*GetChunksRequest)(nil),            // 28: quics.sync.v1.GetChunksRequest
+	(*WatchRequest)(nil),                // 29: quics.sync.v1.WatchRequest
+	(*Notice)(nil),                      // 30: quics.sync.v1.Notice
+	(*Ping)(nil),                        // 31: quics.sync.v1.Ping
+	(*Pong)(nil),                        // 32: quics.sync.v1.Pong
+	(*ListConflictsRequest)(nil),        // 33: quics.sync.v1.ListConflictsRequest
+	(*ConflictCandidate)(nil),           // 34: quics.sync.v1.ConflictCandidate
+	(*Conflict)(nil),                    // 35: quics.sync.v1.Conflict
+	(*ListConflictsResponse)(nil),       // 36: quics.sync.v1.ListConflictsResponse
+	(*ResolveConflictRequest)(nil),      // 37: quics.sync.v1.ResolveConflictRequest
+	(*HistoryRequest)(nil),              // 38: quics.sync.v1.HistoryRequest
+	(*HistoryEntry)(nil),                // 39: quics.sync.v1.HistoryEntry
+	(*HistoryResponse)(nil),             // 40: quics.sync.v1.HistoryResponse
+	(*RestoreRequest)(nil),              // 41: quics.sync.v1.RestoreRequest
+	(*SetRetentionRequest)(nil),         // 42: quics.sync.v1.SetRetentionRequest
+	(*CreateShareRequest)(nil),          // 43: quics.sync.v1.CreateShareRequest
+	(*ShareInfo)(nil),                   // 44: quics.sync.v1.ShareInfo
+	(*CreateShareResponse)(nil),         // 45: quics.sync.v1.CreateShareResponse
+	(*ListSharesRequest)(nil),           // 46: quics.sync.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),          // 47: quics.sync.v1.ListSharesResponse
+	(*StopShareRequest)(nil),            // 48: quics.sync.v1.StopShareRequest
+	(*StopShareResponse)(nil),           // 49: quics.sync.v1.StopShareResponse
+	(*ChunkListDelta)(nil),              // 50: quics.sync.v1.ChunkListDelta
+	(*SignaturesRequest)(nil),           // 51: quics.sync.v1.SignaturesRequest
+	(*SignaturesResponse)(nil),          // 52: quics.sync.v1.SignaturesResponse
+	(*ProposeBatchRequest)(nil),         // 53: quics.sync.v1.ProposeBatchRequest
+	(*ProposeBatchResponse)(nil),        // 54: quics.sync.v1.ProposeBatchResponse
+	(*WatchRequest_Cursor)(nil),         // 55: quics.sync.v1.WatchRequest.Cursor
+	(*SignaturesRequest_Source)(nil),    // 56: quics.sync.v1.SignaturesRequest.Source
+	(*ProposeBatchRequest_Item)(nil),    // 57: quics.sync.v1.ProposeBatchRequest.Item
+	(*ProposeBatchResponse_Result)(nil), // 58: quics.sync.v1.ProposeBatchResponse.Result
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
@@ -3824,7 +4067,7 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
 	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
 	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	53, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	55, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
 	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
 	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
 	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
@@ -3835,12 +4078,16 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	44, // 13: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
 	44, // 14: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
 	44, // 15: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
-	54, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	56, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
+	57, // 17: quics.sync.v1.ProposeBatchRequest.items:type_name -> quics.sync.v1.ProposeBatchRequest.Item
+	58, // 18: quics.sync.v1.ProposeBatchResponse.results:type_name -> quics.sync.v1.ProposeBatchResponse.Result
+	20, // 19: quics.sync.v1.ProposeBatchRequest.Item.request:type_name -> quics.sync.v1.ProposeRequest
+	23, // 20: quics.sync.v1.ProposeBatchResponse.Result.commit:type_name -> quics.sync.v1.CommitResponse
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -3854,7 +4101,7 @@ func file_syncproto_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   51,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
