@@ -162,3 +162,54 @@ func TestPushWithoutServerBatches(t *testing.T) {
 		t.Errorf("%d batches: the engine tried again after Unsupported", len(srv.batches))
 	}
 }
+
+// countingPuts counts the chunks each PutChunks carried.
+type countingPuts struct {
+	*batchServer
+	put map[string]int // chunk ID -> times sent
+}
+
+func (s *countingPuts) PutChunks(ctx context.Context, root string, chunks []syncproto.Chunk) error {
+	s.mu.Lock()
+	for _, c := range chunks {
+		s.put[c.ID.String()]++
+	}
+	s.mu.Unlock()
+	return s.batchServer.PutChunks(ctx, root, chunks)
+}
+
+// TestPushGroupsShareChunks: files cut into groups that overlap in content
+// (two files holding the same chunks in opposite order, in different
+// groups) all commit, and each chunk travels once.
+func TestPushGroupsShareChunks(t *testing.T) {
+	defer func(f int, b int64) { groupFiles, groupBytes = f, b }(groupFiles, groupBytes)
+	groupFiles, groupBytes = 2, 1<<20
+	ctx := context.Background()
+	h, dir := testRoot(t, testParams)
+	srv := &countingPuts{
+		batchServer: &batchServer{fakeServer: newFakeServer(t), sizes: map[string][]syncproto.ChunkRef{}},
+		put:         map[string]int{},
+	}
+	eng := NewEngine(h.State(), srv, EngineOptions{Scan: ScanOptions{Now: laterClock}})
+	x, y := randomBytes(1, 3000), randomBytes(2, 3000) // one chunk each at testParams' 4 KiB max
+	const n = 24
+	for i := range n {
+		data := append(append([]byte{}, x...), y...)
+		if i%2 == 1 {
+			data = append(append([]byte{}, y...), x...)
+		}
+		writeFile(t, dir, fmt.Sprintf("f%02d", i), data)
+	}
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesUploaded != n {
+		t.Fatalf("sync: %+v, %v", res, err)
+	}
+	for id, times := range srv.put {
+		if times != 1 {
+			t.Errorf("chunk %.8s sent %d times", id, times)
+		}
+	}
+	if len(srv.put) == 0 {
+		t.Fatal("no chunk was sent")
+	}
+}

@@ -63,11 +63,74 @@ func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
 	} else {
 		plans = plainPlans(live)
 	}
-	changed, err := e.uploadPlans(ctx, r, plans, p)
+	// Groups of files go through upload and proposal each on their own,
+	// a few at once, so the proposals of one overlap the uploads of the
+	// next.
+	claims := &chunkClaims{m: map[cas.ID]chan struct{}{}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(groupsInFlight)
+	for _, group := range groupPlans(plans) {
+		g.Go(func() error { return e.pushGroup(gctx, r, group, claims, p) })
+	}
+	return g.Wait()
+}
+
+// groupsInFlight is how many groups of a push upload or propose at once.
+const groupsInFlight = 3
+
+// A group holds at most groupFiles files and, past its first file,
+// groupBytes of content. Variables for tests.
+var (
+	groupFiles       = 2 * batchProposals
+	groupBytes int64 = 32 << 20
+)
+
+// groupPlans cuts plans into consecutive groups.
+func groupPlans(plans []pushPlan) [][]pushPlan {
+	var groups [][]pushPlan
+	start, bytes := 0, int64(0)
+	for i := range plans {
+		size := plans[i].rec.Stat.Size
+		if i > start && (i-start == groupFiles || bytes+size > groupBytes) {
+			groups = append(groups, plans[start:i])
+			start, bytes = i, 0
+		}
+		bytes += size
+	}
+	if start < len(plans) {
+		groups = append(groups, plans[start:])
+	}
+	return groups
+}
+
+// chunkClaims says which group of a push uploads each chunk, so a chunk
+// shared by two groups travels once and the second group's proposals wait
+// for it.
+type chunkClaims struct {
+	mu sync.Mutex
+	m  map[cas.ID]chan struct{} // closed once the claiming group's upload is done
+}
+
+// claim takes id for the caller, or returns the channel of the group that
+// has it.
+func (c *chunkClaims) claim(id cas.ID) (mine chan struct{}, theirs chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.m[id]; ok {
+		return nil, ch
+	}
+	ch := make(chan struct{})
+	c.m[id] = ch
+	return ch, nil
+}
+
+// pushGroup uploads what the server lacks of a group's files, then
+// proposes them: small files in batches, the others one by one.
+func (e *Engine) pushGroup(ctx context.Context, r Root, plans []pushPlan, claims *chunkClaims, p *pass) error {
+	changed, err := e.uploadPlans(ctx, r, plans, claims, p)
 	if err != nil {
 		return err
 	}
-
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Proposals)
 	br, batching := e.batchRemote()
@@ -180,7 +243,7 @@ func plainPlans(recs []FileRecord) []pushPlan {
 // returns the paths whose local content no longer matches their chunk
 // list.
 func (e *Engine) upload(ctx context.Context, r Root, recs []FileRecord, p *pass) (map[string]bool, error) {
-	return e.uploadPlans(ctx, r, plainPlans(recs), p)
+	return e.uploadPlans(ctx, r, plainPlans(recs), nil, p)
 }
 
 // uploadPlans sends the chunks of the plans' records that the server
@@ -188,8 +251,10 @@ func (e *Engine) upload(ctx context.Context, r Root, recs []FileRecord, p *pass)
 // are not asked about; a new chunk that replaced chunks of its file's base
 // travels as a delta against them when the server gives their signatures
 // and that is smaller. It returns the paths whose local content no longer
-// matches their chunk list.
-func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, p *pass) (map[string]bool, error) {
+// matches their chunk list. With claims, a chunk another group of the
+// push claimed is left to it and waited for before returning; without,
+// every chunk is asked about.
+func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, claims *chunkClaims, p *pass) (map[string]bool, error) {
 	known := make(cas.IDSet)
 	for _, pl := range plans {
 		if pl.source != nil {
@@ -202,6 +267,14 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, p *p
 	var srcs []chunkSource
 	choices := map[cas.ID]deltaChoice{}
 	skipped := 0
+	var mine, theirs []chan struct{}
+	defer func() {
+		// Released even on failure: a group waiting for these chunks
+		// then asks the server, which says they are missing.
+		for _, ch := range mine {
+			close(ch)
+		}
+	}()
 	for i := range plans {
 		rec := plans[i].rec
 		if rec.Deleted {
@@ -216,6 +289,14 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, p *p
 				skipped++
 			default:
 				seen.Insert(c.ID)
+				if claims != nil {
+					m, t := claims.claim(c.ID)
+					if t != nil {
+						theirs = append(theirs, t)
+						break
+					}
+					mine = append(mine, m)
+				}
 				srcs = append(srcs, chunkSource{id: c.ID, path: rec.Path, off: off, size: c.Size})
 			}
 			off += int64(c.Size)
@@ -225,7 +306,24 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, p *p
 		}
 	}
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
-	return e.uploadSources(ctx, r, srcs, choices, p)
+	changed, err := e.uploadSources(ctx, r, srcs, choices, p)
+	if err != nil {
+		return nil, err
+	}
+	// Released before waiting for the others: two groups that each wait
+	// for a chunk of the other must not wait forever.
+	for _, ch := range mine {
+		close(ch)
+	}
+	mine = nil
+	for _, ch := range theirs {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return changed, nil
 }
 
 func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, choices map[cas.ID]deltaChoice, p *pass) (map[string]bool, error) {
