@@ -165,3 +165,19 @@ func BenchmarkGetStored(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkCompress is what a client pays per 64 KiB chunk it uploads:
+// random chunks are judged by the probe and sent raw.
+func BenchmarkCompress(b *testing.B) {
+	for _, kind := range benchKinds {
+		b.Run(kind.name, func(b *testing.B) {
+			c := kind.gen(rand.New(rand.NewPCG(3, 4)), benchChunkSize)
+			b.SetBytes(benchChunkSize)
+			for b.Loop() {
+				if _, err := cas.Compress(c.Data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

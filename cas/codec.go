@@ -90,7 +90,7 @@ func newCodecs(level zstd.EncoderLevel, disable bool) (*codecs, error) {
 // the appended payload. A chunk that zstd does not shrink is stored raw.
 func (c *codecs) encode(dst, data []byte) (Codec, []byte) {
 	start := len(dst)
-	if c.enc != nil && len(data) > 0 {
+	if c.enc != nil && len(data) > 0 && c.mayCompress(data) {
 		out := c.enc.EncodeAll(data, dst)
 		if len(out)-start < len(data) {
 			return CodecZstd, out[start:]
@@ -103,6 +103,35 @@ func (c *codecs) encode(dst, data []byte) (Codec, []byte) {
 	dst = append(dst, data...)
 	return CodecRaw, dst[start:]
 }
+
+// probeWindow is the size of each of the three windows mayCompress tries.
+const probeWindow = 2 << 10
+
+// mayCompress tells whether data is worth a zstd pass: a chunk of random
+// or already compressed bytes (media, archives: most of a large tree's
+// bytes) costs a whole pass for nothing. Chunks over four windows are
+// judged by compressing a window at their start, middle and end; a chunk
+// whose samples do not shrink by 1/32 is stored raw, others are
+// compressed whole, smaller ones always.
+func (c *codecs) mayCompress(data []byte) bool {
+	n := len(data)
+	if n < 4*probeWindow {
+		return true
+	}
+	bp := probePool.Get().(*[]byte)
+	defer probePool.Put(bp)
+	sample := append((*bp)[:0], data[:probeWindow]...)
+	sample = append(sample, data[n/2-probeWindow/2:n/2+probeWindow/2]...)
+	sample = append(sample, data[n-probeWindow:]...)
+	out := c.enc.EncodeAll(sample, sample[len(sample):len(sample)])
+	*bp = sample[:0]
+	return len(out) < len(sample)-len(sample)/32
+}
+
+var probePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 8*probeWindow)
+	return &b
+}}
 
 // decode turns a payload back into the chunk, allocating at most rawLen+decodeSlack
 // bytes (rawLen already bounded by the caller) and refusing anything that

@@ -230,6 +230,52 @@ func TestCompressAndDecode(t *testing.T) {
 	}
 }
 
+// TestCompressProbe: a chunk whose samples do not shrink is stored raw
+// without a full zstd pass; compressible chunks are compressed, also
+// behind a random header.
+func TestCompressProbe(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	random := randomChunk(rng, 64<<10).data
+	text := textChunk(rng, 64<<10).data
+	// Text behind a random header (an archive's index, a media file's
+	// thumbnail): one window is random, the chunk is still compressed.
+	headed := bytes.Clone(text)
+	copy(headed, random[:probeWindow])
+	tests := []struct {
+		name string
+		data []byte
+		want Codec
+	}{
+		{"random 64 KiB", random, CodecRaw},
+		{"text 64 KiB", text, CodecZstd},
+		{"small random", random[:4*probeWindow-1], CodecRaw}, // compressed whole, did not shrink
+		{"small text", text[:4*probeWindow-1], CodecZstd},
+		{"zeros", make([]byte, 64<<10), CodecZstd},
+		{"text behind a random header", headed, CodecZstd},
+	}
+	c := testCodecs(t)
+	if c.mayCompress(random) {
+		t.Error("the probe would compress 64 KiB of random bytes")
+	}
+	if !c.mayCompress(text) || !c.mayCompress(headed) {
+		t.Error("the probe would store compressible text raw")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := Compress(tt.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Codec != tt.want {
+				t.Errorf("codec %v, want %v", st.Codec, tt.want)
+			}
+			if st.Codec == CodecRaw && len(st.Data) != len(tt.data) {
+				t.Errorf("raw payload of %d bytes for %d", len(st.Data), len(tt.data))
+			}
+		})
+	}
+}
+
 // seedRecords are encoder outputs for the fuzz corpora.
 func seedRecords(t testing.TB) [][]byte {
 	c := testCodecs(t)
