@@ -178,6 +178,7 @@
 //	PutChunksRequest, chunk frames..., end   -> Ack
 //	ProposeRequest, ChunkListPart..., end    -> CommitResponse
 //	ProposeRequest (delta), ChunkListDelta, end -> CommitResponse
+//	ProposeBatchRequest, end                 -> ProposeBatchResponse (one result per item)
 //	HeadsRequest                             -> HeadsPart..., the last with done and root_seq
 //	ChunkListRequest                         -> ChunkListHeader, ChunkListPart... or ChunkListDelta
 //	GetChunksRequest                         -> one chunk frame per ID, in order, end
@@ -193,9 +194,14 @@
 // a Handler stores or copies it first, and the Ack comes only after the
 // Handler made every chunk durable. The server checks that GetChunks
 // emits exactly the requested IDs in order, and the client checks it
-// again. A watch ends when the client resets its stream (the server
-// notices through a read it keeps pending), when the connection ends, or
-// on shutdown.
+// again. A batch (at most [MaxBatchProposals] items and [MaxBatchEntries]
+// list entries in all, lists inline, no deltas) is a first sync's many
+// small files in one transaction: each item is checked as its own
+// proposal and handed to [Handler.Propose], several at once so the
+// Handler can commit them together, and an item's failure is its result
+// (code and message), not the transaction's. A watch ends when the
+// client resets its stream (the server notices through a read it keeps
+// pending), when the connection ends, or on shutdown.
 //
 // # Deltas
 //
