@@ -123,7 +123,7 @@ func (c *codecs) mayCompress(data []byte) bool {
 	sample := append((*bp)[:0], data[:probeWindow]...)
 	sample = append(sample, data[n/2-probeWindow/2:n/2+probeWindow/2]...)
 	sample = append(sample, data[n-probeWindow:]...)
-	out := c.enc.EncodeAll(sample, sample[len(sample):len(sample)])
+	out := c.enc.EncodeAll(sample, sample[len(sample):])
 	*bp = sample[:0]
 	return len(out) < len(sample)-len(sample)/32
 }
