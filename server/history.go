@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/zeebo/blake3"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/conflict"
@@ -97,47 +96,54 @@ func (s *Server) versions(ctx context.Context, r manifest.Root, p string) ([]man
 }
 
 // WriteContent writes the content with hash to w: its chunks in order,
-// each verified by the store as it is read, and the whole content
-// checked against hash at the end. The bytes are written as they are
-// read, so on an error w may hold part of the content: write to a
-// temporary file and keep it only if WriteContent returns nil. A hash
-// with no chunk list is syncproto.ErrNotFound; a damaged chunk keeps the
-// store's error (cas.ErrCorrupt, cas.ErrMissing).
+// each verified by the store as it is read (a few ahead of the writer, in
+// parallel), and the whole content checked against hash at the end. The
+// bytes are written as they are read, so on an error w may hold part of
+// the content: write to a temporary file and keep it only if
+// WriteContent returns nil. Only one goroutine writes to w, and none is
+// left running on return. A hash with no chunk list is
+// syncproto.ErrNotFound; a damaged chunk keeps the store's error
+// (cas.ErrCorrupt, cas.ErrMissing), the first in chunk order.
 func (s *Server) WriteContent(ctx context.Context, hash cas.ID, w io.Writer) error {
+	chunks, err := s.contentChunks(ctx, hash)
+	if err != nil {
+		return err
+	}
+	return s.writeChunks(ctx, hash, chunks, w, true)
+}
+
+// StreamContent is WriteContent for a receiver that hashes what it
+// receives and compares the sum with hash itself, as `quics restore
+// --output` does: every chunk is still verified as it is read, but the
+// whole content is not hashed a second time here (about 0.1 s of CPU per
+// 256 MiB, taken from the receiver on a small machine). A chunk list
+// that does not add up to hash is then the receiver's mismatch rather
+// than an error here.
+func (s *Server) StreamContent(ctx context.Context, hash cas.ID, w io.Writer) error {
+	chunks, err := s.contentChunks(ctx, hash)
+	if err != nil {
+		return err
+	}
+	return s.writeChunks(ctx, hash, chunks, w, false)
+}
+
+// contentChunks returns the chunk list of a content hash; the empty
+// content has none.
+func (s *Server) contentChunks(ctx context.Context, hash cas.ID) ([]manifest.Chunk, error) {
 	if hash.IsZero() {
-		return fmt.Errorf("%w: write content: no content hash", syncproto.ErrBadRequest)
+		return nil, fmt.Errorf("%w: write content: no content hash", syncproto.ErrBadRequest)
 	}
-	var chunks []manifest.Chunk
-	if hash != manifest.EmptyHash {
-		var err error
-		chunks, err = s.db.ChunkList(ctx, hash)
-		switch {
-		case errors.Is(err, manifest.ErrNotFound):
-			return fmt.Errorf("%w: content %s", syncproto.ErrNotFound, hash)
-		case err != nil:
-			return fmt.Errorf("server: chunk list %s: %w", hash, err)
-		}
+	if hash == manifest.EmptyHash {
+		return nil, nil
 	}
-	h := blake3.New()
-	for i, c := range chunks {
-		data, err := s.store.Get(ctx, c.ID)
-		if err != nil {
-			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
-		}
-		if len(data) != int(c.Size) {
-			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w", i, c.ID, hash, len(data), c.Size, cas.ErrCorrupt)
-		}
-		_, _ = h.Write(data)
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("server: write content %s: %w", hash, err)
-		}
+	chunks, err := s.db.ChunkList(ctx, hash)
+	switch {
+	case errors.Is(err, manifest.ErrNotFound):
+		return nil, fmt.Errorf("%w: content %s", syncproto.ErrNotFound, hash)
+	case err != nil:
+		return nil, fmt.Errorf("server: chunk list %s: %w", hash, err)
 	}
-	var got cas.ID
-	h.Sum(got[:0])
-	if got != hash {
-		return fmt.Errorf("server: content %s hashes to %s: %w", hash, got, cas.ErrCorrupt)
-	}
-	return nil
+	return chunks, nil
 }
 
 // RestoreVersion makes the version of a file named by hashPrefix (see

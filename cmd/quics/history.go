@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/quic-s/quics/admin"
 	"github.com/quic-s/quics/internal/atomicfile"
@@ -152,12 +154,12 @@ func writeVersion(ctx context.Context, c *admin.Conn, req admin.VersionRequest, 
 		return admin.Content{}, fmt.Errorf("--output %s: %w", path, err)
 	}
 	defer pending.Abort()
-	h := blake3.New()
-	content, err := admin.Fetch(ctx, c, admin.OpContent, req, io.MultiWriter(pending, h))
+	sink := &restoreSink{dst: pending, h: blake3.New()}
+	content, err := admin.Fetch(ctx, c, admin.OpContent, req, sink)
 	if err != nil {
 		return admin.Content{}, err
 	}
-	if got := fmt.Sprintf("%x", h.Sum(nil)); got != content.Hash {
+	if got := fmt.Sprintf("%x", sink.h.Sum(nil)); got != content.Hash {
 		return admin.Content{}, fmt.Errorf("content of %s: received bytes hash to %s, want %s: nothing written", req.Path, got, content.Hash)
 	}
 	mode := fs.FileMode(content.Mode).Perm()
@@ -168,6 +170,151 @@ func writeVersion(ctx context.Context, c *admin.Conn, req admin.VersionRequest, 
 		return admin.Content{}, fmt.Errorf("--output %s: %w", path, err)
 	}
 	return content, nil
+}
+
+// Buffers of restoreSink.ReadFrom: large, so the file takes a few hundred
+// writes instead of one per TLS record, and few, so memory stays small.
+const (
+	restoreBufSize = 1 << 20
+	restoreBufs    = 4
+)
+
+// restoreSyncEvery is how much restoreSink.ReadFrom writes between two
+// syncs of a destination that can sync. The fsync of the commit cannot
+// start before the last byte, and on a large file it is a good part of the
+// restore; synced along the way, on another goroutine, the disk works
+// while bytes still arrive and the commit has only the tail left.
+const restoreSyncEvery = 16 << 20
+
+// syncer is a destination that can make what it holds durable before it
+// is committed.
+type syncer interface{ Sync() error }
+
+// restoreSink writes the bytes of a version to dst and hashes them into h.
+// Handed a reader (io.Copy calls ReadFrom), it reads into large buffers and
+// hashes and writes them on two other goroutines, so that receiving,
+// hashing and writing each take a core instead of taking turns on one.
+type restoreSink struct {
+	dst io.Writer
+	h   *blake3.Hasher
+}
+
+func (s *restoreSink) Write(p []byte) (int, error) {
+	_, _ = s.h.Write(p)
+	return s.dst.Write(p)
+}
+
+// ReadFrom reads r to its end. Every buffer goes through the hasher, then
+// the writer, then back to the reader: at most restoreBufs are in use. A
+// dst that is a syncer is synced every restoreSyncEvery bytes, while the
+// writing goes on. A write or sync error stops the reading and is
+// returned; a read error is returned once the buffers read before it are
+// written.
+func (s *restoreSink) ReadFrom(r io.Reader) (int64, error) {
+	free := make(chan []byte, restoreBufs)
+	for range restoreBufs {
+		free <- make([]byte, restoreBufSize)
+	}
+	toHash := make(chan []byte, restoreBufs)
+	toWrite := make(chan []byte, restoreBufs)
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	fail := func() { failOnce.Do(func() { close(failed) }) }
+	// The writer never waits for the syncer: one request at most is
+	// pending, and a sync that starts later covers the bytes of any
+	// request dropped meanwhile.
+	syncNow := make(chan struct{}, 1)
+	sy, canSync := s.dst.(syncer)
+
+	var stages errgroup.Group
+	stages.Go(func() error {
+		defer close(toWrite)
+		for b := range toHash {
+			_, _ = s.h.Write(b)
+			toWrite <- b
+		}
+		return nil
+	})
+	stages.Go(func() error {
+		defer close(syncNow)
+		var werr error
+		unsynced := 0
+		for b := range toWrite {
+			// After a failure the buffers still come back, so that the
+			// hasher never waits for a writer that has stopped.
+			if werr == nil {
+				if _, werr = s.dst.Write(b); werr != nil {
+					fail()
+				} else if unsynced += len(b); canSync && unsynced >= restoreSyncEvery {
+					unsynced = 0
+					select {
+					case syncNow <- struct{}{}:
+					default:
+					}
+				}
+			}
+			free <- b[:cap(b)]
+		}
+		return werr
+	})
+	if canSync {
+		stages.Go(func() error {
+			for range syncNow {
+				if err := sy.Sync(); err != nil {
+					fail()
+					return err
+				}
+			}
+			return nil
+		})
+	}
+
+	var total int64
+	var rerr error
+	for rerr == nil {
+		var b []byte
+		select {
+		case <-failed:
+		case b = <-free:
+			select {
+			case <-failed: // reading on would be for nothing
+				b = nil
+			default:
+			}
+		}
+		if b == nil {
+			break
+		}
+		var n int
+		n, rerr = fill(r, b)
+		total += int64(n)
+		if n > 0 {
+			toHash <- b[:n]
+		}
+	}
+	close(toHash)
+	if err := stages.Wait(); err != nil {
+		return total, err
+	}
+	if errors.Is(rerr, io.EOF) {
+		rerr = nil
+	}
+	return total, rerr
+}
+
+// fill reads into b until it is full or r fails; the end of r is io.EOF.
+// Unlike io.ReadFull it keeps a short read's io.ErrUnexpectedEOF apart
+// from the end of the stream.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func newHistoryCmd() *cobra.Command {

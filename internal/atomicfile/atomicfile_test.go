@@ -113,3 +113,47 @@ func TestPendingCommitAndAbort(t *testing.T) {
 		t.Errorf("directory holds %d entries after Abort, want only the target", len(entries))
 	}
 }
+
+func TestPendingSyncWhileWriting(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "f")
+	p, err := Create(target, ".pending-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Abort()
+	part := []byte(strings.Repeat("0123456789abcdef", 4096))
+	synced := make(chan error, 1)
+	go func() {
+		var err error
+		for range 8 {
+			if err = p.Sync(); err != nil {
+				break
+			}
+		}
+		synced <- err
+	}()
+	for range 32 {
+		if _, err := p.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-synced; err != nil {
+		t.Fatalf("Sync while writing: %v", err)
+	}
+	if _, err := p.Commit(0o644, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped from the cache or not, every byte reads back.
+	if got, err := os.ReadFile(target); err != nil || string(got) != strings.Repeat(string(part), 32) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+
+	q, err := Create(target, ".pending-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Abort()
+	if err := q.Sync(); err == nil {
+		t.Error("Sync after Abort succeeded")
+	}
+}

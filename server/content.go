@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/manifest"
+)
+
+// Read-ahead of writeChunks. Reading a chunk (index lookup, pack read,
+// CRC, decode, BLAKE3 of the chunk) costs about as much as hashing it into
+// the whole content and writing it out, so one goroutine doing all of it
+// leaves a core idle: a few readers fetch the next chunks meanwhile. The
+// count keeps the reads in flight near the core count; the byte budget
+// keeps a root with 16 MiB chunks from holding many of them in memory.
+const (
+	contentReaders        = 4
+	contentReadAheadBytes = 8 << 20
+)
+
+// aheadChunk is a chunk read ahead of the writer: done is closed once data
+// or err is set.
+type aheadChunk struct {
+	id     cas.ID
+	data   []byte
+	err    error
+	weight int64 // held in the read-ahead budget until the chunk is done with
+	done   chan struct{}
+}
+
+// writeChunks writes the chunks to w in order, each verified by the store,
+// and, if checkWhole, checks that together they hash to hash. Readers
+// fetch the next chunks while one is written, and the whole content is
+// hashed on another goroutine, so reading, writing and hashing overlap.
+// Errors are the first in chunk order, as a serial loop would report
+// them. Every goroutine has ended when it returns.
+func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, w io.Writer, checkWhole bool) error {
+	if len(chunks) < 2 {
+		return s.writeChunksSerially(ctx, hash, chunks, w, checkWhole)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g errgroup.Group
+	budget := semaphore.NewWeighted(contentReadAheadBytes)
+
+	// The producer queues every chunk twice: for a reader (any will do) and,
+	// in order, for the writer. Both queues are short, which bounds how far
+	// the reads run ahead.
+	jobs := make(chan *aheadChunk, contentReaders)
+	ahead := make(chan *aheadChunk, contentReaders)
+	g.Go(func() error {
+		defer close(ahead)
+		defer close(jobs)
+		for _, c := range chunks {
+			// Capped so that a chunk larger than the budget still goes,
+			// alone.
+			weight := min(int64(c.Size), contentReadAheadBytes)
+			if budget.Acquire(ctx, weight) != nil {
+				return nil
+			}
+			a := &aheadChunk{id: c.ID, weight: weight, done: make(chan struct{})}
+			for _, q := range []chan<- *aheadChunk{jobs, ahead} {
+				select {
+				case q <- a:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	// Long-lived readers rather than one goroutine per chunk: each new
+	// goroutine would grow its stack again for the store's call chain.
+	for range contentReaders {
+		g.Go(func() error {
+			for a := range jobs {
+				a.data, a.err = s.store.Get(ctx, a.id)
+				close(a.done)
+			}
+			return nil
+		})
+	}
+
+	var sum cas.ID
+	var toHash chan *aheadChunk
+	if checkWhole {
+		toHash = make(chan *aheadChunk, contentReaders)
+		g.Go(func() error {
+			h := blake3.New()
+			for a := range toHash {
+				_, _ = h.Write(a.data)
+				a.data = nil
+				budget.Release(a.weight)
+			}
+			h.Sum(sum[:0])
+			return nil
+		})
+	}
+
+	err := writeAhead(ctx, hash, chunks, ahead, w, func(a *aheadChunk) {
+		if toHash != nil {
+			toHash <- a
+		} else {
+			a.data = nil
+			budget.Release(a.weight)
+		}
+	})
+	// Stop the producer, let the readers drain what it queued (the
+	// canceled context makes that quick) and wait for all of them, so that
+	// none outlives the call.
+	cancel()
+	if toHash != nil {
+		close(toHash)
+	}
+	_ = g.Wait()
+	switch {
+	case err != nil:
+		return err
+	case checkWhole && sum != hash:
+		return fmt.Errorf("server: content %s hashes to %s: %w", hash, sum, cas.ErrCorrupt)
+	}
+	return nil
+}
+
+// writeAhead is writeChunks' writer: it takes the chunks in order as the
+// readers finish them, writes each to w and passes it on to done.
+func writeAhead(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, ahead <-chan *aheadChunk, w io.Writer, done func(*aheadChunk)) error {
+	for i, c := range chunks {
+		a, ok := <-ahead
+		if !ok {
+			// Only the caller's context ends the producer this early.
+			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, ctx.Err())
+		}
+		<-a.done
+		if a.err != nil {
+			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, a.err)
+		}
+		if len(a.data) != int(c.Size) {
+			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w", i, c.ID, hash, len(a.data), c.Size, cas.ErrCorrupt)
+		}
+		if _, err := w.Write(a.data); err != nil {
+			return fmt.Errorf("server: write content %s: %w", hash, err)
+		}
+		done(a)
+	}
+	return nil
+}
+
+// writeChunksSerially is writeChunks for a content of at most one chunk,
+// where there is nothing to overlap and goroutines would only cost.
+func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, w io.Writer, checkWhole bool) error {
+	h := blake3.New()
+	for i, c := range chunks {
+		data, err := s.store.Get(ctx, c.ID)
+		if err != nil {
+			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
+		}
+		if len(data) != int(c.Size) {
+			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w", i, c.ID, hash, len(data), c.Size, cas.ErrCorrupt)
+		}
+		if checkWhole {
+			_, _ = h.Write(data)
+		}
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("server: write content %s: %w", hash, err)
+		}
+	}
+	if !checkWhole {
+		return nil
+	}
+	var got cas.ID
+	h.Sum(got[:0])
+	if got != hash {
+		return fmt.Errorf("server: content %s hashes to %s: %w", hash, got, cas.ErrCorrupt)
+	}
+	return nil
+}
