@@ -225,7 +225,16 @@ func closedServer(err error) bool {
 // Serve in progress then returns.
 func (l *ShareListener) Close() error {
 	l.s.shareAt.CompareAndSwap(l.ep, nil)
-	return errors.Join(l.tcp.Close(), l.udp.Close())
+	// A running Serve closes the UDP socket itself as soon as the TCP
+	// half ends, maybe before the second Close here: already closed is
+	// closed.
+	var errs []error
+	for _, c := range []io.Closer{l.tcp, l.udp} {
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // shareHandler answers the public requests.
