@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -23,6 +24,12 @@ const (
 	contentReaders        = 4
 	contentReadAheadBytes = 8 << 20
 )
+
+// errListMismatch marks a chunk list that does not make its content (a
+// size or the whole hash differs), as opposed to a chunk the store cannot
+// read: for stored content both are corruption, for a proposal the first
+// is the client's mistake.
+var errListMismatch = errors.New("the chunk list does not make the content")
 
 // aheadChunk is a chunk read ahead of the writer: done is closed once data
 // or err is set.
@@ -123,7 +130,7 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	case err != nil:
 		return err
 	case checkWhole && sum != hash:
-		return fmt.Errorf("server: content %s hashes to %s: %w", hash, sum, cas.ErrCorrupt)
+		return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, sum, errListMismatch, cas.ErrCorrupt)
 	}
 	return nil
 }
@@ -142,7 +149,7 @@ func writeAhead(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, ahead
 			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, a.err)
 		}
 		if len(a.data) != int(c.Size) {
-			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w", i, c.ID, hash, len(a.data), c.Size, cas.ErrCorrupt)
+			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(a.data), c.Size, errListMismatch, cas.ErrCorrupt)
 		}
 		if _, err := w.Write(a.data); err != nil {
 			return fmt.Errorf("server: write content %s: %w", hash, err)
@@ -162,7 +169,7 @@ func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []
 			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
 		}
 		if len(data) != int(c.Size) {
-			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w", i, c.ID, hash, len(data), c.Size, cas.ErrCorrupt)
+			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(data), c.Size, errListMismatch, cas.ErrCorrupt)
 		}
 		if checkWhole {
 			_, _ = h.Write(data)
@@ -177,7 +184,7 @@ func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []
 	var got cas.ID
 	h.Sum(got[:0])
 	if got != hash {
-		return fmt.Errorf("server: content %s hashes to %s: %w", hash, got, cas.ErrCorrupt)
+		return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, got, errListMismatch, cas.ErrCorrupt)
 	}
 	return nil
 }

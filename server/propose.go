@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/zeebo/blake3"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/conflict"
@@ -335,27 +335,18 @@ func (s *Server) verifyContent(ctx context.Context, p *proposal) error {
 	case err != nil && !errors.Is(err, manifest.ErrNotFound):
 		return fmt.Errorf("server: chunk list %s: %w", p.hash, err)
 	}
-	h := blake3.New()
-	for i, c := range p.chunks {
-		data, err := s.store.Get(ctx, c.ID)
-		switch {
-		case errors.Is(err, cas.ErrNotFound):
-			return missingChunksError(p, []cas.ID{c.ID})
-		case err != nil:
-			return fmt.Errorf("server: read chunk %s of %q: %w", c.ID, p.path, err)
-		case len(data) != int(c.Size):
-			return fmt.Errorf("%w: propose %q: chunk %d (%s) has %d bytes, the list says %d",
-				syncproto.ErrBadRequest, p.path, i, c.ID.Short(), len(data), c.Size)
-		}
-		_, _ = h.Write(data)
+	// Read ahead on several cores: for a large file this re-read is the
+	// last step between its upload and its commit.
+	err = s.writeChunks(ctx, p.hash, p.chunks, io.Discard, true)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cas.ErrNotFound):
+		return missingChunksError(p, p.ids)
+	case errors.Is(err, errListMismatch):
+		return fmt.Errorf("%w: propose %q: %s", syncproto.ErrBadRequest, p.path, err)
 	}
-	var got cas.ID
-	h.Sum(got[:0])
-	if got != p.hash {
-		return fmt.Errorf("%w: propose %q: the chunks hash to %s, not to the proposed %s",
-			syncproto.ErrBadRequest, p.path, got.Short(), p.hash.Short())
-	}
-	return nil
+	return fmt.Errorf("server: read the chunks of %q: %w", p.path, err)
 }
 
 // keepConflict stores p as a candidate of the path's conflict, with the
