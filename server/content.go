@@ -145,16 +145,25 @@ func writeAhead(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, ahead
 			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, ctx.Err())
 		}
 		<-a.done
-		if a.err != nil {
-			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, a.err)
-		}
-		if len(a.data) != int(c.Size) {
-			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(a.data), c.Size, errListMismatch, cas.ErrCorrupt)
-		}
-		if _, err := w.Write(a.data); err != nil {
-			return fmt.Errorf("server: write content %s: %w", hash, err)
+		if err := writeChunk(hash, i, c, a.data, a.err, w); err != nil {
+			return err
 		}
 		done(a)
+	}
+	return nil
+}
+
+// writeChunk writes chunk i of the content hash, as read from the store
+// (data or readErr), to w once it has the size the list says.
+func writeChunk(hash cas.ID, i int, c manifest.Chunk, data []byte, readErr error, w io.Writer) error {
+	if readErr != nil {
+		return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, readErr)
+	}
+	if len(data) != int(c.Size) {
+		return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(data), c.Size, errListMismatch, cas.ErrCorrupt)
+	}
+	if _, err := w.Write(data); err != nil {
+		return fmt.Errorf("server: write content %s: %w", hash, err)
 	}
 	return nil
 }
@@ -165,17 +174,11 @@ func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []
 	h := blake3.New()
 	for i, c := range chunks {
 		data, err := s.store.Get(ctx, c.ID)
-		if err != nil {
-			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
-		}
-		if len(data) != int(c.Size) {
-			return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(data), c.Size, errListMismatch, cas.ErrCorrupt)
+		if err := writeChunk(hash, i, c, data, err, w); err != nil {
+			return err
 		}
 		if checkWhole {
 			_, _ = h.Write(data)
-		}
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("server: write content %s: %w", hash, err)
 		}
 	}
 	if !checkWhole {
