@@ -470,6 +470,34 @@ func (s *Store) Sync(ctx context.Context) error {
 	return s.sync(ctx)
 }
 
+// SyncChunks makes ids durable if any of them is a Put not yet synced,
+// and costs no fsync otherwise: a commit that names chunks synced long
+// ago (most of them, since uploads sync at their end) need not wait for
+// a round that other sessions' uploads started.
+func (s *Store) SyncChunks(ctx context.Context, ids []ID) error {
+	if err := s.life.enter(); err != nil {
+		return err
+	}
+	defer s.life.leave()
+	s.mu.Lock()
+	pending := false
+	for _, id := range ids {
+		if _, ok := s.pending[id]; ok {
+			pending = true
+			break
+		}
+	}
+	failed := s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if !pending {
+		return nil
+	}
+	return s.sync(ctx)
+}
+
 func (s *Store) sync(ctx context.Context) error {
 	s.mu.Lock()
 	target, failed := s.appendSeq, s.failed

@@ -75,6 +75,47 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// SyncChunks runs a round only for chunks still pending: chunks synced
+// earlier cost nothing, even while other Puts wait for their round.
+func TestSyncChunksOnlyWhenPending(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	e := newEnv(t, Options{})
+	s, _ := e.open()
+	ctx := context.Background()
+	old, fresh := randomChunk(rng, 1000), randomChunk(rng, 1000)
+	putAll(t, s, old)
+	syncStore(t, s)
+	rounds := s.syncRounds.Load()
+	putAll(t, s, fresh)
+
+	if err := s.SyncChunks(ctx, []ID{old.id}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.syncRounds.Load(); got != rounds {
+		t.Fatalf("SyncChunks of a synced chunk ran %d rounds", got-rounds)
+	}
+	if stat(t, s, fresh.id).Durable {
+		t.Fatal("another Put became durable without a round")
+	}
+	if err := s.SyncChunks(ctx, []ID{old.id, fresh.id}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.syncRounds.Load(); got != rounds+1 {
+		t.Fatalf("SyncChunks of a pending chunk ran %d rounds, want 1", got-rounds)
+	}
+	if !stat(t, s, fresh.id).Durable {
+		t.Fatal("pending chunk not durable after SyncChunks")
+	}
+	// An unknown chunk is not pending: no round, no error (the commit's
+	// own check reports it missing).
+	if err := s.SyncChunks(ctx, []ID{randomChunk(rng, 10).id}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.syncRounds.Load(); got != rounds+1 {
+		t.Fatalf("SyncChunks of an unknown chunk ran a round")
+	}
+}
+
 // After a failed fsync nothing more is accepted, nothing unsynced is
 // indexed, and a reopen recovers the last committed state.
 func TestFsyncFailureIsSticky(t *testing.T) {

@@ -214,6 +214,8 @@ func (e *Engine) proposeBatch(ctx context.Context, br BatchRemote, r Root, plans
 	if err != nil {
 		return err
 	}
+	var accepted []Acceptance
+	var acceptedFrom []int // results index of each accepted item
 	for i, res := range results {
 		pl := plans[i]
 		if errors.Is(res.Err, syncproto.ErrMissingChunks) || errors.Is(res.Err, syncproto.ErrUnsupported) {
@@ -222,11 +224,41 @@ func (e *Engine) proposeBatch(ctx context.Context, br BatchRemote, r Root, plans
 			}
 			continue
 		}
+		if a, ok := acceptanceOf(pl.rec, res); ok {
+			accepted = append(accepted, a)
+			acceptedFrom = append(acceptedFrom, i)
+			continue
+		}
 		if err := e.settle(ctx, r, pl.rec, res.Commit, res.Err, p); err != nil {
 			return err
 		}
 	}
+	if err := e.st.AcceptMany(ctx, r.Name, accepted); err != nil {
+		return err
+	}
+	for _, i := range acceptedFrom {
+		noteAccepted(p, plans[i].rec, results[i].Commit)
+	}
 	return nil
+}
+
+// acceptanceOf returns what AcceptMany records for a batch result that
+// committed or converged; anything else is settled on its own.
+func acceptanceOf(rec *FileRecord, res syncproto.BatchResult) (Acceptance, bool) {
+	if res.Err != nil {
+		return Acceptance{}, false
+	}
+	switch res.Commit.GetOutcome() {
+	case syncpb.CommitResponse_OUTCOME_COMMITTED, syncpb.CommitResponse_OUTCOME_CONVERGED:
+	default:
+		return Acceptance{}, false
+	}
+	head := res.Commit.GetHead()
+	hash, err := headHash(head)
+	if err != nil {
+		return Acceptance{}, false // settle reports it
+	}
+	return Acceptance{Path: rec.Path, LastUpdate: rec.LastUpdate, Seq: head.GetSeq(), Hash: hash}, true
 }
 
 // plainPlans are plans without delta sources: whole lists, every chunk
@@ -560,17 +592,23 @@ func (e *Engine) settle(ctx context.Context, r Root, rec *FileRecord, resp *sync
 	if err := e.st.Accept(ctx, r.Name, rec.Path, rec.LastUpdate, head.GetSeq(), hash); err != nil {
 		return err
 	}
-	if resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_COMMITTED {
-		p.committedSeq(head.GetSeq())
-		p.count(func(s *Stats) {
-			if rec.Deleted {
-				s.FilesDeleted++
-			} else {
-				s.FilesUploaded++
-			}
-		})
-	}
+	noteAccepted(p, rec, resp)
 	return nil
+}
+
+// noteAccepted counts an accepted change of rec in the pass.
+func noteAccepted(p *pass, rec *FileRecord, resp *syncpb.CommitResponse) {
+	if resp.GetOutcome() != syncpb.CommitResponse_OUTCOME_COMMITTED {
+		return
+	}
+	p.committedSeq(resp.GetHead().GetSeq())
+	p.count(func(s *Stats) {
+		if rec.Deleted {
+			s.FilesDeleted++
+		} else {
+			s.FilesUploaded++
+		}
+	})
 }
 
 // supersede answers a proposal the server found superseded: the content

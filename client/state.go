@@ -560,15 +560,31 @@ func (s *State) MarkCandidate(ctx context.Context, root, path string, lastUpdate
 // to that version. If no newer local change was found since, the change is
 // no longer pending, and an accepted deletion removes the record.
 func (s *State) Accept(ctx context.Context, root, path string, lastUpdate, seq uint64, hash cas.ID) error {
-	return s.update(ctx, func(txn *badger.Txn) error {
-		rec, err := getFileTxn(txn, root, path)
+	return s.AcceptMany(ctx, root, []Acceptance{{Path: path, LastUpdate: lastUpdate, Seq: seq, Hash: hash}})
+}
+
+// Acceptance is one accepted change for AcceptMany: the arguments of
+// Accept.
+type Acceptance struct {
+	Path       string
+	LastUpdate uint64
+	Seq        uint64
+	Hash       cas.ID
+}
+
+// AcceptMany is Accept for many paths of root, in few transactions: a
+// batch of proposals is settled without one commit per file.
+func (s *State) AcceptMany(ctx context.Context, root string, acc []Acceptance) error {
+	return s.updateInBatches(ctx, len(acc), func(txn *badger.Txn, i int) error {
+		a := &acc[i]
+		rec, err := getFileTxn(txn, root, a.Path)
 		if err != nil {
 			return err
 		}
-		rec.BaseSeq, rec.BaseHash = seq, hash
-		if rec.LastUpdate == lastUpdate {
+		rec.BaseSeq, rec.BaseHash = a.Seq, a.Hash
+		if rec.LastUpdate == a.LastUpdate {
 			if rec.Deleted {
-				return deleteFileTxn(txn, root, path)
+				return deleteFileTxn(txn, root, a.Path)
 			}
 			rec.Pending = false
 		}

@@ -257,6 +257,40 @@ func TestStateAccept(t *testing.T) {
 	}
 }
 
+// AcceptMany settles each path as Accept would, in one call.
+func TestStateAcceptMany(t *testing.T) {
+	ctx := context.Background()
+	h, _ := testRoot(t, testParams)
+	st := h.State()
+	older := sampleRecord("older", 1)
+	older.LastUpdate = 2 // changed again since it was proposed at 1
+	current := sampleRecord("current", 1)
+	del := FileRecord{Path: "gone", BaseSeq: 3, Pending: true, Deleted: true, LastUpdate: 4}
+	if err := st.PutFiles(ctx, "docs", []FileRecord{older, current, del}); err != nil {
+		t.Fatal(err)
+	}
+	err := st.AcceptMany(ctx, "docs", []Acceptance{
+		{Path: "older", LastUpdate: 1, Seq: 10, Hash: cas.Sum([]byte("v10"))},
+		{Path: "current", LastUpdate: 1, Seq: 11, Hash: current.Hash},
+		{Path: "gone", LastUpdate: 4, Seq: 12},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.File(ctx, "docs", "older"); got.BaseSeq != 10 || !got.Pending {
+		t.Errorf("older proposal: base %d pending %v, want 10 and still pending", got.BaseSeq, got.Pending)
+	}
+	if got, _ := st.File(ctx, "docs", "current"); got.BaseSeq != 11 || got.BaseHash != current.Hash || got.Pending {
+		t.Errorf("current proposal: base %d pending %v, want 11 and settled", got.BaseSeq, got.Pending)
+	}
+	if _, err := st.File(ctx, "docs", "gone"); !errors.Is(err, ErrFileNotFound) {
+		t.Errorf("accepted deletion: %v", err)
+	}
+	if err := st.AcceptMany(ctx, "docs", nil); err != nil {
+		t.Errorf("nothing to accept: %v", err)
+	}
+}
+
 func TestStateManyRecordsInBatches(t *testing.T) {
 	ctx := context.Background()
 	h, _ := testRoot(t, testParams)

@@ -252,7 +252,7 @@ func (s *Server) commit(ctx context.Context, st *session, r manifest.Root, p *pr
 	if p.hasContent() {
 		// Chunks another session uploaded but the store has not synced
 		// yet are invisible to the check below; make them durable first.
-		if err := s.store.Sync(ctx); err != nil {
+		if err := s.store.SyncChunks(ctx, p.ids); err != nil {
 			return manifest.Version{}, fmt.Errorf("server: sync chunks before committing %q: %w", p.path, err)
 		}
 		mp.Check = s.chunksPresent(p.ids, func(missing []cas.ID) error { return missingChunksError(p, missing) })
