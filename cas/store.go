@@ -248,9 +248,10 @@ func (s *Store) PutReader(ctx context.Context, id ID, r io.Reader, size int64) (
 }
 
 // PutStored stores a chunk that arrives in stored form (see Stored), as
-// sent by a client that compressed it, without compressing it again (a
-// zstd form that is not smaller than the chunk is stored raw). The payload
-// is decoded and hashed first: a wrong digest is ErrHashMismatch.
+// sent by a client that ran Compress on it, without compressing it again:
+// a zstd form is kept as it is (or raw, when it is not smaller), a raw
+// form stays raw. The payload is decoded and hashed first: a wrong digest
+// is ErrHashMismatch.
 func (s *Store) PutStored(ctx context.Context, id ID, st Stored) (bool, error) {
 	if err := s.life.enter(); err != nil {
 		return false, err
@@ -266,8 +267,14 @@ func (s *Store) PutStored(ctx context.Context, id ID, st Stored) (bool, error) {
 	if got := Sum(data); got != id {
 		return false, fmt.Errorf("%w: chunk offered as %s hashes to %s", ErrHashMismatch, id, got)
 	}
-	if st.Codec == CodecZstd && len(st.Data) < st.RawLen {
+	switch {
+	case st.Codec == CodecZstd && len(st.Data) < st.RawLen:
 		return s.putVerified(ctx, id, data, &st)
+	case st.Codec == CodecRaw:
+		// The sender ran Compress, which found no gain (or compression
+		// off): trying again here would cost a second zstd pass for
+		// nothing.
+		return s.putVerified(ctx, id, data, &Stored{Codec: CodecRaw, Data: data, RawLen: len(data)})
 	}
 	return s.putVerified(ctx, id, data, nil)
 }

@@ -223,6 +223,16 @@ func TestPutStoredKeepsClientCompression(t *testing.T) {
 	if _, err := s.PutStored(ctx, rnd.id, Stored{Codec: CodecRaw, Data: rnd.data, RawLen: MaxChunkSizeLimit + 1}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("PutStored claiming a huge chunk: err = %v, want ErrTooLarge", err)
 	}
+	// A raw form is the sender's verdict that compression does not pay:
+	// kept raw, not compressed a second time.
+	plain := textChunk(rng, 6000)
+	if stored, err := s.PutStored(ctx, plain.id, Stored{Codec: CodecRaw, Data: plain.data, RawLen: len(plain.data)}); err != nil || !stored {
+		t.Fatalf("PutStored of a raw form = %v, %v", stored, err)
+	}
+	if info := stat(t, s, plain.id); info.Codec != CodecRaw || info.StoredLen != uint32(len(plain.data)) {
+		t.Fatalf("raw form stored as %s, %d bytes; want raw, %d", info.Codec, info.StoredLen, len(plain.data))
+	}
+	wantChunk(t, s, plain)
 }
 
 func TestClosedStore(t *testing.T) {
