@@ -424,3 +424,48 @@ func TestRepackKeepsPackWithDamage(t *testing.T) {
 		}
 	}
 }
+
+// GetUnhashed checks the record's CRC but not the chunk's hash: a record
+// rewritten with other bytes and a matching CRC passes it, and only Get
+// finds the damage. A record that fails its CRC fails both.
+func TestGetUnhashed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	e := newEnv(t, Options{})
+	s, _ := e.open()
+	ctx := context.Background()
+	good, forged, flipped := randomChunk(rng, 3000), randomChunk(rng, 3000), randomChunk(rng, 3000)
+	putAll(t, s, good, forged, flipped)
+	syncStore(t, s)
+
+	if data, err := s.GetUnhashed(ctx, good.id); err != nil || !bytes.Equal(data, good.data) {
+		t.Fatalf("GetUnhashed of a good chunk: %v", err)
+	}
+
+	loc := stat(t, s, forged.id).Location
+	rec := make([]byte, RecordHeaderSize+int(loc.StoredLen))
+	f, err := os.OpenFile(packPath(e.dir, loc.Pack), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(rec, loc.Offset); err != nil {
+		t.Fatal(err)
+	}
+	rec[RecordHeaderSize+7] ^= 0x5a
+	putRecordHeader(rec, loc.Codec, forged.id, loc.RawLen, rec[RecordHeaderSize:])
+	if _, err := f.WriteAt(rec, loc.Offset); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := s.GetUnhashed(ctx, forged.id); err != nil || bytes.Equal(data, forged.data) || len(data) != len(forged.data) {
+		t.Fatalf("GetUnhashed of a forged record with a valid CRC: %v, want its (other) bytes", err)
+	}
+	if _, err := s.Get(ctx, forged.id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a forged record: %v, want ErrCorrupt", err)
+	}
+
+	loc = stat(t, s, flipped.id).Location
+	patchFile(t, packPath(e.dir, loc.Pack), loc.Offset+RecordHeaderSize+3, []byte{^flipped.data[3]})
+	if _, err := s.GetUnhashed(ctx, flipped.id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("GetUnhashed of a record failing its CRC: %v, want ErrCorrupt", err)
+	}
+}

@@ -51,6 +51,7 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	if len(chunks) < 2 {
 		return s.writeChunksSerially(ctx, hash, chunks, w, checkWhole)
 	}
+	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var g errgroup.Group
@@ -84,10 +85,16 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	})
 	// Long-lived readers rather than one goroutine per chunk: each new
 	// goroutine would grow its stack again for the store's call chain.
+	// With the whole content hashed, a damaged chunk shows as a whole
+	// mismatch: each chunk need not be hashed on its own as well.
+	get := s.store.Get
+	if checkWhole {
+		get = s.store.GetUnhashed
+	}
 	for range contentReaders {
 		g.Go(func() error {
 			for a := range jobs {
-				a.data, a.err = s.store.Get(ctx, a.id)
+				a.data, a.err = get(ctx, a.id)
 				close(a.done)
 			}
 			return nil
@@ -130,7 +137,23 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	case err != nil:
 		return err
 	case checkWhole && sum != hash:
+		if err := s.firstDamagedChunk(outer, hash, chunks); err != nil {
+			return err
+		}
 		return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, sum, errListMismatch, cas.ErrCorrupt)
+	}
+	return nil
+}
+
+// firstDamagedChunk returns the error of the first chunk of a content whose
+// stored bytes do not hash to its ID, or nil if all do: after a whole
+// mismatch, it tells a damaged store from a list that does not make the
+// content.
+func (s *Server) firstDamagedChunk(ctx context.Context, hash cas.ID, chunks []manifest.Chunk) error {
+	for i, c := range chunks {
+		if _, err := s.store.Get(ctx, c.ID); err != nil {
+			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
+		}
 	}
 	return nil
 }
