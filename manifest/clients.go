@@ -64,7 +64,7 @@ func (db *DB) Client(ctx context.Context, id uuid.UUID) (Client, error) {
 }
 
 func getClient(txn *badger.Txn, id uuid.UUID) (Client, error) {
-	val, err := getValue(txn, clientKey(id), "client "+id.String())
+	val, err := getValue(txn, clientKey(id), "client %s", id)
 	if err != nil {
 		return Client{}, err
 	}

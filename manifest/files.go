@@ -200,7 +200,7 @@ func (db *DB) ChunkList(ctx context.Context, hash cas.ID) ([]Chunk, error) {
 	}
 	var out []Chunk
 	err := db.view(ctx, "get chunk list", func(txn *badger.Txn) error {
-		val, err := getValue(txn, chunkListKey(hash), "chunk list "+hash.String())
+		val, err := getValue(txn, chunkListKey(hash), "chunk list %s", hash)
 		if err != nil {
 			return err
 		}

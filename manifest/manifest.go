@@ -207,19 +207,28 @@ func (db *DB) view(ctx context.Context, what string, fn func(txn *badger.Txn) er
 
 // getValue reads the value under key, mapping absence to ErrNotFound
 // wrapped with what.
-func getValue(txn *badger.Txn, key []byte, what string) ([]byte, error) {
+func getValue(txn *badger.Txn, key []byte, what string, args ...any) ([]byte, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, describe(what, args))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("manifest: read %s: %w", what, err)
+		return nil, fmt.Errorf("manifest: read %s: %w", describe(what, args), err)
 	}
 	val, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: read %s: %w", what, err)
+		return nil, fmt.Errorf("manifest: read %s: %w", describe(what, args), err)
 	}
 	return val, nil
+}
+
+// describe formats what with args, if any: getValue's callers pass a
+// format and its arguments so that the text is built only for an error.
+func describe(what string, args []any) string {
+	if len(args) == 0 {
+		return what
+	}
+	return fmt.Sprintf(what, args...)
 }
 
 // lookup reads the value under key; absence is (nil, false, nil).

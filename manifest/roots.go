@@ -116,7 +116,7 @@ func (db *DB) RootByName(ctx context.Context, name string) (Root, error) {
 
 func rootIDByName(txn *badger.Txn, name string) (RootID, error) {
 	key := rootNameKey(name)
-	raw, err := getValue(txn, key, fmt.Sprintf("root %q", name))
+	raw, err := getValue(txn, key, "root %q", name)
 	if err != nil {
 		return 0, err
 	}
@@ -125,7 +125,7 @@ func rootIDByName(txn *badger.Txn, name string) (RootID, error) {
 }
 
 func getRoot(txn *badger.Txn, id RootID) (Root, error) {
-	val, err := getValue(txn, rootKey(id), "root "+id.String())
+	val, err := getValue(txn, rootKey(id), "root %s", id)
 	if err != nil {
 		return Root{}, err
 	}

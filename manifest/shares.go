@@ -241,7 +241,7 @@ func getShare(txn *badger.Txn, token TokenHash) (Share, error) {
 }
 
 func tokenOfShare(txn *badger.Txn, id ShareID) (TokenHash, error) {
-	val, err := getValue(txn, shareIDKey(id), "share "+id.String())
+	val, err := getValue(txn, shareIDKey(id), "share %s", id)
 	if err != nil {
 		return TokenHash{}, err
 	}
@@ -446,7 +446,7 @@ func chunkListTxn(txn *badger.Txn, hash cas.ID, size uint64) ([]Chunk, error) {
 	if !needsList(size, false) {
 		return []Chunk{}, nil
 	}
-	val, err := getValue(txn, chunkListKey(hash), "chunk list "+hash.String())
+	val, err := getValue(txn, chunkListKey(hash), "chunk list %s", hash)
 	if err != nil {
 		return nil, err
 	}

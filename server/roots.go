@@ -47,11 +47,12 @@ func checkRootPassword(pw string) error {
 // member. A root that does not exist is refused the same way as one the
 // client is not in, so non-members learn nothing from the answer.
 func (s *Server) memberRoot(ctx context.Context, st *session, name string) (manifest.Root, error) {
-	forbidden := fmt.Errorf("%w: not a member of root %.64q", syncproto.ErrForbidden, name)
+	// Built only when refused: this runs for every transaction.
+	forbidden := func() error { return fmt.Errorf("%w: not a member of root %.64q", syncproto.ErrForbidden, name) }
 	r, err := s.db.RootByName(ctx, name)
 	switch {
 	case errors.Is(err, manifest.ErrNotFound):
-		return manifest.Root{}, forbidden
+		return manifest.Root{}, forbidden()
 	case err != nil:
 		return manifest.Root{}, fmt.Errorf("server: root %q: %w", name, err)
 	}
@@ -60,7 +61,7 @@ func (s *Server) memberRoot(ctx context.Context, st *session, name string) (mani
 	case err != nil:
 		return manifest.Root{}, fmt.Errorf("server: membership of %s in root %q: %w", st.client, name, err)
 	case !ok:
-		return manifest.Root{}, forbidden
+		return manifest.Root{}, forbidden()
 	}
 	return r, nil
 }
