@@ -61,8 +61,11 @@ bench:
 # rsync and a raw quic-go transfer on 127.0.0.1, one table on stdout.
 # SCALE (default 1) shrinks the datasets, RUNS (default 3) is the number of
 # runs whose medians are shown; e.g. make bench-e2e SCALE=0.05 RUNS=1.
+# WAN=1 (root, ip and tc) runs it across two network namespaces joined by a
+# 100 Mbit/s tbf-limited veth pair instead (quics-bench --wan; --wan-rate
+# and --wan-delay tune it); wire bytes then come from the veth counters.
 bench-e2e:
-	$(GO) run ./bench/cmd/quics-bench
+	$(GO) run ./bench/cmd/quics-bench $(if $(filter-out 0,$(WAN)),--wan)
 
 # proto regenerates the committed protobuf code; needs protoc (Debian's
 # protobuf-compiler). CI never runs it: generated code is committed.

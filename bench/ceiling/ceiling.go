@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -38,14 +39,7 @@ func Transfer(ctx context.Context, n int64, viaRelay bool) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	conf := &quic.Config{
-		InitialStreamReceiveWindow:     512 << 10,
-		MaxStreamReceiveWindow:         syncproto.DefaultConfig.MaxStreamReceiveWindow,
-		InitialConnectionReceiveWindow: 512 << 10,
-		MaxConnectionReceiveWindow:     syncproto.DefaultConfig.MaxConnectionReceiveWindow,
-		MaxIdleTimeout:                 30 * time.Second,
-	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, conf)
+	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, config())
 	if err != nil {
 		return Result{}, fmt.Errorf("ceiling: listen: %w", err)
 	}
@@ -59,14 +53,53 @@ func Transfer(ctx context.Context, n int64, viaRelay bool) (Result, error) {
 		defer r.Close()
 		dialAddr = r.Addr()
 	}
+	res, err := transfer(ctx, n, ln, func(ctx context.Context, tlsConf *tls.Config) (*quic.Conn, error) {
+		return quic.DialAddr(ctx, dialAddr, tlsConf, config())
+	})
+	if err == nil && r != nil {
+		res.Wire = r.Counts()
+	}
+	return res, err
+}
 
+// TransferOver is Transfer between two UDP sockets the caller opened (in
+// two network namespaces, say): the client sends from client to server's
+// address, with no relay. It closes neither socket.
+func TransferOver(ctx context.Context, n int64, server, client net.PacketConn) (Result, error) {
+	tlsConf, err := selfSigned()
+	if err != nil {
+		return Result{}, err
+	}
+	ln, err := quic.Listen(server, tlsConf, config())
+	if err != nil {
+		return Result{}, fmt.Errorf("ceiling: listen: %w", err)
+	}
+	defer ln.Close()
+	return transfer(ctx, n, ln, func(ctx context.Context, tlsConf *tls.Config) (*quic.Conn, error) {
+		return quic.Dial(ctx, client, server.LocalAddr(), tlsConf, config())
+	})
+}
+
+// config has the flow-control windows quics configures.
+func config() *quic.Config {
+	return &quic.Config{
+		InitialStreamReceiveWindow:     512 << 10,
+		MaxStreamReceiveWindow:         syncproto.DefaultConfig.MaxStreamReceiveWindow,
+		InitialConnectionReceiveWindow: 512 << 10,
+		MaxConnectionReceiveWindow:     syncproto.DefaultConfig.MaxConnectionReceiveWindow,
+		MaxIdleTimeout:                 30 * time.Second,
+	}
+}
+
+// transfer times one send to ln through a connection from dial.
+func transfer(ctx context.Context, n int64, ln *quic.Listener, dial func(context.Context, *tls.Config) (*quic.Conn, error)) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	received := make(chan error, 1)
 	go func() { received <- receive(ctx, ln, n) }()
 
 	start := time.Now()
-	err = send(ctx, dialAddr, n, conf)
+	err := send(ctx, dial, n)
 	if rerr := <-received; err == nil {
 		err = rerr
 	}
@@ -74,17 +107,13 @@ func Transfer(ctx context.Context, n int64, viaRelay bool) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Bytes: n, Wall: wall}
-	if r != nil {
-		res.Wire = r.Counts()
-	}
-	return res, nil
+	return Result{Bytes: n, Wall: wall}, nil
 }
 
 // send dials, writes n bytes on one stream and waits for the server's
 // one-byte acknowledgement that it read them all.
-func send(ctx context.Context, addr string, n int64, conf *quic.Config) error {
-	conn, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}}, conf) // the server's throwaway certificate, on loopback
+func send(ctx context.Context, dial func(context.Context, *tls.Config) (*quic.Conn, error), n int64) error {
+	conn, err := dial(ctx, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}}) // the server's throwaway certificate
 	if err != nil {
 		return fmt.Errorf("ceiling: dial: %w", err)
 	}

@@ -2,7 +2,9 @@ package ceiling
 
 import (
 	"context"
+	"net"
 	"testing"
+	"time"
 )
 
 func TestTransfer(t *testing.T) {
@@ -32,5 +34,34 @@ func TestTransferCancelled(t *testing.T) {
 	cancel()
 	if _, err := Transfer(ctx, 1<<20, false); err == nil {
 		t.Fatal("a canceled transfer succeeded")
+	}
+}
+
+// TransferOver moves the bytes between the sockets it is given, and
+// leaves them open for their owner.
+func TestTransferOver(t *testing.T) {
+	const n = 2<<20 + 5
+	server, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	client, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := TransferOver(ctx, n, server, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bytes != n || res.Wall <= 0 || res.Wire.Total() != 0 {
+		t.Fatalf("%+v", res)
+	}
+	// Both sockets still work: a datagram crosses from one to the other.
+	if _, err := client.WriteTo([]byte("still open"), server.LocalAddr()); err != nil {
+		t.Fatalf("client socket closed: %v", err)
 	}
 }

@@ -7,4 +7,9 @@
 //
 // The clock runs from the dial (handshake included, as in a one-shot
 // qic sync) until the server has read the last byte and said so.
+//
+// [TransferOver] runs the same transfer between two sockets the caller
+// opened: the benchmark's WAN mode opens them in the server and client
+// network namespaces, so the ceiling crosses the same rate-limited link
+// as quics and rsync.
 package ceiling

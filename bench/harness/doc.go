@@ -1,8 +1,8 @@
 // Package harness runs the end-to-end benchmark of issue #7: it writes
 // the datasets, starts quics servers and qic clients as processes on
-// 127.0.0.1 (each client behind a counting UDP relay), runs every
-// scenario with quics and with rsync, measures a raw quic-go transfer as
-// the ceiling, and fills a report.
+// 127.0.0.1 (each client behind a counting UDP relay) or across a WAN
+// link (see below), runs every scenario with quics and with rsync,
+// measures a raw quic-go transfer as the ceiling, and fills a report.
 //
 // # One run
 //
@@ -38,4 +38,25 @@
 // and each client process's, polled every 10 ms while it runs (package
 // procstat says why not rusage). Store bytes are the apparent size of
 // DATA/cas.
+//
+// # WAN mode
+//
+// With [Options.WAN] (quics-bench --wan, root only) the same scenarios
+// run across a link built by package netns: every quics server (with its
+// admin commands, since its admin API is on that namespace's loopback),
+// the rsync daemon and the ceiling's quic-go server in the link's server
+// namespace; every qic, rsync client and the ceiling's quic-go client in
+// the client namespace; a tbf rate limit (100 Mbit/s by default) each
+// way, and a netem delay where the kernel has netem (the report's notes
+// say whether it did).
+//
+// No relay is used there: the link's interface counters replace it. Wire
+// bytes of quics, rsync and quic-go alike are the client-side veth's tx
+// (up) and rx (down) bytes, read before and after each step once the link
+// has been quiet for 100 ms, so they include Ethernet, IP and UDP or TCP
+// headers; rsync's --stats totals go to the JSON beside them. With no
+// relay there is nothing to subtract, so the "quics, no relay" rerun and
+// the relayed ceiling row are left out, quics' wall time is compared with
+// the one quic-go transfer across the link, and the initial-sync time
+// targets taken on loopback are dropped.
 package harness

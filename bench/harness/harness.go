@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/quic-s/quics/bench/ceiling"
 	"github.com/quic-s/quics/bench/dataset"
+	"github.com/quic-s/quics/bench/netns"
 	"github.com/quic-s/quics/bench/relay"
 	"github.com/quic-s/quics/bench/report"
 	"github.com/quic-s/quics/bench/rsyncd"
@@ -38,6 +40,11 @@ type Options struct {
 	Scenarios []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// WAN, when set, is the link servers and clients run on: servers,
+	// the rsync daemon and quic-go's server in its server end, every
+	// client in its client end, wire bytes from its client-side
+	// counters, no relays. The caller builds and closes it.
+	WAN *netns.Pair
 }
 
 // Metrics the harness records beyond the table's (they are in the JSON).
@@ -46,8 +53,12 @@ const (
 	qicBytesReceived report.Metric = "qic_bytes_received"
 	rsyncLiteral     report.Metric = "rsync_literal_bytes"
 	rsyncMatched     report.Metric = "rsync_matched_bytes"
-	storeBefore      report.Metric = "store_before_bytes"
-	timedOut         report.Metric = "edits_timed_out"
+	// rsync's own --stats totals, when the wire columns come from the
+	// WAN link's counters instead.
+	rsyncStatsSent     report.Metric = "rsync_stats_sent_bytes"
+	rsyncStatsReceived report.Metric = "rsync_stats_received_bytes"
+	storeBefore        report.Metric = "store_before_bytes"
+	timedOut           report.Metric = "edits_timed_out"
 )
 
 // toolDirect is quics measured without the relay.
@@ -78,8 +89,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	rsyncBin, rsyncVersion, rsyncErr := rsyncd.Find(ctx)
 	rep.Machine = machine(rsyncVersion)
 	_, gcErr := run(ctx, o.Quics, "gc", "--help")
-	layoutRows(rep, n)
-	rep.Targets = targets(n)
+	wan := o.WAN != nil
+	layoutRows(rep, n, wan)
+	rep.Targets = targets(n, wan)
 	if rsyncErr != nil {
 		for _, row := range rep.Rows {
 			if row.Tool == report.RsyncPlain || row.Tool == report.RsyncFuzzy {
@@ -92,9 +104,14 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if gcErr != nil {
 		rep.Skip(n.gc, report.Quics, "this quics has no gc command (`quics gc --help` failed)")
 	}
+	if wan {
+		rep.Notes = append(rep.Notes, wanNotes(o.WAN)...)
+	} else {
+		rep.Notes = append(rep.Notes,
+			"wire = UDP payload bytes at a relay between each qic and the server (QUIC headers, AEAD tags and handshake included, IP/UDP headers not); rsync: --stats total bytes on its TCP connection",
+			"quics, no relay: the initial sync of mixed again, against a fresh server without the relay (whose cost shows in the two ceiling rows); the mixed time targets use it")
+	}
 	rep.Notes = append(rep.Notes,
-		"wire = UDP payload bytes at a relay between each qic and the server (QUIC headers, AEAD tags and handshake included, IP/UDP headers not); rsync: --stats total bytes on its TCP connection",
-		"quics, no relay: the initial sync of mixed again, against a fresh server without the relay (whose cost shows in the two ceiling rows); the mixed time targets use it",
 		fmt.Sprintf("mixed = %s in %d files (half of it one random file, the rest half random binary, half text); small = %d files of 1–8 KiB in 400 directories",
 			size(dataset.TotalSize(mixed)), len(mixed), len(small)))
 
@@ -110,6 +127,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	var failed []string
 	for i := range o.Runs {
 		r := &runner{o: o, rep: rep, n: n, sel: sel, run: i + 1, mixed: mixed, small: small, rsyncBin: rsyncBin, gc: gcErr == nil}
+		if wan {
+			r.server, r.client = place{&o.WAN.Server}, place{&o.WAN.Client}
+		}
 		err := r.do(ctx)
 		failed = append(failed, r.failed...)
 		if err != nil {
@@ -134,18 +154,24 @@ func markUnselected(rep *report.Report, n names, sel selection) {
 	}
 }
 
-// layoutRows creates the rows in the order the table shows them.
-func layoutRows(rep *report.Report, n names) {
+// layoutRows creates the rows in the order the table shows them. On the
+// WAN link there is no relay, so neither its ceiling row nor the rerun
+// without it.
+func layoutRows(rep *report.Report, n names, wan bool) {
 	peers := func(scenario string) {
 		rep.Row(scenario, report.RsyncPlain)
 		rep.Row(scenario, report.RsyncFuzzy)
 	}
 	initial := func(ceilingScenario, scenario string, direct bool) {
 		rep.Row(ceilingScenario, report.QuicGo)
-		rep.Row(ceilingScenario, report.QuicGoRelay)
+		ceilingTool := report.QuicGo
+		if !wan {
+			rep.Row(ceilingScenario, report.QuicGoRelay)
+			ceilingTool = report.QuicGoRelay
+		}
 		q := rep.Row(scenario, report.Quics)
-		q.Key, q.Ceiling, q.CeilingTool = report.Wall, ceilingScenario, report.QuicGoRelay
-		if direct {
+		q.Key, q.Ceiling, q.CeilingTool = report.Wall, ceilingScenario, ceilingTool
+		if direct && !wan {
 			d := rep.Row(scenario, toolDirect)
 			d.Key, d.Ceiling, d.CeilingTool = report.Wall, ceilingScenario, report.QuicGo
 		}
@@ -184,8 +210,10 @@ type runner struct {
 	rsync              *rsyncd.Daemon
 	srvMixed, srvSmall *server
 	devMixed, devSmall *device
-	closers            []func()
-	failed             []string
+	// server and client are where servers and clients run.
+	server, client place
+	closers        []func()
+	failed         []string
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -230,7 +258,7 @@ func (r *runner) do(ctx context.Context) (err error) {
 		}
 	}
 	if sel.mixed() {
-		if err := r.initial(ctx, n.initialMixed, r.srvMixed, r.devMixed, "mixed", sel.has(KeyInitialMixed)); err != nil {
+		if err := r.initial(ctx, n.initialMixed, r.srvMixed, r.devMixed, "mixed", sel.has(KeyInitialMixed) && r.o.WAN == nil); err != nil {
 			return err
 		}
 	}
@@ -339,13 +367,30 @@ func (r *runner) setup(ctx context.Context) error {
 				modules[module(m, v)] = filepath.Join(r.dir, "rsync", module(m, v))
 			}
 		}
-		r.rsync, err = rsyncd.Start(ctx, r.rsyncBin, filepath.Join(r.dir, "rsync", "daemon"), modules)
+		nw, err := r.rsyncNet()
+		if err != nil {
+			return err
+		}
+		r.rsync, err = rsyncd.StartNet(ctx, r.rsyncBin, filepath.Join(r.dir, "rsync", "daemon"), modules, nw)
 		if err != nil {
 			return err
 		}
 		r.closers = append(r.closers, func() { _ = r.rsync.Close() })
 	}
 	return nil
+}
+
+// rsyncNet places the rsync daemon on the WAN link's server end and its
+// clients on the client end; on loopback it is the zero Net.
+func (r *runner) rsyncNet() (rsyncd.Net, error) {
+	if r.o.WAN == nil {
+		return rsyncd.Net{}, nil
+	}
+	port, err := r.server.freePort("tcp4")
+	if err != nil {
+		return rsyncd.Net{}, err
+	}
+	return rsyncd.Net{Addr: r.server.addr(), Port: port, Daemon: r.server.command, Client: r.client.command, Dial: r.client.dial}, nil
 }
 
 func module(tree string, v rsyncd.Variant) string {
@@ -363,7 +408,7 @@ func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed 
 	if !relayed {
 		suffix = "-direct"
 	}
-	srv, err := startServer(ctx, r.o.Quics, filepath.Join(r.dir, "server-"+name+suffix))
+	srv, err := startServer(ctx, r.server, r.o.Quics, filepath.Join(r.dir, "server-"+name+suffix))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -378,10 +423,11 @@ func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed 
 	return srv, dev, nil
 }
 
-// newDevice registers a new client home with srv.
+// newDevice registers a new client home with srv. On the WAN link there
+// is no relay: the link's counters replace it.
 func (r *runner) newDevice(ctx context.Context, srv *server, name, dir string, relayed bool) (*device, error) {
-	dev := &device{bin: r.o.Qic, home: filepath.Join(r.dir, "home-"+name), dir: dir}
-	if relayed {
+	dev := &device{bin: r.o.Qic, home: filepath.Join(r.dir, "home-"+name), dir: dir, at: r.client}
+	if relayed && r.o.WAN == nil {
 		rl, err := relay.New(srv.addr)
 		if err != nil {
 			return nil, err
@@ -395,8 +441,12 @@ func (r *runner) newDevice(ctx context.Context, srv *server, name, dir string, r
 	return dev, nil
 }
 
-// ceiling times raw quic-go transfers of n bytes, direct and relayed.
+// ceiling times raw quic-go transfers of n bytes, direct and relayed (on
+// the WAN link, across it).
 func (r *runner) ceiling(ctx context.Context, scenario string, n int64) error {
+	if r.o.WAN != nil {
+		return r.ceilingWAN(ctx, scenario, n)
+	}
 	for _, viaRelay := range []bool{false, true} {
 		res, err := ceiling.Transfer(ctx, n, viaRelay)
 		if err != nil {
@@ -414,8 +464,51 @@ func (r *runner) ceiling(ctx context.Context, scenario string, n int64) error {
 	return nil
 }
 
+// ceilingWAN times a raw quic-go transfer of n bytes from a socket in the
+// client namespace to one in the server namespace.
+func (r *runner) ceilingWAN(ctx context.Context, scenario string, n int64) error {
+	var srv, cli net.PacketConn
+	listen := func(at place, pc *net.PacketConn) error {
+		return at.do(func() (err error) {
+			*pc, err = net.ListenPacket("udp4", net.JoinHostPort(at.addr(), "0"))
+			return err
+		})
+	}
+	if err := listen(r.server, &srv); err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+	defer srv.Close()
+	if err := listen(r.client, &cli); err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+	defer cli.Close()
+	m := r.link()
+	before, err := m(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := ceiling.TransferOver(ctx, n, srv, cli)
+	if err != nil {
+		return err
+	}
+	settle(ctx, 100*time.Millisecond, 2*time.Second, m)
+	after, err := m(ctx)
+	if err != nil {
+		return err
+	}
+	w := after.Sub(before)
+	s := report.Sample{report.Wall: res.Wall.Seconds(), report.Payload: float64(res.Bytes)}
+	s.SetWire(w.UpBytes, w.DownBytes)
+	s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
+	r.rep.Add(scenario, report.QuicGo, s)
+	r.logf("%s: %s %s, wire %s up %s down", scenario, report.QuicGo, report.Seconds(res.Wall.Seconds()),
+		report.Bytes(float64(w.UpBytes)), report.Bytes(float64(w.DownBytes)))
+	return nil
+}
+
 // initial is a first sync of a tree: through the relay on the run's
 // server, with direct also without it on a fresh server, then rsync.
+// (On the WAN link nothing is relayed and direct is false.)
 func (r *runner) initial(ctx context.Context, scenario string, srv *server, dev *device, tree string, direct bool) error {
 	if err := r.quicsSync(ctx, scenario, report.Quics, srv, dev); err != nil {
 		return err
@@ -457,9 +550,13 @@ func (r *runner) edit(ctx context.Context, scenario, tree string, change func() 
 
 // quicsSync runs qic sync on dev and records the figures under tool.
 func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *server, dev *device) error {
+	m := r.meter(dev)
 	var before relay.Counts
-	if dev.relay != nil {
-		before = dev.relay.Counts()
+	if m != nil {
+		var err error
+		if before, err = m(ctx); err != nil {
+			return fmt.Errorf("%s: %w", scenario, err)
+		}
 	}
 	srv.resetPeak()
 	st, res, err := dev.sync(ctx)
@@ -476,9 +573,13 @@ func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *serv
 		qicBytesSent:         float64(st.BytesSent),
 		qicBytesReceived:     float64(st.BytesReceived),
 	}
-	if dev.relay != nil {
-		settle(ctx, 100*time.Millisecond, 2*time.Second, dev.relay)
-		w := dev.relay.Counts().Sub(before)
+	if m != nil {
+		settle(ctx, 100*time.Millisecond, 2*time.Second, m)
+		after, err := m(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", scenario, err)
+		}
+		w := after.Sub(before)
 		s.SetWire(w.UpBytes, w.DownBytes)
 		s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
 	}
@@ -511,12 +612,22 @@ func storeSizes(s report.Sample, srv *server) error {
 	return nil
 }
 
-// rsyncPush mirrors the tree with both rsync variants.
+// rsyncPush mirrors the tree with both rsync variants. On the WAN link
+// its wire bytes are the link's counters, like quics'; its --stats
+// totals are kept beside them.
 func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) error {
 	if r.rsync == nil {
 		return nil
 	}
+	m := r.link()
 	for _, v := range []rsyncd.Variant{rsyncd.Plain, rsyncd.Fuzzy} {
+		var before relay.Counts
+		if m != nil {
+			var err error
+			if before, err = m(ctx); err != nil {
+				return err
+			}
+		}
 		res, err := r.rsync.Push(ctx, src, module(tree, v), v)
 		if err != nil {
 			return err
@@ -528,9 +639,20 @@ func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) erro
 			rsyncMatched:     float64(res.MatchedData),
 		}
 		s.SetWire(res.BytesSent, res.BytesReceived)
+		if m != nil {
+			settle(ctx, 100*time.Millisecond, 2*time.Second, m)
+			after, err := m(ctx)
+			if err != nil {
+				return err
+			}
+			w := after.Sub(before)
+			s.SetWire(w.UpBytes, w.DownBytes)
+			s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
+			s[rsyncStatsSent], s[rsyncStatsReceived] = float64(res.BytesSent), float64(res.BytesReceived)
+		}
 		r.rep.Add(scenario, v.Name, s)
 		r.logf("%s: %s %s, wire %s up %s down", scenario, v.Name, report.Seconds(s[report.Wall]),
-			report.Bytes(float64(res.BytesSent)), report.Bytes(float64(res.BytesReceived)))
+			report.Bytes(s[report.WireUp]), report.Bytes(s[report.WireDown]))
 	}
 	return nil
 }

@@ -136,12 +136,24 @@ func TestNamesFollowScale(t *testing.T) {
 	if small.insert != "insert 100 B mid 12.8 MiB file" || small.overwrite != "overwrite 4 KiB at 6.4 MiB" {
 		t.Errorf("at scale 0.05: %q, %q", small.insert, small.overwrite)
 	}
-	// Every target names a row the layout creates.
-	rep := &report.Report{}
-	layoutRows(rep, n)
-	for _, tg := range targets(n) {
-		if rep.Find(tg.Scenario, tg.Tool) == nil {
-			t.Errorf("target %q refers to a row that does not exist: %q/%q", tg.Name, tg.Scenario, tg.Tool)
+	// Every target names a row the layout creates, on loopback and on
+	// the WAN link.
+	for _, wan := range []bool{false, true} {
+		rep := &report.Report{}
+		layoutRows(rep, n, wan)
+		for _, tg := range targets(n, wan) {
+			if rep.Find(tg.Scenario, tg.Tool) == nil {
+				t.Errorf("wan %v: target %q refers to a row that does not exist: %q/%q", wan, tg.Name, tg.Scenario, tg.Tool)
+			}
+		}
+		// The WAN link has no relay: no row may wait for one.
+		relayed := rep.Find(n.ceilingMixed, report.QuicGoRelay) != nil || rep.Find(n.initialMixed, toolDirect) != nil
+		if relayed == wan {
+			t.Errorf("wan %v: relay rows present: %v", wan, relayed)
+		}
+		q := rep.Find(n.initialMixed, report.Quics)
+		if c := rep.Find(q.Ceiling, q.CeilingTool); c == nil {
+			t.Errorf("wan %v: the quics row's ceiling %q/%q is not a row", wan, q.Ceiling, q.CeilingTool)
 		}
 	}
 }
@@ -170,7 +182,7 @@ func TestRunChild(t *testing.T) {
 }
 
 func TestServerPeak(t *testing.T) {
-	p, err := startBackground(context.Background(), "sleep", "30")
+	p, err := startBackgroundAt(context.Background(), place{}, "sleep", "30")
 	if err != nil {
 		t.Skip("no sleep:", err)
 	}

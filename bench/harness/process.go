@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,11 +29,16 @@ type procResult struct {
 	maxRSS         int64 // bytes
 }
 
-// run runs a binary to completion; a non-zero exit is an error carrying
-// its stderr.
+// run runs a binary on this host to completion; a non-zero exit is an
+// error carrying its stderr.
 func run(ctx context.Context, bin string, args ...string) (procResult, error) {
+	return runAt(ctx, place{}, bin, args...)
+}
+
+// runAt is run in a place.
+func runAt(ctx context.Context, at place, bin string, args ...string) (procResult, error) {
 	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := at.command(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -85,9 +89,10 @@ type background struct {
 	exited chan struct{}
 }
 
-func startBackground(ctx context.Context, bin string, args ...string) (*background, error) {
+// startBackgroundAt starts a long-running child in a place.
+func startBackgroundAt(ctx context.Context, at place, bin string, args ...string) (*background, error) {
 	out := &lockedBuffer{}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := at.command(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
@@ -116,22 +121,24 @@ type server struct {
 	bin  string
 	data string
 	addr string
+	at   place
 	proc *background
 }
 
-// startServer runs quics on a free loopback port with data in dir, and
-// waits until both its sync listener and admin API are up.
-func startServer(ctx context.Context, bin, data string) (*server, error) {
-	addr, err := freeUDPAddr()
+// startServer runs quics on a free port of its place's address (its
+// admin API on that place's loopback) with data in dir, and waits until
+// both its sync listener and admin API are up.
+func startServer(ctx context.Context, at place, bin, data string) (*server, error) {
+	addr, err := at.freeUDPAddr()
 	if err != nil {
 		return nil, err
 	}
-	proc, err := startBackground(ctx, bin, "run", "--data", data, "--listen", addr, "--password", serverPassword,
+	proc, err := startBackgroundAt(ctx, at, bin, "run", "--data", data, "--listen", addr, "--password", serverPassword,
 		"--admin", "127.0.0.1:0", "--admin-h3", "", "--views=false", "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bin: bin, data: data, addr: addr, proc: proc}
+	s := &server{bin: bin, data: data, addr: addr, at: at, proc: proc}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out := proc.out.String()
@@ -153,18 +160,10 @@ func startServer(ctx context.Context, bin, data string) (*server, error) {
 	}
 }
 
-func freeUDPAddr() (string, error) {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String(), nil
-}
-
-// admin runs a quics admin command against this server's data directory.
+// admin runs a quics admin command against this server's data directory,
+// where the server runs (its admin API is on that place's loopback).
 func (s *server) admin(ctx context.Context, args ...string) (procResult, error) {
-	return run(ctx, s.bin, append(args, "--data", s.data)...)
+	return runAt(ctx, s.at, s.bin, append(args, "--data", s.data)...)
 }
 
 // resetPeak starts a new peak-RSS measurement of the server.
@@ -192,16 +191,22 @@ func (s *server) stop(ctx context.Context) error {
 }
 
 // device is one qic home with its synced directory, talking to the
-// server through a relay (or directly when relay is nil).
+// server through a relay (or directly when relay is nil), from its place.
 type device struct {
 	bin   string
 	home  string
 	dir   string
+	at    place
 	relay *relay.Relay
 }
 
 func (d *device) qic(ctx context.Context, args ...string) (procResult, error) {
-	return run(ctx, d.bin, append([]string{"--home", d.home}, args...)...)
+	return runAt(ctx, d.at, d.bin, append([]string{"--home", d.home}, args...)...)
+}
+
+// start runs a long-lived qic command (qic run).
+func (d *device) start(ctx context.Context, args ...string) (*background, error) {
+	return startBackgroundAt(ctx, d.at, d.bin, append([]string{"--home", d.home}, args...)...)
 }
 
 // register registers the device with srv under name, through its relay.
@@ -241,24 +246,25 @@ func (d *device) sync(ctx context.Context) (syncStats, procResult, error) {
 	return st, res, nil
 }
 
-// settle waits until the relay has seen nothing for quiet (at most max),
+// settle waits until the meter has seen nothing for quiet (at most max),
 // so the last packets of a finished exchange (a close, its
-// acknowledgement) are counted.
-func settle(ctx context.Context, quiet, maxWait time.Duration, relays ...*relay.Relay) {
-	total := func() int64 {
-		var n int64
-		for _, r := range relays {
-			if r != nil {
-				n += r.Counts().Total()
-			}
-		}
-		return n
+// acknowledgement) are counted. A meter that cannot be read ends the
+// wait: the reading after it will say why.
+func settle(ctx context.Context, quiet, maxWait time.Duration, m meter) {
+	total := func() (int64, bool) {
+		c, err := m(ctx)
+		return c.Total(), err == nil
 	}
 	deadline := time.Now().Add(maxWait)
-	last, since := total(), time.Now()
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	last, ok := total()
+	since := time.Now()
+	for ok && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(quiet / 5)
-		if n := total(); n != last {
+		n, read := total()
+		if !read {
+			return
+		}
+		if n != last {
 			last, since = n, time.Now()
 		} else if time.Since(since) >= quiet {
 			return

@@ -14,7 +14,6 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/quic-s/quics/bench/dataset"
-	"github.com/quic-s/quics/bench/relay"
 	"github.com/quic-s/quics/bench/report"
 )
 
@@ -152,11 +151,11 @@ func (r *runner) propagation(ctx context.Context) error {
 		return err
 	}
 
-	runA, err := startBackground(ctx, r.o.Qic, "--home", a.home, "run")
+	runA, err := a.start(ctx, "run")
 	if err != nil {
 		return err
 	}
-	runB, err := startBackground(ctx, r.o.Qic, "--home", b.home, "run")
+	runB, err := b.start(ctx, "run")
 	if err != nil {
 		runA.interrupt(10 * time.Second)
 		return err
@@ -171,33 +170,41 @@ func (r *runner) propagation(ctx context.Context) error {
 	}
 	defer stop()
 	// Both first passes and watch streams are up once nothing moves.
-	settle(ctx, time.Second, 30*time.Second, a.relay, b.relay)
+	both := r.meter(a, b)
+	settle(ctx, time.Second, 30*time.Second, both)
 
-	both := func() relay.Counts {
-		ca, cb := a.relay.Counts(), b.relay.Counts()
-		return relay.Counts{UpBytes: ca.UpBytes + cb.UpBytes, DownBytes: ca.DownBytes + cb.DownBytes,
-			UpPackets: ca.UpPackets + cb.UpPackets, DownPackets: ca.DownPackets + cb.DownPackets}
+	before, err := both(ctx)
+	if err != nil {
+		return err
 	}
-	before := both()
 	select {
 	case <-time.After(r.o.Idle):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	idle := both().Sub(before)
+	after, err := both(ctx)
+	if err != nil {
+		return err
+	}
+	idle := after.Sub(before)
 	s := report.Sample{}
 	s.SetWire(idle.UpBytes, idle.DownBytes)
 	r.rep.Add(r.n.idle, report.Quics, s)
 	r.logf("%s: wire %s up %s down", r.n.idle, report.Bytes(float64(idle.UpBytes)), report.Bytes(float64(idle.DownBytes)))
 
 	r.srvMixed.resetPeak()
-	before = both()
+	if before, err = both(ctx); err != nil {
+		return err
+	}
 	lat, missed, err := r.edits(ctx, filepath.Join(dirA, live), filepath.Join(dirB, live), runA, runB)
 	if err != nil {
 		return err
 	}
-	settle(ctx, 200*time.Millisecond, 5*time.Second, a.relay, b.relay)
-	moved := both().Sub(before)
+	settle(ctx, 200*time.Millisecond, 5*time.Second, both)
+	if after, err = both(ctx); err != nil {
+		return err
+	}
+	moved := after.Sub(before)
 	serverRSS := r.srvMixed.peakRSS()
 	stop()
 	edits := int64(r.o.Edits)

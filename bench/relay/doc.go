@@ -27,4 +27,7 @@
 //
 // Flows live until the relay closes: the benchmark starts a few dozen
 // short-lived clients per relay, not millions.
+//
+// The benchmark's WAN mode (root) does not use the relay: there the
+// interface counters of a network namespace count the same traffic.
 package relay

@@ -1,6 +1,8 @@
 // Package rsyncd runs the benchmark's rsync peer: an rsync daemon on
 // 127.0.0.1 with one module per destination, pushed to by the rsync
-// client with --stats, whose byte counts are parsed.
+// client with --stats, whose byte counts are parsed. [StartNet] places
+// the daemon and its clients elsewhere (the two ends of the benchmark's
+// WAN link).
 //
 // # Figures
 //

@@ -50,16 +50,53 @@ func Find(ctx context.Context) (path, version string, err error) {
 // Daemon is a running rsync daemon.
 type Daemon struct {
 	bin    string
+	addr   string
 	port   int
 	dir    string
+	client func(ctx context.Context, name string, args ...string) *exec.Cmd
 	cmd    *exec.Cmd
 	exited chan struct{}
+}
+
+// Net places the daemon and its clients elsewhere than on this host's
+// loopback: in two network namespaces, say. Zero fields take the
+// loopback defaults.
+type Net struct {
+	// Addr is the address the daemon listens on and clients dial
+	// (default 127.0.0.1).
+	Addr string
+	// Port is the daemon's TCP port; 0 picks a free one of 127.0.0.1,
+	// which is only right for the default Addr.
+	Port int
+	// Daemon and Client make the daemon's and the clients' commands
+	// (default exec.CommandContext).
+	Daemon, Client func(ctx context.Context, name string, args ...string) *exec.Cmd
+	// Dial connects the way clients will, to see that the daemon is up
+	// (default a net.Dialer).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Start runs an rsync daemon on a free port of 127.0.0.1 serving each
 // module (name → directory, created if missing) writable, with its
 // configuration, pid and log files in workDir. Close stops it.
 func Start(ctx context.Context, bin, workDir string, modules map[string]string) (*Daemon, error) {
+	return StartNet(ctx, bin, workDir, modules, Net{})
+}
+
+// StartNet is Start with the daemon and its clients placed by nw.
+func StartNet(ctx context.Context, bin, workDir string, modules map[string]string, nw Net) (*Daemon, error) {
+	if nw.Addr == "" {
+		nw.Addr = "127.0.0.1"
+	}
+	if nw.Daemon == nil {
+		nw.Daemon = exec.CommandContext
+	}
+	if nw.Client == nil {
+		nw.Client = exec.CommandContext
+	}
+	if nw.Dial == nil {
+		nw.Dial = (&net.Dialer{Timeout: time.Second}).DialContext
+	}
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return nil, fmt.Errorf("rsyncd: %w", err)
 	}
@@ -78,21 +115,27 @@ func Start(ctx context.Context, bin, workDir string, modules map[string]string) 
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
 		return nil, fmt.Errorf("rsyncd: %w", err)
 	}
-	port, err := freeTCPPort()
-	if err != nil {
-		return nil, err
+	port := nw.Port
+	if port == 0 {
+		var err error
+		if port, err = freeTCPPort(); err != nil {
+			return nil, err
+		}
 	}
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--daemon", "--no-detach", "--config="+confPath, "--address=127.0.0.1", "--port="+strconv.Itoa(port))
+	// Not bound to ctx: the daemon outlives the call, until Close.
+	cmd := nw.Daemon(context.WithoutCancel(ctx), bin, "--daemon", "--no-detach", "--config="+confPath, "--address="+nw.Addr, "--port="+strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("rsyncd: start: %w", err)
 	}
-	d := &Daemon{bin: bin, port: port, dir: workDir, cmd: cmd, exited: make(chan struct{})}
+	d := &Daemon{bin: bin, addr: nw.Addr, port: port, dir: workDir, client: nw.Client, cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(d.exited) }()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := net.JoinHostPort(nw.Addr, strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := nw.Dial(dctx, "tcp", addr)
+		cancel()
 		if err == nil {
 			_ = c.Close()
 			return d, nil
@@ -146,9 +189,9 @@ type Result struct {
 // Push mirrors the directory src into module with the variant's flags.
 func (d *Daemon) Push(ctx context.Context, src, module string, v Variant) (Result, error) {
 	args := append([]string{"-a", "--delete-delay", "--stats"}, v.Flags...)
-	args = append(args, strings.TrimSuffix(src, "/")+"/", fmt.Sprintf("rsync://127.0.0.1:%d/%s/", d.port, module))
+	args = append(args, strings.TrimSuffix(src, "/")+"/", fmt.Sprintf("rsync://%s/%s/", net.JoinHostPort(d.addr, strconv.Itoa(d.port)), module))
 	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd := d.client(ctx, d.bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
 	err := cmd.Start()

@@ -3,10 +3,15 @@ package rsyncd
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/quic-s/quics/bench/netns"
 )
 
 // sample is rsync 3.5's --stats output for a 1,000,000-byte file pushed
@@ -118,5 +123,73 @@ func TestFindMissing(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if _, _, err := Find(context.Background()); !errors.Is(err, ErrMissing) {
 		t.Fatalf("rsync off the PATH: %v, want ErrMissing", err)
+	}
+}
+
+// A daemon in one network namespace takes a push from a client in the
+// other, and the push crosses the link between them.
+func TestDaemonPushNet(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	if err := netns.Check(); err != nil {
+		t.Skipf("cannot build a link here: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bin, _, err := Find(ctx)
+	if errors.Is(err, ErrMissing) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := netns.New(ctx, netns.Options{Prefix: "quics-rsyncd-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Close()
+
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+	data := make([]byte, 300_000)
+	_, _ = rand.Read(data)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = pair.Client.Do(func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	d, err := StartNet(ctx, bin, filepath.Join(base, "daemon"), map[string]string{"m": dst},
+		Net{Addr: pair.Server.Addr, Port: 8873, Daemon: pair.Server.Command, Client: pair.Client.Command, Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	before, err := pair.Client.Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Push(ctx, src, "m", Plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := pair.Client.Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "f.bin")); !bytes.Equal(got, data) {
+		t.Fatal("the pushed file differs at the daemon")
+	}
+	if up := after.Sub(before).TxBytes; up < res.BytesSent || res.BytesSent < int64(len(data)) {
+		t.Fatalf("rsync sent %d bytes, the client's link end counted %d, for a %d-byte file", res.BytesSent, up, len(data))
 	}
 }

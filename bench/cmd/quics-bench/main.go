@@ -1,10 +1,20 @@
 // Command quics-bench is the end-to-end benchmark of issue #7: quics
-// against rsync and a raw quic-go transfer, on 127.0.0.1. See package
-// harness for what it measures and how; `make bench-e2e` runs it.
+// against rsync and a raw quic-go transfer, on 127.0.0.1 or, with --wan,
+// across a rate-limited link between two network namespaces. See
+// package harness for what it measures and how; `make bench-e2e` runs it.
 //
 // Usage:
 //
 //	quics-bench [--scale F] [--runs N] [--json] [--bin DIR] [--work DIR] [--keep] [--scenarios LIST]
+//	            [--wan [--wan-rate RATE] [--wan-delay DELAY]]
+//
+// --wan (root only, needs ip and tc) runs servers and clients in two
+// network namespaces joined by a veth pair limited to --wan-rate (tc tbf
+// syntax, default 100mbit) each way, with --wan-delay (default 10ms) each
+// way added by netem where the kernel has it; the report says when it
+// does not. The namespaces are removed at the end, also on an error or
+// Ctrl-C; a run killed outright leaves them for the next --wan run to
+// remove.
 //
 // --scenarios runs only the named scenarios (a comma list of keys:
 // ceiling, initial-mixed, initial-small, unchanged, insert, append,
@@ -33,6 +43,7 @@ import (
 	"time"
 
 	"github.com/quic-s/quics/bench/harness"
+	"github.com/quic-s/quics/bench/netns"
 )
 
 func main() {
@@ -62,8 +73,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	edits := fs.Int("edits", 50, "edits timed in the propagation scenario")
 	idle := fs.Duration("idle", 5*time.Second, "idle period whose wire bytes qic run is charged")
 	only := fs.String("scenarios", "", "comma list of scenario keys to run ("+strings.Join(harness.ScenarioKeys, ", ")+", or edits); default all")
+	wan := fs.Bool("wan", false, "run servers and clients in two network namespaces joined by a rate-limited veth pair (root only)")
+	wanRate := fs.String("wan-rate", "100mbit", "with --wan: the link's rate each way (tc tbf syntax)")
+	wanDelay := fs.String("wan-delay", "10ms", "with --wan: delay added each way with netem, where the kernel has it (tc syntax; empty for none)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if !*wan {
+		var stray []string
+		fs.Visit(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Name, "wan-") {
+				stray = append(stray, "--"+f.Name)
+			}
+		})
+		if len(stray) > 0 {
+			return fmt.Errorf("%w: %s without --wan", errUsage, strings.Join(stray, ", "))
+		}
+	}
+	if *wan {
+		// Before building anything: the one line says why not.
+		if err := netns.Check(); err != nil {
+			return fmt.Errorf("--wan: %w", err)
+		}
 	}
 	if *scale <= 0 || *runs < 1 || *edits < 1 || fs.NArg() > 0 {
 		fs.Usage()
@@ -97,6 +128,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("binary: %w", err)
 		}
+	}
+	if *wan {
+		link, err := netns.New(ctx, netns.Options{Rate: *wanRate, Delay: *wanDelay})
+		if err != nil {
+			return fmt.Errorf("--wan: %w", err)
+		}
+		// Deferred, so it runs on every way out of run, Ctrl-C included
+		// (ctx is canceled, the children die, the harness returns).
+		defer func() {
+			if err := link.Close(); err != nil {
+				fmt.Fprintln(stderr, "quics-bench: removing the WAN namespaces:", err)
+			}
+		}()
+		fmt.Fprintf(stderr, "WAN link: %s (%s) ↔ %s (%s)\n", link.Client.NS, link.Client.Addr, link.Server.NS, link.Server.Addr)
+		opts.WAN = link
 	}
 	rep, err := harness.Run(ctx, opts)
 	if rep != nil {
