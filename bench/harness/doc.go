@@ -11,10 +11,10 @@
 // mixed is its own), and the scenarios run in a fixed order, the edit
 // scenarios on the state the previous ones left:
 //
-//   - initial sync of mixed and of small, with the relay; mixed once more
+//   - initial sync of mixed and of small, with the relay; each once more
 //     against a fresh server without it (its wall time without the
-//     relay's cost, for the time targets: a bulk transfer is where the
-//     relay costs most);
+//     relay's cost, for the time targets: the relay's copies run on the
+//     same cores as the client and the server);
 //   - nothing changed; insert 100 B in the middle of the big file; append
 //     1 MiB to it; overwrite 4 KiB at 10 MiB; rename a 10 MiB file; copy a
 //     64 MiB file; rewrite 64 B in 1 % of the small files;

@@ -36,7 +36,7 @@ func targets(n names, wan bool) []report.Target {
 		direct = report.Quics
 	} else {
 		ts = append(ts,
-			limit("initial small files: time", n.initialSmall, report.Quics, report.Wall, 3.0, "1.0× restic's 3.0 s"),
+			limit("initial small files: time", n.initialSmall, toolDirect, report.Wall, 3.0, "1.0× restic's 3.0 s"),
 			limit("initial mixed: time", n.initialMixed, toolDirect, report.Wall, 3.1, "1.0× Syncthing's 3.1 s"))
 	}
 	return append(ts,
