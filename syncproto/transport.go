@@ -165,7 +165,11 @@ func Listen(ctx context.Context, addr string, tlsConf *tls.Config, cfg Config) (
 	if err != nil {
 		return nil, fmt.Errorf("syncproto: listen on %s: %w", addr, err)
 	}
-	ql, err := quic.Listen(pc, tlsConfig(tlsConf), cfg.quic())
+	tc := tlsConfig(tlsConf)
+	// Dial keeps no session cache, so a ticket would never be used: it
+	// would only add about 170 bytes to every connection's handshake.
+	tc.SessionTicketsDisabled = true
+	ql, err := quic.Listen(pc, tc, cfg.quic())
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("syncproto: listen on %s: %w", addr, err)

@@ -473,3 +473,47 @@ func TestHandlerContextEndsWithConnection(t *testing.T) {
 		t.Fatal("handler context still live after the client closed the connection")
 	}
 }
+
+// ticketCache is a client session cache that records the tickets it gets.
+type ticketCache struct {
+	mu  sync.Mutex
+	put int
+}
+
+func (c *ticketCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs == nil {
+		return
+	}
+	c.mu.Lock()
+	c.put++
+	c.mu.Unlock()
+}
+
+// A listener sends no session ticket: clients keep none, and one would
+// cost every handshake about 170 bytes. A client that would keep one gets
+// none, even after a round trip that follows the ticket's place in the
+// handshake.
+func TestListenSendsNoSessionTicket(t *testing.T) {
+	s := startServer(t, Config{}, echo)
+	ctx := testCtx(t)
+	cache := &ticketCache{}
+	tc := tlsutil.PinnedClientConfig(s.fingerprint, ALPN)
+	tc.ClientSessionCache = cache
+	conn, err := Dial(ctx, s.addr, tc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 2 {
+		if err := roundTrip(ctx, conn, []frame{{FrameMessage, []byte("hello")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	if cache.put != 0 {
+		t.Fatalf("the client got %d session tickets", cache.put)
+	}
+}
