@@ -8,9 +8,10 @@ import (
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
-// batchWorkers is how many items of one batch the server decides at once:
-// a client's whole batch of 256, so the manifest's group commit takes it
-// in a few transactions (32 at once cost three times the syncs).
+// batchWorkers is how many batch items one connection has in decision at
+// once, over all its streams: a client's whole batch of 256, so the
+// manifest's group commit takes it in a few transactions (32 at once cost
+// three times the syncs), and no more however many batches it sends.
 const batchWorkers = 256
 
 // BatchProposal is one item of Client.ProposeBatch: a proposal and its
@@ -111,19 +112,19 @@ func (t *tx) proposeBatch(ctx context.Context, payload []byte) error {
 		return fmt.Errorf("propose batch: after the request: %w", err)
 	}
 	results := make([]*syncpb.ProposeBatchResponse_Result, len(items))
-	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(batchWorkers, len(items)) {
+items:
+	for i := range items {
+		select {
+		case t.cs.batchSlots <- struct{}{}:
+		case <-ctx.Done():
+			break items
+		}
 		wg.Go(func() {
-			for i := range work {
-				results[i] = t.proposeItem(ctx, items[i])
-			}
+			defer func() { <-t.cs.batchSlots }()
+			results[i] = t.proposeItem(ctx, items[i])
 		})
 	}
-	for i := range items {
-		work <- i
-	}
-	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err

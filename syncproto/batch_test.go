@@ -3,7 +3,9 @@ package syncproto
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -77,6 +79,73 @@ func TestProposeBatch(t *testing.T) {
 	res, err = c.ProposeBatch(ctx, "elsewhere", []BatchProposal{a})
 	if err != nil || !errors.Is(res[0].Err, ErrNotFound) && !errors.Is(res[0].Err, ErrForbidden) {
 		t.Errorf("batch in a root never joined: %v, %v", res, err)
+	}
+}
+
+// One connection has at most batchWorkers items in decision at once,
+// however many batches it sends on its streams; the rest wait for a slot
+// and are decided once one frees.
+func TestProposeBatchBoundsConcurrency(t *testing.T) {
+	h := newMemHandler(testServerPassword)
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	full := make(chan struct{})
+	release := make(chan struct{})
+	h.beforePropose = func() {
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		if inflight == batchWorkers {
+			close(full)
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}
+	s := startSyncServer(t, h, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	mustRoot(ctx, t, c, "r")
+
+	const batches, each = 2, batchWorkers*3/4
+	var wg sync.WaitGroup
+	errs := make([]error, batches)
+	for b := range batches {
+		items := make([]BatchProposal, each)
+		for i := range items {
+			items[i] = BatchProposal{Request: &syncpb.ProposeRequest{Path: fmt.Sprintf("b%d/f%d", b, i), Hash: emptyHash()}}
+		}
+		wg.Go(func() {
+			res, err := c.ProposeBatch(ctx, "r", items)
+			for i, r := range res {
+				if err == nil && r.Err != nil {
+					err = fmt.Errorf("item %d: %w", i, r.Err)
+				}
+			}
+			errs[b] = err
+		})
+	}
+	select {
+	case <-full:
+	case <-ctx.Done():
+		t.Fatalf("the slots never filled: %v", ctx.Err())
+	}
+	// Give items past the bound a moment to show up if nothing held them.
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	got := most
+	mu.Unlock()
+	close(release)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got != batchWorkers {
+		t.Fatalf("%d items in decision at once on one connection, want %d", got, batchWorkers)
 	}
 }
 

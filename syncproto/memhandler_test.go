@@ -25,6 +25,9 @@ type memHandler struct {
 	// brokenHaveChunks makes HaveChunks answer one ID short: a Handler
 	// bug the Server must catch.
 	brokenHaveChunks bool
+	// beforePropose, if set, runs at the start of every Propose, outside
+	// the handler's lock.
+	beforePropose func()
 
 	mu       sync.Mutex
 	tokens   map[string]string // client ID → token
@@ -223,6 +226,9 @@ func (h *memHandler) PutChunks(_ context.Context, s *Session, root string, next 
 }
 
 func (h *memHandler) Propose(_ context.Context, s *Session, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error) {
+	if h.beforePropose != nil {
+		h.beforePropose()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.proposed = append(h.proposed, chunks)

@@ -68,6 +68,10 @@ type connState struct {
 	pending   bool        // holds a Server.pending slot
 	authed    bool        // holds a Server.gate slot
 	authTimer *time.Timer // closes the connection if it stays unauthenticated
+
+	// batchSlots bounds the batch items this connection has in decision
+	// at once, across all its streams.
+	batchSlots chan struct{}
 }
 
 func (cs *connState) current() *Session {
@@ -141,7 +145,7 @@ func (s *Server) state(conn *Conn) *connState {
 	defer s.mu.Unlock()
 	cs := s.conns[conn]
 	if cs == nil {
-		cs = &connState{}
+		cs = &connState{batchSlots: make(chan struct{}, batchWorkers)}
 		s.conns[conn] = cs
 	}
 	return cs
