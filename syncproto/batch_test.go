@@ -109,7 +109,7 @@ func TestProposeBatchBoundsConcurrency(t *testing.T) {
 	c := s.client(t)
 	mustRoot(ctx, t, c, "r")
 
-	const batches, each = 2, batchWorkers*3/4
+	const batches, each = 2, batchWorkers * 3 / 4
 	var wg sync.WaitGroup
 	errs := make([]error, batches)
 	for b := range batches {
