@@ -137,6 +137,7 @@ func (db *DB) TouchClient(ctx context.Context, id uuid.UUID, addr string) error 
 // RemoveClient deletes a client and its memberships. Roots it owns stay,
 // with an owner that no longer resolves, and so do versions it wrote.
 func (db *DB) RemoveClient(ctx context.Context, id uuid.UUID) error {
+	defer db.rootsChanged()
 	return db.update(ctx, "remove client", func(txn *badger.Txn) error {
 		if _, err := getClient(txn, id); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -77,7 +78,24 @@ type DB struct {
 	// stays for the life of the DB: one small struct per root.
 	queuesMu sync.Mutex
 	queues   map[RootID]*commitQueue
+
+	// rootsGen counts committed changes to roots' records other than
+	// their seq (creation, removal, retention) and to memberships, so
+	// that a cache of root lookups and membership checks can tell it is
+	// still current (RootsGeneration).
+	rootsGen atomic.Uint64
 }
+
+// RootsGeneration changes after every committed change to a root's record
+// (other than its seq, which every commit moves) or to a membership. A
+// caller that read it before looking a root or a membership up may reuse
+// what it found for as long as it has not changed.
+func (db *DB) RootsGeneration() uint64 { return db.rootsGen.Load() }
+
+// rootsChanged is deferred by every writer that RootsGeneration covers:
+// it runs after the transaction committed (or failed, which costs a
+// cache refresh and nothing else).
+func (db *DB) rootsChanged() { db.rootsGen.Add(1) }
 
 // Open checks (or, on a fresh database, writes) the schema version and
 // returns the manifest stored in kv.

@@ -93,6 +93,7 @@ func staggered(versions []Version, now time.Time, keep []bool) {
 // the server applies the policy (Retained, DropVersions). A policy that
 // does not validate is ErrInvalid.
 func (db *DB) SetRetention(ctx context.Context, root RootID, r Retention) error {
+	defer db.rootsChanged()
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("manifest: set retention of root %d: %w", root, err)
 	}

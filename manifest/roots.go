@@ -25,6 +25,7 @@ type NewRoot struct {
 // which must be a registered client, its first member. A name in use is
 // ErrExists.
 func (db *DB) CreateRoot(ctx context.Context, nr NewRoot) (Root, error) {
+	defer db.rootsChanged()
 	if err := validRootName(nr.Name); err != nil {
 		return Root{}, fmt.Errorf("manifest: create root: %w", err)
 	}
@@ -215,6 +216,7 @@ func (db *DB) Join(ctx context.Context, name string, client uuid.UUID, password 
 // password (the server decides who may). An existing membership is
 // ErrExists.
 func (db *DB) AddMember(ctx context.Context, root RootID, client uuid.UUID) error {
+	defer db.rootsChanged()
 	val, err := encodeMembership(db.now())
 	if err != nil {
 		return err
@@ -247,6 +249,7 @@ func (db *DB) AddMember(ctx context.Context, root RootID, client uuid.UUID) erro
 // that is not a member is ErrNotFound. The owner may leave too; it stays
 // recorded as owner.
 func (db *DB) RemoveMember(ctx context.Context, root RootID, client uuid.UUID) error {
+	defer db.rootsChanged()
 	return db.update(ctx, "remove member", func(txn *badger.Txn) error {
 		found, err := exists(txn, memberKey(root, client))
 		if err != nil {
@@ -328,6 +331,7 @@ func (db *DB) RootsOfClient(ctx context.Context, client uuid.UUID) ([]Root, erro
 // per-file keys follow in batches; if that is interrupted, the leftovers
 // sit under a RootID that is never handed out again and are unreachable.
 func (db *DB) RemoveRoot(ctx context.Context, id RootID) error {
+	defer db.rootsChanged()
 	err := db.update(ctx, "remove root", func(txn *badger.Txn) error {
 		r, err := getRoot(txn, id)
 		if err != nil {

@@ -221,3 +221,36 @@ func countKeys(t *testing.T, e *testEnv, prefix []byte) int {
 	}
 	return n
 }
+
+// RootsGeneration moves with every change to a root's record or to a
+// membership, and not with commits (which only move a root's seq).
+func TestRootsGeneration(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	owner, other := e.client(t, "owner"), e.client(t, "other")
+	steps := []struct {
+		name  string
+		do    func() error
+		moves bool
+	}{
+		{"create root", func() error {
+			_, err := e.db.CreateRoot(ctx, NewRoot{Name: "docs", Owner: owner.ID, Chunking: testChunking})
+			return err
+		}, true},
+		{"commit", func() error { _, err := e.db.Commit(ctx, proposal(1, "f", nil, newContent("x"), owner.ID)); return err }, false},
+		{"add member", func() error { return e.db.AddMember(ctx, 1, other.ID) }, true},
+		{"remove member", func() error { return e.db.RemoveMember(ctx, 1, other.ID) }, true},
+		{"set retention", func() error { return e.db.SetRetention(ctx, 1, Retention{Kind: KeepLast, Value: 2}) }, true},
+		{"remove client", func() error { return e.db.RemoveClient(ctx, other.ID) }, true},
+		{"remove root", func() error { return e.db.RemoveRoot(ctx, 1) }, true},
+	}
+	for _, s := range steps {
+		before := e.db.RootsGeneration()
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if moved := e.db.RootsGeneration() != before; moved != s.moves {
+			t.Errorf("%s: generation moved %v, want %v", s.name, moved, s.moves)
+		}
+	}
+}

@@ -129,7 +129,7 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.memberRoot(ctx, st, req.GetRoot())
+	r, err := s.proposalRoot(ctx, st, req.GetRoot())
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,34 @@ func (s *Server) memberRoot(ctx context.Context, st *session, name string) (mani
 	return r, nil
 }
 
+// maxCachedRoots bounds a session's cache of membership checks.
+const maxCachedRoots = 64
+
+// proposalRoot is memberRoot for proposals, which come many at a time
+// (a batch is up to a thousand): a check a session already passed is
+// reused until a root or a membership changes anywhere. The root's seq
+// may be behind; a proposal reads heads, not the root's seq.
+func (s *Server) proposalRoot(ctx context.Context, st *session, name string) (manifest.Root, error) {
+	gen := s.db.RootsGeneration() // before the lookup: see RootsGeneration
+	st.mu.Lock()
+	m, ok := st.roots[name]
+	st.mu.Unlock()
+	if ok && m.gen == gen {
+		return m.root, nil
+	}
+	r, err := s.memberRoot(ctx, st, name)
+	if err != nil {
+		return r, err
+	}
+	st.mu.Lock()
+	if st.roots == nil || len(st.roots) >= maxCachedRoots {
+		st.roots = make(map[string]memberOf)
+	}
+	st.roots[name] = memberOf{root: r, gen: gen}
+	st.mu.Unlock()
+	return r, nil
+}
+
 // rootInfo describes a root to a member: everything, with the members.
 func (s *Server) rootInfo(ctx context.Context, r manifest.Root) (*syncpb.RootInfo, error) {
 	members, err := s.db.MembersOfRoot(ctx, r.ID)

@@ -191,3 +191,42 @@ func TestMembershipEnforced(t *testing.T) {
 		t.Errorf("a non-member pinned %d chunks", e.srv.pins.Len())
 	}
 }
+
+// A session's proposals reuse the membership check it passed, but never
+// past a change: after leaving, after the root is removed and another
+// takes its name, a proposal is refused or lands in the new root.
+func TestProposalMembershipFollowsChanges(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b := e.client(t, "a"), e.client(t, "b")
+	e.root(t, a, "docs")
+	e.join(t, b, "docs")
+	one := newFile(t, []byte("one"))
+	e.mustPush(t, b, "docs", "one.txt", nil, one)
+	e.mustPush(t, b, "docs", "two.txt", nil, newFile(t, []byte("two"))) // from the cache
+
+	if err := e.srv.LeaveRoot(ctx, b, &syncpb.LeaveRootRequest{Name: "docs"}); err != nil {
+		t.Fatal(err)
+	}
+	// Content already stored: a proposal alone, no upload to refuse first.
+	if _, err := e.srv.Propose(ctx, b, request("docs", "copy.txt", nil, one), one.refs); !errors.Is(err, syncproto.ErrForbidden) {
+		t.Fatalf("proposal after leaving: %v, want ErrForbidden", err)
+	}
+
+	// a's session cached root "docs"; the root goes and a new one takes
+	// the name: a's next proposal goes to the new root.
+	e.mustPush(t, a, "docs", "old.txt", nil, newFile(t, []byte("old")))
+	old, err := e.srv.db.RootByName(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.RemoveRoot(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.root(t, a, "docs")
+	e.mustPush(t, a, "docs", "new.txt", nil, newFile(t, []byte("new")))
+	heads, _, _ := e.heads(t, a, "docs", 0)
+	if len(heads) != 1 || heads["new.txt"] == nil {
+		t.Fatalf("the new root holds %v, want new.txt alone", heads)
+	}
+}

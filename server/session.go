@@ -45,6 +45,16 @@ type session struct {
 	reachable boundedSet
 	subs      map[*subscriber]struct{}
 	ended     bool
+	// roots caches memberRoot's answers for proposals, valid while the
+	// manifest's RootsGeneration is the one they were read under.
+	roots map[string]memberOf
+}
+
+// memberOf is a cached membership check: the root as read (its seq may
+// have moved since) and the generation it was read under.
+type memberOf struct {
+	root manifest.Root
+	gen  uint64
 }
 
 // sessionOf returns the server state of s for a request: every handler
