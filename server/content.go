@@ -85,16 +85,13 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	})
 	// Long-lived readers rather than one goroutine per chunk: each new
 	// goroutine would grow its stack again for the store's call chain.
-	// With the whole content hashed, a damaged chunk shows as a whole
-	// mismatch: each chunk need not be hashed on its own as well.
-	get := s.store.Get
-	if checkWhole {
-		get = s.store.GetUnhashed
-	}
+	// The whole content is hashed, here (checkWhole) or by the receiver
+	// (StreamContent): a damaged chunk shows as a whole mismatch, so each
+	// chunk need not be hashed on its own as well.
 	for range contentReaders {
 		g.Go(func() error {
 			for a := range jobs {
-				a.data, a.err = get(ctx, a.id)
+				a.data, a.err = s.store.GetUnhashed(ctx, a.id)
 				close(a.done)
 			}
 			return nil
