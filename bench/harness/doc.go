@@ -31,7 +31,9 @@
 //
 // # Figures
 //
-// Wall time is the client process's, start to exit. Wire bytes are the
+// Wall time is the client process's, start to exit. The harness calls
+// sync(2) before starting each process it times, so that no step pays
+// for the writeback of the steps before it (quics and rsync alike). Wire bytes are the
 // relay's UDP payload counts, handshake included. Peak RSS is VmHWM:
 // the server's, reset before each scenario through /proc/PID/clear_refs
 // (so it includes what the server kept resident from earlier scenarios),
