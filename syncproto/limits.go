@@ -27,7 +27,8 @@ type Limits struct {
 	MaxConns int
 	// MaxPendingConns is how many connections may wait for their
 	// AuthRequest at once (registrations, pings and logins in progress),
-	// and MaxPendingConnsPerIP how many of those one address may hold.
+	// and MaxPendingConnsPerIP how many of those one address (for IPv6,
+	// one /64) may hold.
 	// They are separate from MaxConns so that peers without credentials
 	// cannot take the slots of clients that have them. One more is closed
 	// as soon as its handshake completes, with CodeUnavailable.
@@ -117,27 +118,36 @@ type pendingGate struct {
 
 	mu    sync.Mutex
 	total int
-	byIP  map[netip.Addr]int
+	byIP  map[netip.Prefix]int
 }
 
 func newPendingGate(l Limits) *pendingGate {
-	return &pendingGate{max: l.MaxPendingConns, perIP: l.MaxPendingConnsPerIP, byIP: map[netip.Addr]int{}}
+	return &pendingGate{max: l.MaxPendingConns, perIP: l.MaxPendingConnsPerIP, byIP: map[netip.Prefix]int{}}
 }
 
-// remoteIP is the address a pending slot is counted under; IPv4-mapped
-// IPv6 addresses count as their IPv4 address.
-func remoteIP(a net.Addr) netip.Addr {
+// remoteIP is the address block a pending slot is counted under: an IPv4
+// address (IPv4-mapped IPv6 ones count as IPv4), or the /64 of an IPv6
+// address. One IPv6 host usually has a whole /64 to pick source addresses
+// from (privacy addresses), so counting single IPv6 addresses would let
+// one host take every pending slot.
+func remoteIP(a net.Addr) netip.Prefix {
 	if u, ok := a.(*net.UDPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(u.IP); ok {
-			return ip.Unmap()
+			ip = ip.Unmap()
+			bits := 32
+			if ip.Is6() {
+				bits = 64
+			}
+			p, _ := ip.WithZone("").Prefix(bits) // valid for its own family
+			return p
 		}
 	}
-	return netip.Addr{}
+	return netip.Prefix{}
 }
 
 // admit takes a pending slot for a connection from ip, or says why there
 // is none.
-func (g *pendingGate) admit(ip netip.Addr) error {
+func (g *pendingGate) admit(ip netip.Prefix) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.total >= g.max {
@@ -151,7 +161,7 @@ func (g *pendingGate) admit(ip netip.Addr) error {
 	return nil
 }
 
-func (g *pendingGate) release(ip netip.Addr) {
+func (g *pendingGate) release(ip netip.Prefix) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.total--

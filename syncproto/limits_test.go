@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -424,4 +426,32 @@ func TestStreamStormIsBounded(t *testing.T) {
 		_ = conn.Close()
 	}
 	settles(t, goroutines, fds, "the stream storms")
+}
+
+// Pending slots are counted per IPv4 address and per IPv6 /64: one IPv6
+// host picks its source addresses from its whole /64.
+func TestPendingKey(t *testing.T) {
+	key := func(s string) netip.Prefix {
+		return remoteIP(net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)))
+	}
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"[2001:db8:1:2::1]:443", "[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:5000", true},
+		{"[2001:db8:1:2::1]:443", "[2001:db8:1:3::1]:443", false},
+		{"[fe80::1%eth0]:443", "[fe80::2%eth1]:443", true},
+		{"192.0.2.1:443", "192.0.2.1:9", true},
+		{"192.0.2.1:443", "192.0.2.2:443", false},
+		{"[::ffff:192.0.2.1]:443", "192.0.2.1:443", true},
+	}
+	for _, tt := range tests {
+		ka, kb := key(tt.a), key(tt.b)
+		if !ka.IsValid() || (ka == kb) != tt.same {
+			t.Errorf("%s → %s, %s → %s: same %v, want %v", tt.a, ka, tt.b, kb, ka == kb, tt.same)
+		}
+	}
+	if k := remoteIP(&net.TCPAddr{}); k.IsValid() {
+		t.Errorf("a non-UDP address counts under %s", k)
+	}
 }

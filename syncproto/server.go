@@ -64,7 +64,7 @@ type connState struct {
 	authBusy bool     // an AuthRequest is being checked
 	failures int      // failed AuthRequests
 
-	ip        netip.Addr  // the pending slot is counted under it
+	ip        netip.Prefix // the pending slot is counted under it
 	pending   bool        // holds a Server.pending slot
 	authed    bool        // holds a Server.gate slot
 	authTimer *time.Timer // closes the connection if it stays unauthenticated
