@@ -65,9 +65,9 @@ type connState struct {
 	failures int      // failed AuthRequests
 
 	ip        netip.Prefix // the pending slot is counted under it
-	pending   bool        // holds a Server.pending slot
-	authed    bool        // holds a Server.gate slot
-	authTimer *time.Timer // closes the connection if it stays unauthenticated
+	pending   bool         // holds a Server.pending slot
+	authed    bool         // holds a Server.gate slot
+	authTimer *time.Timer  // closes the connection if it stays unauthenticated
 
 	// batchSlots bounds the batch items this connection has in decision
 	// at once, across all its streams.
