@@ -90,13 +90,14 @@ func TestProposeBatchBoundsConcurrency(t *testing.T) {
 	var mu sync.Mutex
 	inflight, most := 0, 0
 	full := make(chan struct{})
+	var fullOnce sync.Once // after the release, the rest can fill the slots again
 	release := make(chan struct{})
 	h.beforePropose = func() {
 		mu.Lock()
 		inflight++
 		most = max(most, inflight)
 		if inflight == batchWorkers {
-			close(full)
+			fullOnce.Do(func() { close(full) })
 		}
 		mu.Unlock()
 		<-release
