@@ -224,10 +224,12 @@ func (e *Engine) proposeBatch(ctx context.Context, br BatchRemote, r Root, plans
 			}
 			continue
 		}
-		if a, ok := acceptanceOf(pl.rec, res); ok {
-			accepted = append(accepted, a)
-			acceptedFrom = append(acceptedFrom, i)
-			continue
+		if res.Err == nil && res.Commit.GetOutcome() != syncpb.CommitResponse_OUTCOME_SUPERSEDED {
+			if a, err := acceptance(pl.rec, res.Commit); err == nil {
+				accepted = append(accepted, a)
+				acceptedFrom = append(acceptedFrom, i)
+				continue
+			} // settle reports a head it cannot read
 		}
 		if err := e.settle(ctx, r, pl.rec, res.Commit, res.Err, p); err != nil {
 			return err
@@ -242,23 +244,15 @@ func (e *Engine) proposeBatch(ctx context.Context, br BatchRemote, r Root, plans
 	return nil
 }
 
-// acceptanceOf returns what AcceptMany records for a batch result that
-// committed or converged; anything else is settled on its own.
-func acceptanceOf(rec *FileRecord, res syncproto.BatchResult) (Acceptance, bool) {
-	if res.Err != nil {
-		return Acceptance{}, false
-	}
-	switch res.Commit.GetOutcome() {
-	case syncpb.CommitResponse_OUTCOME_COMMITTED, syncpb.CommitResponse_OUTCOME_CONVERGED:
-	default:
-		return Acceptance{}, false
-	}
-	head := res.Commit.GetHead()
+// acceptance is what the state records for a proposal of rec that the
+// server accepted (committed or found converged) with resp.
+func acceptance(rec *FileRecord, resp *syncpb.CommitResponse) (Acceptance, error) {
+	head := resp.GetHead()
 	hash, err := headHash(head)
 	if err != nil {
-		return Acceptance{}, false // settle reports it
+		return Acceptance{}, fmt.Errorf("%w: commit of %q: head hash: %w", syncproto.ErrBadRequest, rec.Path, err)
 	}
-	return Acceptance{Path: rec.Path, LastUpdate: rec.LastUpdate, Seq: head.GetSeq(), Hash: hash}, true
+	return Acceptance{Path: rec.Path, LastUpdate: rec.LastUpdate, Seq: head.GetSeq(), Hash: hash}, nil
 }
 
 // plainPlans are plans without delta sources: whole lists, every chunk
@@ -581,15 +575,14 @@ func (e *Engine) settle(ctx context.Context, r Root, rec *FileRecord, resp *sync
 	case err != nil:
 		return err
 	}
-	head := resp.GetHead()
 	if resp.GetOutcome() == syncpb.CommitResponse_OUTCOME_SUPERSEDED {
-		return e.supersede(ctx, r, rec, head, p)
+		return e.supersede(ctx, r, rec, resp.GetHead(), p)
 	}
-	hash, err := headHash(head)
+	a, err := acceptance(rec, resp)
 	if err != nil {
-		return fmt.Errorf("%w: commit of %q: head hash: %w", syncproto.ErrBadRequest, rec.Path, err)
+		return err
 	}
-	if err := e.st.Accept(ctx, r.Name, rec.Path, rec.LastUpdate, head.GetSeq(), hash); err != nil {
+	if err := e.st.AcceptMany(ctx, r.Name, []Acceptance{a}); err != nil {
 		return err
 	}
 	noteAccepted(p, rec, resp)

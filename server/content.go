@@ -15,9 +15,9 @@ import (
 )
 
 // Read-ahead of writeChunks. Reading a chunk (index lookup, pack read,
-// CRC, decode, BLAKE3 of the chunk) costs about as much as hashing it into
-// the whole content and writing it out, so one goroutine doing all of it
-// leaves a core idle: a few readers fetch the next chunks meanwhile. The
+// CRC, decode) costs about as much as hashing it into the whole content
+// and writing it out, so one goroutine doing all of it leaves a core
+// idle: a few readers fetch the next chunks meanwhile. The
 // count keeps the reads in flight near the core count; the byte budget
 // keeps a root with 16 MiB chunks from holding many of them in memory.
 const (
@@ -41,8 +41,10 @@ type aheadChunk struct {
 	done   chan struct{}
 }
 
-// writeChunks writes the chunks to w in order, each verified by the store,
-// and, if checkWhole, checks that together they hash to hash. Readers
+// writeChunks writes the chunks to w in order, each read with its record's
+// CRC checked, and, if checkWhole, checks that together they hash to hash
+// (without checkWhole the receiver must hash what it gets: no chunk is
+// hashed on its own, a damaged one shows as a whole mismatch). Readers
 // fetch the next chunks while one is written, and the whole content is
 // hashed on another goroutine, so reading, writing and hashing overlap.
 // Errors are the first in chunk order, as a serial loop would report
@@ -85,9 +87,6 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	})
 	// Long-lived readers rather than one goroutine per chunk: each new
 	// goroutine would grow its stack again for the store's call chain.
-	// The whole content is hashed, here (checkWhole) or by the receiver
-	// (StreamContent): a damaged chunk shows as a whole mismatch, so each
-	// chunk need not be hashed on its own as well.
 	for range contentReaders {
 		g.Go(func() error {
 			for a := range jobs {
@@ -130,29 +129,31 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 		close(toHash)
 	}
 	_ = g.Wait()
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case checkWhole && sum != hash:
-		if err := s.firstDamagedChunk(outer, hash, chunks); err != nil {
-			return err
-		}
-		return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, sum, errListMismatch, cas.ErrCorrupt)
+	}
+	if checkWhole && sum != hash {
+		return s.wholeMismatch(outer, hash, sum, chunks)
 	}
 	return nil
 }
 
-// firstDamagedChunk returns the error of the first chunk of a content whose
-// stored bytes do not hash to its ID, or nil if all do: after a whole
-// mismatch, it tells a damaged store from a list that does not make the
-// content.
-func (s *Server) firstDamagedChunk(ctx context.Context, hash cas.ID, chunks []manifest.Chunk) error {
+// wholeMismatch is the error for content whose chunks hash to sum rather
+// than hash. Its chunks were read unhashed, so each is read again with
+// Get: the first that does not hash to its ID is a damaged store, and if
+// none does, the list does not make the content.
+func (s *Server) wholeMismatch(ctx context.Context, hash, sum cas.ID, chunks []manifest.Chunk) error {
 	for i, c := range chunks {
 		if _, err := s.store.Get(ctx, c.ID); err != nil {
-			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
+			return chunkError(hash, i, c, err)
 		}
 	}
-	return nil
+	return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, sum, errListMismatch, cas.ErrCorrupt)
+}
+
+// chunkError places err at chunk i of the content hash.
+func chunkError(hash cas.ID, i int, c manifest.Chunk, err error) error {
+	return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, err)
 }
 
 // writeAhead is writeChunks' writer: it takes the chunks in order as the
@@ -162,7 +163,7 @@ func writeAhead(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, ahead
 		a, ok := <-ahead
 		if !ok {
 			// Only the caller's context ends the producer this early.
-			return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, ctx.Err())
+			return chunkError(hash, i, c, ctx.Err())
 		}
 		<-a.done
 		if err := writeChunk(hash, i, c, a.data, a.err, w); err != nil {
@@ -177,7 +178,7 @@ func writeAhead(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, ahead
 // (data or readErr), to w once it has the size the list says.
 func writeChunk(hash cas.ID, i int, c manifest.Chunk, data []byte, readErr error, w io.Writer) error {
 	if readErr != nil {
-		return fmt.Errorf("server: chunk %d (%s) of %s: %w", i, c.ID, hash, readErr)
+		return chunkError(hash, i, c, readErr)
 	}
 	if len(data) != int(c.Size) {
 		return fmt.Errorf("server: chunk %d (%s) of %s has %d bytes, the list says %d: %w: %w", i, c.ID, hash, len(data), c.Size, errListMismatch, cas.ErrCorrupt)
@@ -189,11 +190,13 @@ func writeChunk(hash cas.ID, i int, c manifest.Chunk, data []byte, readErr error
 }
 
 // writeChunksSerially is writeChunks for a content of at most one chunk,
-// where there is nothing to overlap and goroutines would only cost.
+// where there is nothing to overlap and goroutines would only cost. It
+// reads and checks as writeChunks does: a one-chunk content's hash is its
+// chunk's ID, so hashing the chunk in Get as well would hash it twice.
 func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, w io.Writer, checkWhole bool) error {
 	h := blake3.New()
 	for i, c := range chunks {
-		data, err := s.store.Get(ctx, c.ID)
+		data, err := s.store.GetUnhashed(ctx, c.ID)
 		if err := writeChunk(hash, i, c, data, err, w); err != nil {
 			return err
 		}
@@ -204,10 +207,10 @@ func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []
 	if !checkWhole {
 		return nil
 	}
-	var got cas.ID
-	h.Sum(got[:0])
-	if got != hash {
-		return fmt.Errorf("server: content %s hashes to %s: %w: %w", hash, got, errListMismatch, cas.ErrCorrupt)
+	var sum cas.ID
+	h.Sum(sum[:0])
+	if sum != hash {
+		return s.wholeMismatch(ctx, hash, sum, chunks)
 	}
 	return nil
 }
