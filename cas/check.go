@@ -318,7 +318,7 @@ func (s *Store) diagnose(ctx context.Context, id ID, loc Location, metas map[uin
 	if loc.recordEnd() > m.Committed {
 		return fmt.Sprintf("record %d+%d lies past the committed length %d", loc.Offset, loc.recordEnd()-loc.Offset, m.Committed)
 	}
-	rec, err := s.readRecord(ctx, id, loc)
+	rec, err := s.readRecord(ctx, id, loc, false)
 	if err != nil {
 		return err.Error()
 	}

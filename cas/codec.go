@@ -2,6 +2,7 @@ package cas
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -41,12 +42,31 @@ func (st Stored) Decode(id ID) ([]byte, error) {
 // fastest level when that is smaller, raw otherwise. Clients use it to send
 // chunks compressed; the result's Data may alias data.
 func Compress(data []byte) (Stored, error) {
+	st, _, err := AppendCompressed(nil, data)
+	return st, err
+}
+
+// AppendCompressed is Compress writing a compressed form into dst's spare
+// capacity, so a sender can reuse one buffer for a whole batch of chunks. It
+// returns dst grown by the compressed bytes (unchanged when the chunk stays
+// raw: a raw form's Data is data itself).
+func AppendCompressed(dst, data []byte) (Stored, []byte, error) {
 	c, err := defaultCodecs()
 	if err != nil {
-		return Stored{}, err
+		return Stored{}, dst, err
 	}
-	codec, payload := c.encode(nil, data)
-	return Stored{Codec: codec, Data: payload, RawLen: len(data)}, nil
+	if c.enc != nil && len(data) > 0 && c.mayCompress(data) {
+		// Short of the worst case's room, the encoder would encode into
+		// a buffer of its own and copy.
+		dst = slices.Grow(dst, len(data)+encodeSlack(len(data)))
+		start := len(dst)
+		out := c.enc.EncodeAll(data, dst)
+		if len(out)-start < len(data) {
+			return Stored{Codec: CodecZstd, Data: out[start:len(out):len(out)], RawLen: len(data)}, out, nil
+		}
+		dst = out[:start]
+	}
+	return Stored{Codec: CodecRaw, Data: data, RawLen: len(data)}, dst, nil
 }
 
 // codecs holds one zstd encoder and one decoder shared by every goroutine:
@@ -142,6 +162,31 @@ func (c *codecs) decode(codec Codec, payload []byte, rawLen uint32) ([]byte, err
 		return nil, err
 	}
 	return c.decodeAny(codec, payload, rawLen)
+}
+
+// decodeAppend is decode appending the chunk to dst.
+func (c *codecs) decodeAppend(dst []byte, codec Codec, payload []byte, rawLen uint32) ([]byte, error) {
+	if err := checkLengths(codec, uint32(len(payload)), rawLen); err != nil {
+		return dst, err
+	}
+	switch codec {
+	case CodecRaw:
+		return append(dst, payload...), nil
+	case CodecZstd:
+		start := len(dst)
+		// The decoder stops at dst's capacity: room for the chunk and
+		// the slack decodeAny gives it.
+		out, err := c.dec.DecodeAll(payload, slices.Grow(dst, int(rawLen)+decodeSlack))
+		if err != nil {
+			return dst, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		}
+		if len(out)-start != int(rawLen) {
+			return dst, fmt.Errorf("%w: zstd payload decodes to %d bytes, want %d", ErrCorrupt, len(out)-start, rawLen)
+		}
+		return out, nil
+	default:
+		return dst, fmt.Errorf("%w: unknown codec %d", ErrInvalidRecord, codec)
+	}
 }
 
 // decodeAny is decode without the record invariants, for stored forms that

@@ -230,6 +230,45 @@ func TestCompressAndDecode(t *testing.T) {
 	}
 }
 
+// TestAppendCompressed: compressed forms land in dst's spare capacity one
+// after another without disturbing the earlier ones; raw forms alias the
+// chunk and leave dst as it was.
+func TestAppendCompressed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	chunks := []chunk{textChunk(rng, 20000), randomChunk(rng, 20000), textChunk(rng, 30000)}
+	dst := make([]byte, 0, 1<<20)
+	base := &dst[:1][0]
+	var stored []Stored
+	for _, c := range chunks {
+		before := len(dst)
+		st, out, err := AppendCompressed(dst, c.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch st.Codec {
+		case CodecZstd:
+			if len(out) != before+len(st.Data) || &out[:1][0] != base {
+				t.Fatalf("compressed form not appended in place: len %d -> %d for %d bytes", before, len(out), len(st.Data))
+			}
+		case CodecRaw:
+			if len(out) != before || &st.Data[0] != &c.data[0] {
+				t.Fatal("raw form does not alias the chunk, or grew dst")
+			}
+		}
+		dst = out
+		stored = append(stored, st)
+	}
+	if stored[0].Codec != CodecZstd || stored[1].Codec != CodecRaw || stored[2].Codec != CodecZstd {
+		t.Fatalf("codecs %v %v %v, want zstd raw zstd", stored[0].Codec, stored[1].Codec, stored[2].Codec)
+	}
+	for i, st := range stored {
+		got, err := st.Decode(chunks[i].id)
+		if err != nil || !bytes.Equal(got, chunks[i].data) {
+			t.Fatalf("chunk %d does not decode after later appends: %v", i, err)
+		}
+	}
+}
+
 // TestCompressProbe: a chunk whose samples do not shrink is stored raw
 // without a full zstd pass; compressible chunks are compressed, also
 // behind a random header.

@@ -769,7 +769,7 @@ func (s *Store) get(ctx context.Context, id ID, hash bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rec, loc, err := s.fetch(ctx, id)
+	rec, loc, err := s.fetch(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -790,6 +790,29 @@ func (s *Store) get(ctx context.Context, id ID, hash bool) ([]byte, error) {
 	return data, nil
 }
 
+// AppendUnhashed is GetUnhashed appending the chunk's bytes to dst. A
+// reader done with each chunk before it needs the next reuses one buffer
+// instead of allocating (and faulting in) fresh memory for every chunk.
+func (s *Store) AppendUnhashed(ctx context.Context, id ID, dst []byte) ([]byte, error) {
+	if err := s.life.enter(); err != nil {
+		return dst, err
+	}
+	defer s.life.leave()
+	if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	rec, loc, err := s.fetch(ctx, id, true)
+	if err != nil {
+		return dst, err
+	}
+	defer putBuf(rec)
+	out, err := s.codecs.decodeAppend(dst, loc.Codec, rec[RecordHeaderSize:], loc.RawLen)
+	if err != nil {
+		return dst, fmt.Errorf("cas: chunk %s in pack %d at %d: %w", id, loc.Pack, loc.Offset, err)
+	}
+	return out, nil
+}
+
 // GetStored returns the chunk in stored form, checking the record's CRC but
 // not decoding it: the receiver decodes and verifies the hash (Stored.Decode).
 func (s *Store) GetStored(ctx context.Context, id ID) (Stored, error) {
@@ -800,7 +823,7 @@ func (s *Store) GetStored(ctx context.Context, id ID) (Stored, error) {
 	if err := ctx.Err(); err != nil {
 		return Stored{}, err
 	}
-	rec, loc, err := s.fetch(ctx, id)
+	rec, loc, err := s.fetch(ctx, id, false)
 	if err != nil {
 		return Stored{}, err
 	}
@@ -815,7 +838,7 @@ const maxRelocations = 4
 // fetch locates a chunk and reads its whole record, checking the header
 // against the index entry and the CRC. A raw chunk's record is freshly
 // allocated (its payload is handed out); a compressed one's is pooled.
-func (s *Store) fetch(ctx context.Context, id ID) ([]byte, Location, error) {
+func (s *Store) fetch(ctx context.Context, id ID, pooled bool) ([]byte, Location, error) {
 	loc, _, err := s.locate(id)
 	for attempt := 0; ; attempt++ {
 		if err != nil {
@@ -824,7 +847,7 @@ func (s *Store) fetch(ctx context.Context, id ID) ([]byte, Location, error) {
 		if s.afterLocate != nil {
 			s.afterLocate(id)
 		}
-		rec, rerr := s.readRecord(ctx, id, loc)
+		rec, rerr := s.readRecord(ctx, id, loc, pooled)
 		if rerr == nil {
 			return rec, loc, nil
 		}
@@ -844,10 +867,10 @@ func (s *Store) fetch(ctx context.Context, id ID) ([]byte, Location, error) {
 }
 
 // readRecord reads and checks the record the index says holds id.
-func (s *Store) readRecord(ctx context.Context, id ID, loc Location) ([]byte, error) {
+func (s *Store) readRecord(ctx context.Context, id ID, loc Location, pooled bool) ([]byte, error) {
 	n := RecordHeaderSize + int(loc.StoredLen) // StoredLen bounded by decodeIndexValue
 	var rec []byte
-	if loc.Codec == CodecRaw {
+	if loc.Codec == CodecRaw && !pooled {
 		rec = make([]byte, n)
 	} else {
 		rec = getBuf(n)[:n]

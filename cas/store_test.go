@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -440,6 +441,22 @@ func TestGetUnhashed(t *testing.T) {
 	if data, err := s.GetUnhashed(ctx, good.id); err != nil || !bytes.Equal(data, good.data) {
 		t.Fatalf("GetUnhashed of a good chunk: %v", err)
 	}
+	text := textChunk(rng, 5000)
+	putAll(t, s, text)
+	if c := stat(t, s, text.id).Codec; c != CodecZstd {
+		t.Fatalf("text chunk stored as %v, want zstd", c)
+	}
+	prefix := []byte("kept")
+	buf, err := s.AppendUnhashed(ctx, good.id, prefix)
+	if err == nil {
+		buf, err = s.AppendUnhashed(ctx, text.id, buf) // stored compressed
+	}
+	if want := slices.Concat(prefix, good.data, text.data); err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("AppendUnhashed of a raw and a compressed chunk: %v", err)
+	}
+	if out, err := s.AppendUnhashed(ctx, Sum([]byte("absent")), buf); !errors.Is(err, ErrNotFound) || len(out) != len(buf) {
+		t.Fatalf("AppendUnhashed of an unknown chunk: %d bytes, %v; want dst unchanged and ErrNotFound", len(out), err)
+	}
 
 	loc := stat(t, s, forged.id).Location
 	rec := make([]byte, RecordHeaderSize+int(loc.StoredLen))
@@ -467,5 +484,8 @@ func TestGetUnhashed(t *testing.T) {
 	patchFile(t, packPath(e.dir, loc.Pack), loc.Offset+RecordHeaderSize+3, []byte{^flipped.data[3]})
 	if _, err := s.GetUnhashed(ctx, flipped.id); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("GetUnhashed of a record failing its CRC: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.AppendUnhashed(ctx, flipped.id, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("AppendUnhashed of a record failing its CRC: %v, want ErrCorrupt", err)
 	}
 }

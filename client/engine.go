@@ -165,6 +165,27 @@ type pass struct {
 	res      PassResult
 	// committed are the root seqs of the versions this pass committed.
 	committed []uint64
+	// bufs are upload buffers free for the next batch, kept for the pass
+	// only: an idle `qic run` holds none.
+	bufs chan *uploadBuf
+}
+
+// uploadBuf returns a free upload buffer of the pass.
+func (p *pass) uploadBuf() *uploadBuf {
+	select {
+	case b := <-p.bufs:
+		return b
+	default:
+		return new(uploadBuf)
+	}
+}
+
+// doneWith keeps b for another batch of the pass, unless enough are kept.
+func (p *pass) doneWith(b *uploadBuf) {
+	select {
+	case p.bufs <- b:
+	default:
+	}
 }
 
 func (p *pass) committedSeq(seq uint64) {
@@ -247,7 +268,7 @@ func (e *Engine) run(ctx context.Context, root string, scan bool) (PassResult, e
 	defer e.mu.Unlock()
 	start := e.opts.Now()
 	sent0, recv0 := e.remote.WireStats()
-	p := &pass{root: root, progress: progress{to: e.opts.Progress}}
+	p := &pass{root: root, progress: progress{to: e.opts.Progress}, bufs: make(chan *uploadBuf, 2*e.opts.UploadStreams)}
 	err := e.runLocked(ctx, root, scan, p)
 	sent1, recv1 := e.remote.WireStats()
 	p.res.BytesSent = int64(sent1 - sent0)

@@ -74,11 +74,12 @@ func (e *Engine) sendAll(ctx context.Context, r Root, rec FileRecord) (int, erro
 	seen := make(cas.IDSet)
 	var batch []chunkSource
 	batchBytes, sent := 0, 0
+	buf := new(uploadBuf)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		chunks, changed, err := readChunks(ctx, r.Dir, batch, nil)
+		chunks, changed, err := batchReader{dir: r.Dir, verify: true}.read(ctx, batch, buf)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -24,6 +25,9 @@ type chunkSource struct {
 	path string
 	off  int64
 	size uint32
+	// stat is the file's stat when the chunk was hashed; without one
+	// the chunk is read verified.
+	stat FileStat
 }
 
 // push proposes every pending local change of root: it uploads the chunks
@@ -323,7 +327,7 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, clai
 					}
 					mine = append(mine, m)
 				}
-				srcs = append(srcs, chunkSource{id: c.ID, path: rec.Path, off: off, size: c.Size})
+				srcs = append(srcs, chunkSource{id: c.ID, path: rec.Path, off: off, size: c.Size, stat: rec.Stat})
 			}
 			off += int64(c.Size)
 		}
@@ -405,7 +409,9 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	g.SetLimit(e.opts.UploadStreams)
 	for _, batch := range batches {
 		g.Go(func() error {
-			chunks, bad, err := readChunks(gctx, r.Dir, batch, deltas)
+			buf := p.uploadBuf()
+			defer p.doneWith(buf)
+			chunks, bad, err := e.sendBatch(gctx, r, batch, deltas, buf)
 			if err != nil {
 				return err
 			}
@@ -415,17 +421,6 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 					changed[path] = true
 				}
 				mu.Unlock()
-			}
-			err = e.remote.PutChunks(gctx, r.Name, chunks)
-			if err != nil && hasDeltas(chunks) && deltaRefused(err) {
-				// The server could not rebuild a delta (a source gone, or
-				// a signature that matched wrong bytes): send them whole.
-				if chunks, _, err = readChunks(gctx, r.Dir, batch, nil); err == nil {
-					err = e.remote.PutChunks(gctx, r.Name, chunks)
-				}
-			}
-			if err != nil {
-				return err
 			}
 			p.count(func(s *Stats) { s.ChunksSent += len(chunks) })
 			var sent int64
@@ -440,6 +435,36 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 		return nil, err
 	}
 	return changed, nil
+}
+
+// sendBatch reads one batch of chunks into buf and uploads it. It returns
+// the chunks sent and the files that changed since the scan.
+func (e *Engine) sendBatch(ctx context.Context, r Root, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource, buf *uploadBuf) ([]syncproto.Chunk, []string, error) {
+	br := batchReader{dir: r.Dir, deltas: deltas}
+	chunks, changed, err := br.read(ctx, batch, buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = e.remote.PutChunks(ctx, r.Name, chunks)
+	if err != nil && hasDeltas(chunks) && deltaRefused(err) {
+		// The server could not rebuild a delta (a source gone, or a
+		// signature that matched wrong bytes): send them whole.
+		br.deltas = nil
+		if chunks, changed, err = br.read(ctx, batch, buf); err == nil {
+			err = e.remote.PutChunks(ctx, r.Name, chunks)
+		}
+	}
+	if errors.Is(err, syncproto.ErrHashMismatch) {
+		// A file changed under an unchanged stat: find it by hashing.
+		br.deltas, br.verify = nil, true
+		if chunks, changed, err = br.read(ctx, batch, buf); err == nil {
+			err = e.remote.PutChunks(ctx, r.Name, chunks)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return chunks, changed, nil
 }
 
 func hasDeltas(chunks []syncproto.Chunk) bool {
@@ -458,56 +483,145 @@ func deltaRefused(err error) bool {
 		errors.Is(err, syncproto.ErrUnsupported) || errors.Is(err, syncproto.ErrBadRequest)
 }
 
-// readChunks reads and compresses the chunks of batch from their files,
-// each as a delta against its sources in deltas when that is smaller. A
-// chunk whose bytes no longer hash to its ID (the file changed since the
-// scan) is left out and its path returned in changed.
-func readChunks(ctx context.Context, dir string, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource) (chunks []syncproto.Chunk, changed []string, err error) {
-	files := make(map[string]*os.File)
+// uploadBuf holds the bytes of one upload batch, read and compressed, until
+// the batch is sent; reused so a large upload neither allocates nor
+// page-faults fresh memory for every chunk.
+type uploadBuf struct {
+	raw, packed []byte
+}
+
+// batchReader reads the chunks of upload batches from their files.
+type batchReader struct {
+	dir string
+	// deltas are the sources a chunk may be sent as a delta against.
+	deltas map[cas.ID][]syncproto.DeltaSource
+	// verify hashes every chunk read. Without it, a file whose stat is
+	// still the one its chunks were hashed under is trusted to hold them,
+	// as the scan trusts an unchanged stat; the server verifies every
+	// chunk anyway, and an upload it refuses is read again verified.
+	verify bool
+}
+
+// read reads and compresses the chunks of batch into buf, each as a delta
+// against its sources when that is smaller. The chunks of a file that
+// changed since the scan are left out and its path returned in changed.
+// The chunks alias buf until it is reused.
+func (br batchReader) read(ctx context.Context, batch []chunkSource, buf *uploadBuf) (chunks []syncproto.Chunk, changed []string, err error) {
+	type openFile struct {
+		f      *os.File
+		want   FileStat
+		verify bool
+	}
+	files := make(map[string]openFile)
 	defer func() {
-		for _, f := range files {
-			_ = f.Close()
+		for _, of := range files {
+			if of.f != nil {
+				_ = of.f.Close()
+			}
 		}
 	}()
+	total, largest := 0, 0
+	for _, s := range batch {
+		total += int(s.size)
+		largest = max(largest, int(s.size))
+	}
+	// Sized up to whole MiB, so that the next batch, a little larger or
+	// smaller, fits the same buffers. A compressed form is kept only
+	// when smaller than its chunk, and the encoder wants room for its
+	// worst case: a chunk's worth of spare room past the total never runs
+	// short.
+	if cap(buf.raw) < total {
+		buf.raw = make([]byte, 0, roundMiB(total+largest))
+	}
+	if room := total + largest + largest/64 + 1024; cap(buf.packed) < room {
+		buf.packed = make([]byte, 0, roundMiB(room))
+	}
+	raw, packed := buf.raw[:0], buf.packed[:0]
+	bad := make(map[string]bool)
+	var owners []string // the path of each chunk read
 	for _, s := range batch {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		f, ok := files[s.path]
+		of, ok := files[s.path]
 		if !ok {
-			name, err := relpath.Join(dir, s.path)
+			of = openFile{want: s.stat, verify: br.verify || s.stat == FileStat{}}
+			name, err := relpath.Join(br.dir, s.path)
 			if err != nil {
 				return nil, nil, err
 			}
-			f, _, err = openRegular(name)
-			if err != nil {
-				changed = append(changed, s.path)
-				files[s.path] = nil
-				continue
+			f, pre, err := openRegular(name)
+			switch {
+			case err != nil:
+				bad[s.path] = true
+			case !of.verify && !pre.Same(s.stat):
+				_ = f.Close()
+				bad[s.path] = true
+			default:
+				of.f = f
 			}
-			files[s.path] = f
+			files[s.path] = of
 		}
-		if f == nil {
+		if of.f == nil || bad[s.path] {
 			continue
 		}
-		data := make([]byte, s.size)
-		if n, err := f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || cas.Sum(data) != s.id {
-			changed = append(changed, s.path)
+		data := raw[len(raw) : len(raw)+int(s.size)]
+		if n, err := of.f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (of.verify && cas.Sum(data) != s.id) {
+			bad[s.path] = true
 			continue
 		}
-		st, err := cas.Compress(data)
+		raw = raw[:len(raw)+len(data)]
+		c, err := br.encode(s, data, &packed)
 		if err != nil {
-			return nil, nil, fmt.Errorf("compress chunk %s of %q: %w", s.id.Short(), s.path, err)
-		}
-		c := syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: s.id, RawLen: st.RawLen, Data: st.Data}
-		if srcs := deltas[s.id]; srcs != nil {
-			if dc, ok := syncproto.EncodeDelta(s.id, data, srcs); ok && len(dc.Data) < len(c.Data) {
-				c = dc
-			}
+			return nil, nil, err
 		}
 		chunks = append(chunks, c)
+		owners = append(owners, s.path)
 	}
-	return chunks, changed, nil
+	buf.raw, buf.packed = raw, packed
+	// Read after the reads: a write during them changed the stat.
+	for path, of := range files {
+		if of.f == nil || of.verify || bad[path] {
+			continue
+		}
+		fi, err := of.f.Stat()
+		if err != nil || !statOf(fi).Same(of.want) {
+			bad[path] = true
+		}
+	}
+	if len(bad) == 0 {
+		return chunks, nil, nil
+	}
+	kept := chunks[:0]
+	for i, c := range chunks {
+		if !bad[owners[i]] {
+			kept = append(kept, c)
+		}
+	}
+	for path := range bad {
+		changed = append(changed, path)
+	}
+	slices.Sort(changed)
+	return kept, changed, nil
+}
+
+func roundMiB(n int) int { return (n + 1<<20 - 1) &^ (1<<20 - 1) }
+
+// encode is a chunk's wire form: compressed into packed's spare capacity,
+// or a delta against its sources when that is smaller.
+func (br batchReader) encode(s chunkSource, data []byte, packed *[]byte) (syncproto.Chunk, error) {
+	st, grown, err := cas.AppendCompressed(*packed, data)
+	if err != nil {
+		return syncproto.Chunk{}, fmt.Errorf("compress chunk %s of %q: %w", s.id.Short(), s.path, err)
+	}
+	*packed = grown
+	c := syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: s.id, RawLen: st.RawLen, Data: st.Data}
+	if srcs := br.deltas[s.id]; srcs != nil {
+		if dc, ok := syncproto.EncodeDelta(s.id, data, srcs); ok && len(dc.Data) < len(c.Data) {
+			c = dc
+		}
+	}
+	return c, nil
 }
 
 // proposal builds the please-sync request of a pending record.

@@ -138,6 +138,9 @@ func (s *fakeServer) PutChunks(_ context.Context, _ string, chunks []syncproto.C
 	defer s.mu.Unlock()
 	for _, c := range chunks {
 		data, err := cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}.Decode(c.ID)
+		if errors.Is(err, cas.ErrHashMismatch) {
+			return fmt.Errorf("%w: chunk %s", syncproto.ErrHashMismatch, c.ID) // as the server answers
+		}
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
@@ -35,10 +36,36 @@ var errListMismatch = errors.New("the chunk list does not make the content")
 // or err is set.
 type aheadChunk struct {
 	id     cas.ID
-	data   []byte
+	data   []byte // in a buffer of chunkBufs
 	err    error
 	weight int64 // held in the read-ahead budget until the chunk is done with
 	done   chan struct{}
+}
+
+// chunkBufs recycles the buffers chunks are read into: re-reading a large
+// file would otherwise allocate, and fault in, fresh memory for every chunk.
+var chunkBufs sync.Pool
+
+// maxPooledChunkBuf keeps a root with huge chunks from pinning them.
+const maxPooledChunkBuf = 4 << 20
+
+// read fills a from the store.
+func (a *aheadChunk) read(ctx context.Context, store *cas.Store) {
+	var buf []byte
+	if p, ok := chunkBufs.Get().(*[]byte); ok {
+		buf = *p
+	}
+	a.data, a.err = store.AppendUnhashed(ctx, a.id, buf[:0])
+	close(a.done)
+}
+
+// release gives a's buffer back once nothing reads it any more.
+func (a *aheadChunk) release() {
+	if cap(a.data) > 0 && cap(a.data) <= maxPooledChunkBuf {
+		b := a.data[:0]
+		chunkBufs.Put(&b)
+	}
+	a.data = nil
 }
 
 // writeChunks writes the chunks to w in order, each read with its record's
@@ -90,8 +117,7 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 	for range contentReaders {
 		g.Go(func() error {
 			for a := range jobs {
-				a.data, a.err = s.store.GetUnhashed(ctx, a.id)
-				close(a.done)
+				a.read(ctx, s.store)
 			}
 			return nil
 		})
@@ -105,7 +131,7 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 			h := blake3.New()
 			for a := range toHash {
 				_, _ = h.Write(a.data)
-				a.data = nil
+				a.release()
 				budget.Release(a.weight)
 			}
 			h.Sum(sum[:0])
@@ -117,7 +143,7 @@ func (s *Server) writeChunks(ctx context.Context, hash cas.ID, chunks []manifest
 		if toHash != nil {
 			toHash <- a
 		} else {
-			a.data = nil
+			a.release()
 			budget.Release(a.weight)
 		}
 	})

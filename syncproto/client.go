@@ -235,12 +235,11 @@ func (c *Client) PutChunks(ctx context.Context, root string, chunks []Chunk) err
 	if err := WriteMessage(ctx, st, &syncpb.PutChunksRequest{Root: root}); err != nil {
 		return fmt.Errorf("put chunks to %q: %w", root, writeFailed(ctx, st, err))
 	}
-	var buf []byte
 	for i, ch := range chunks {
-		if buf, err = EncodeChunkFrame(buf[:0], ch); err != nil {
+		if err := checkChunk(ch, MaxFramePayloadLimit-ChunkHeaderMaxLen); err != nil {
 			return fmt.Errorf("put chunks to %q: chunk %d: %w", root, i, abort(st, err))
 		}
-		if err := st.WriteFrame(ctx, FrameChunk, buf); err != nil {
+		if err := st.WriteChunk(ctx, ch); err != nil {
 			return fmt.Errorf("put chunks to %q: chunk %d (%s): %w", root, i, ch.ID.Short(), writeFailed(ctx, st, err))
 		}
 	}

@@ -254,22 +254,30 @@ func NewFrameWriter(w io.Writer) *FrameWriter {
 // WriteFrame writes one frame. Payloads over MaxFramePayloadLimit are refused
 // with ErrFrameTooLarge since no reader would accept them.
 func (fw *FrameWriter) WriteFrame(t FrameType, payload []byte) error {
+	return fw.WriteFrameParts(t, nil, payload)
+}
+
+// WriteFrameParts writes one frame whose payload is head followed by body,
+// without copying a large body next to the rest.
+func (fw *FrameWriter) WriteFrameParts(t FrameType, head, body []byte) error {
 	if t == FrameInvalid {
 		return errors.New("syncproto: write of frame type 0")
 	}
-	if len(payload) > MaxFramePayloadLimit {
-		return fmt.Errorf("%w: %s frame of %d bytes, limit %d", ErrFrameTooLarge, t, len(payload), MaxFramePayloadLimit)
+	n := len(head) + len(body)
+	if n > MaxFramePayloadLimit {
+		return fmt.Errorf("%w: %s frame of %d bytes, limit %d", ErrFrameTooLarge, t, n, MaxFramePayloadLimit)
 	}
-	if len(payload) <= coalesceLimit {
-		fw.buf = AppendFrame(fw.buf[:0], t, payload)
+	fw.buf = binary.AppendUvarint(fw.buf[:0], uint64(t))
+	fw.buf = binary.AppendUvarint(fw.buf, uint64(n))
+	fw.buf = append(fw.buf, head...)
+	if len(body) <= coalesceLimit {
+		fw.buf = append(fw.buf, body...)
 		if _, err := fw.w.Write(fw.buf); err != nil {
 			return fmt.Errorf("syncproto: write %s frame: %w", t, err)
 		}
 		return nil
 	}
-	fw.buf = binary.AppendUvarint(fw.buf[:0], uint64(t))
-	fw.buf = binary.AppendUvarint(fw.buf, uint64(len(payload)))
-	fw.vec = [2][]byte{fw.buf, payload}
+	fw.vec = [2][]byte{fw.buf, body}
 	fw.bufs = fw.vec[:]
 	_, err := fw.bufs.WriteTo(fw.w)
 	fw.vec = [2][]byte{} // do not keep the caller's payload alive

@@ -710,19 +710,15 @@ func (t *tx) getChunks(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("get chunks: %w", err)
 	}
-	var (
-		sent int
-		buf  []byte
-	)
+	sent := 0
 	emit := func(c Chunk) error {
 		if sent >= len(ids) || c.ID != ids[sent] {
 			return internalf("GetChunks emitted chunk %s as answer %d of %d", c.ID.Short(), sent, len(ids))
 		}
-		var err error
-		if buf, err = EncodeChunkFrame(buf[:0], c); err != nil {
+		if err := checkChunk(c, MaxFramePayloadLimit-ChunkHeaderMaxLen); err != nil {
 			return internalf("GetChunks emitted a bad chunk: %w", err)
 		}
-		if err := t.st.WriteFrame(ctx, FrameChunk, buf); err != nil {
+		if err := t.st.WriteChunk(ctx, c); err != nil {
 			return err
 		}
 		sent++

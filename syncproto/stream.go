@@ -124,6 +124,26 @@ func (s *Stream) WriteFrame(ctx context.Context, t FrameType, payload []byte) er
 	return nil
 }
 
+// WriteChunk writes c as a chunk frame, its data sent from where it is.
+func (s *Stream) WriteChunk(ctx context.Context, c Chunk) error {
+	head, err := AppendChunkHeader(s.scratch[:0], c)
+	if err != nil {
+		return err
+	}
+	s.scratch = head
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_ = s.qs.SetWriteDeadline(deadline(ctx, s.writeTimeout))
+	stop := interruptOnCancel(ctx, s.qs.SetWriteDeadline)
+	err = s.fw.WriteFrameParts(FrameChunk, head, c.Data)
+	stop()
+	if err != nil {
+		return s.ioErr(ctx, "write", s.writeTimeout, err)
+	}
+	return nil
+}
+
 // WriteError sends err to the peer as an error frame (see WireError for what
 // the peer sees).
 func (s *Stream) WriteError(ctx context.Context, err error) error {
