@@ -32,7 +32,10 @@ type Conn struct {
 }
 
 type remoteConn struct {
+	// url is the base of request URLs; where names the API in errors
+	// (the same URL, or unix:PATH for the socket).
 	url   string
+	where string
 	token string
 	http  *http.Client
 }
@@ -49,8 +52,9 @@ type ConnectOptions struct {
 var ErrNoData = errors.New("no quics data")
 
 // Connect finds the server of a data directory. If a process holds the
-// directory's lock, the API it published in DATA/admin-addr is used with
-// the token of DATA/admin-token, over TLS pinned to DATA/tls/cert.pem.
+// directory's lock, its API is used with the token of DATA/admin-token: on
+// the Unix socket it published in DATA/admin-socket when that answers,
+// else at the URL of DATA/admin-addr over TLS pinned to DATA/tls/cert.pem.
 // Otherwise the directory is opened here, which keeps a server from
 // starting on it until Close.
 func Connect(ctx context.Context, opts ConnectOptions) (*Conn, error) {
@@ -60,7 +64,7 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Conn, error) {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 		if inUse {
-			return dialRemote(opts.DataDir)
+			return dialRemote(ctx, opts.DataDir)
 		}
 		c, err := openLocal(ctx, opts)
 		// A server that started between the probe and the open is
@@ -84,15 +88,28 @@ func openLocal(ctx context.Context, opts ConnectOptions) (*Conn, error) {
 	return &Conn{local: &Backend{Server: srv, DataDir: opts.DataDir}}, nil
 }
 
-func dialRemote(dataDir string) (*Conn, error) {
-	addr, err := readSmallFile(filepath.Join(dataDir, AddrFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w: a quics server holds %s but publishes no admin API (was it started with --admin \"\"?): %w",
-			ErrUnavailable, dataDir, err)
+// dialRemote prefers the server's Unix socket, which spares both sides TLS;
+// the TCP API is the way in when the socket is off, was skipped (a path too
+// long) or does not answer.
+func dialRemote(ctx context.Context, dataDir string) (*Conn, error) {
+	sock := publishedSocket(dataDir)
+	addr, addrErr := readSmallFile(filepath.Join(dataDir, AddrFile))
+	if sock == "" && addrErr != nil {
+		return nil, fmt.Errorf("%w: a quics server holds %s but publishes no admin API (was it started with --admin \"\" and --admin-socket \"\"?): %w",
+			ErrUnavailable, dataDir, addrErr)
 	}
 	token, err := readToken(filepath.Join(dataDir, TokenFile))
 	if err != nil {
 		return nil, err
+	}
+	if sock != "" {
+		if socketAnswers(ctx, sock) {
+			return NewSocket(sock, token), nil
+		}
+		if addrErr != nil {
+			return nil, fmt.Errorf("%w: the admin socket unix:%s of the server holding %s does not answer, and it publishes no TCP API",
+				ErrUnavailable, sock, dataDir)
+		}
 	}
 	fp, err := certFingerprint(filepath.Join(dataDir, server.TLSDir, "cert.pem"))
 	if err != nil {
@@ -112,7 +129,7 @@ func NewRemote(url, token, fingerprint string) *Conn {
 		MaxIdleConns:          2,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	return &Conn{remote: &remoteConn{url: url, token: token, http: &http.Client{Transport: tr}}}
+	return &Conn{remote: &remoteConn{url: url, where: url, token: token, http: &http.Client{Transport: tr}}}
 }
 
 func certFingerprint(path string) (string, error) {
@@ -182,7 +199,7 @@ func (rc *remoteConn) do(ctx context.Context, method, path string, req, resp any
 	}
 	hresp, err := rc.http.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, rc.url, err)
+		return fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, rc.where, err)
 	}
 	defer hresp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(hresp.Body, MaxResponseBody+1))
@@ -212,7 +229,7 @@ func (c *Conn) Health(ctx context.Context) error {
 	}
 	hresp, err := c.remote.http.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, c.remote.url, err)
+		return fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, c.remote.where, err)
 	}
 	defer hresp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(hresp.Body, 4096))

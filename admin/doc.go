@@ -18,7 +18,9 @@
 //
 // The data directory says everything a local command needs: DATA/lock is
 // held by the process that has the directory open ([server.DataDirInUse]),
-// DATA/admin-addr is the URL of its HTTP/1.1 API, DATA/admin-token the
+// DATA/admin-socket names the Unix socket serving the API as plain HTTP/1.1
+// (0600; preferred when it answers, since it spares both sides TLS),
+// DATA/admin-addr is the URL of its HTTP/1.1 API over TLS, DATA/admin-token the
 // bearer token (0600), and DATA/tls/cert.pem the certificate the connection
 // is pinned to. [Connect] probes the lock first, so a stale admin-addr left
 // by a crash is never trusted: no lock holder means the directory is opened
@@ -27,7 +29,8 @@
 // # Security
 //
 // The API listens on loopback by default, over TLS with the server's own
-// certificate, on HTTP/1.1 (TCP) and HTTP/3 (UDP). Every endpoint but
+// certificate, on HTTP/1.1 (TCP) and HTTP/3 (UDP), and on a Unix socket in
+// the data directory that only the server's user may open. Every endpoint but
 // /healthz requires the token; /metrics also answers loopback callers
 // without it, for a local Prometheus. Request logs carry method, path and
 // status, never headers or bodies: the token and passwords stay out of logs.

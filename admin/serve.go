@@ -89,6 +89,11 @@ type ServeOptions struct {
 	// Addr is the TCP address of the HTTP/1.1 API, H3Addr the UDP address
 	// of the HTTP/3 one; "" turns that one off.
 	Addr, H3Addr string
+	// Socket is the path of a Unix socket serving the API as plain
+	// HTTP/1.1 to admin commands on this host (see SocketFile); "" turns
+	// it off. A path too long for a socket address is skipped with a
+	// warning, not an error.
+	Socket string
 	// TLS carries the certificate (the server's own).
 	TLS     *tls.Config
 	Handler http.Handler
@@ -100,8 +105,10 @@ type Listener struct {
 	opts   ServeOptions
 	tcp    net.Listener
 	udp    net.PacketConn
+	sock   *net.UnixListener
 	http1  *http.Server
 	http3  *http3.Server
+	local  *http.Server // over sock
 	logger *slog.Logger
 }
 
@@ -128,6 +135,13 @@ func Listen(ctx context.Context, opts ServeOptions) (*Listener, error) {
 			return nil, fmt.Errorf("admin: listen on %s/udp: %w", opts.H3Addr, err)
 		}
 		l.udp = udp
+	}
+	if opts.Socket != "" {
+		sock, err := listenSocket(ctx, opts.Socket, l.logger)
+		if err != nil {
+			return nil, errors.Join(err, l.Close())
+		}
+		l.sock = sock
 	}
 	return l, nil
 }
@@ -170,14 +184,12 @@ func (l *Listener) URL() string {
 // Serve serves until ctx ends, then shuts down, letting requests in flight
 // finish for a few seconds.
 func (l *Listener) Serve(ctx context.Context) error {
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	running := 0
-	if l.tcp != nil {
-		tlsConf := l.opts.TLS.Clone()
-		tlsConf.NextProtos = []string{"h2", "http/1.1"}
-		l.http1 = &http.Server{
+	// The TCP and the socket servers differ only in TLS.
+	newHTTP1 := func() *http.Server {
+		return &http.Server{
 			Handler:           l.opts.Handler,
-			TLSConfig:         tlsConf,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       time.Minute,
 			IdleTimeout:       2 * time.Minute,
@@ -185,8 +197,19 @@ func (l *Listener) Serve(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(l.logger.Handler(), slog.LevelDebug),
 			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		}
+	}
+	if l.tcp != nil {
+		tlsConf := l.opts.TLS.Clone()
+		tlsConf.NextProtos = []string{"h2", "http/1.1"}
+		l.http1 = newHTTP1()
+		l.http1.TLSConfig = tlsConf
 		running++
 		go func() { errs <- l.http1.Serve(tls.NewListener(l.tcp, tlsConf)) }()
+	}
+	if l.sock != nil {
+		l.local = newHTTP1()
+		running++
+		go func() { errs <- l.local.Serve(l.sock) }()
 	}
 	if l.udp != nil {
 		l.http3 = &http3.Server{
@@ -208,9 +231,12 @@ func (l *Listener) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if l.http1 != nil {
-		if err := l.http1.Shutdown(sctx); err != nil {
-			_ = l.http1.Close()
+	for _, hs := range []*http.Server{l.http1, l.local} {
+		if hs == nil {
+			continue
+		}
+		if err := hs.Shutdown(sctx); err != nil {
+			_ = hs.Close()
 		}
 	}
 	if l.http3 != nil {
@@ -253,6 +279,9 @@ func (l *Listener) Close() error {
 	}
 	if l.udp != nil {
 		errs = append(errs, l.udp.Close())
+	}
+	if l.sock != nil {
+		errs = append(errs, l.sock.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -88,7 +88,7 @@ func (rc *remoteConn) fetch(ctx context.Context, method, path string, req any, w
 	hreq.Header.Set("Authorization", "Bearer "+rc.token)
 	hresp, err := rc.http.Do(hreq)
 	if err != nil {
-		return Content{}, fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, rc.url, err)
+		return Content{}, fmt.Errorf("%w: admin API at %s: %w", ErrUnavailable, rc.where, err)
 	}
 	defer hresp.Body.Close()
 	if hresp.StatusCode != http.StatusOK {

@@ -25,15 +25,20 @@ import (
 
 // Environment variables that supply defaults for the run flags.
 const (
-	envData     = "QUICS_DATA"
-	envListen   = "QUICS_LISTEN"
-	envPassword = "QUICS_PASSWORD"
-	envAdmin    = "QUICS_ADMIN"
-	envAdminH3  = "QUICS_ADMIN_H3"
+	envData        = "QUICS_DATA"
+	envListen      = "QUICS_LISTEN"
+	envPassword    = "QUICS_PASSWORD"
+	envAdmin       = "QUICS_ADMIN"
+	envAdminH3     = "QUICS_ADMIN_H3"
+	envAdminSocket = "QUICS_ADMIN_SOCKET"
 
 	envShareListen  = "QUICS_SHARE_LISTEN"
 	envShareBaseURL = "QUICS_SHARE_BASE_URL"
 )
+
+// adminSocketAuto is --admin-socket's default: DATA/admin.sock, wherever
+// --data points.
+const adminSocketAuto = "auto"
 
 // runOptions are the settings of `quics run`.
 type runOptions struct {
@@ -44,6 +49,9 @@ type runOptions struct {
 	// turns that one off.
 	Admin   string
 	AdminH3 string
+	// AdminSocket is the path of the admin API's Unix socket:
+	// adminSocketAuto puts it in the data directory, "" turns it off.
+	AdminSocket string
 	// ShareListen is the address of the public share listener (TCP and
 	// UDP); "" turns share links off. ShareBaseURL is the links' public
 	// prefix when a proxy stands in front of it.
@@ -72,7 +80,7 @@ type runOptions struct {
 func newRunCmd() *cobra.Command {
 	o := runOptions{
 		Listen: fmt.Sprintf(":%d", syncproto.DefaultPort), Admin: admin.DefaultAddr, AdminH3: admin.DefaultH3Addr,
-		Views: true, LogFormat: "text", LogLevel: "info",
+		AdminSocket: adminSocketAuto, Views: true, LogFormat: "text", LogLevel: "info",
 	}
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -86,7 +94,10 @@ SHA-256 fingerprint, which clients pin when they register.
 
 The admin API (used by quics show, stop, password, client and root) listens
 on loopback: HTTP/1.1 over TLS on --admin and HTTP/3 on --admin-h3, with the
-bearer token of DATA/admin-token. An empty address turns one off.
+bearer token of DATA/admin-token. It is also served as plain HTTP/1.1 on the
+Unix socket --admin-socket (mode 0600; "auto" is DATA/admin.sock), which
+the admin commands on this host prefer: it spares them TLS. An empty
+address or path turns one off.
 
 With --share-listen, members can create share links (qic share) that
 anyone with the URL downloads over HTTPS, a limited number of times: the
@@ -103,10 +114,10 @@ DATA/store.json; credentials are not. A data directory with local packs
 moves to S3 with quics store migrate. See docs/storage.md.
 
 Flags default to the environment: QUICS_DATA, QUICS_LISTEN, QUICS_PASSWORD,
-QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_SHARE_LISTEN, QUICS_SHARE_BASE_URL,
-QUICS_STORE, QUICS_STORE_CACHE, QUICS_S3_ENDPOINT, QUICS_S3_REGION,
-QUICS_S3_ACCESS_KEY, QUICS_S3_SECRET_KEY, QUICS_S3_INSECURE (or the usual
-AWS_* variables).`,
+QUICS_ADMIN, QUICS_ADMIN_H3, QUICS_ADMIN_SOCKET, QUICS_SHARE_LISTEN,
+QUICS_SHARE_BASE_URL, QUICS_STORE, QUICS_STORE_CACHE, QUICS_S3_ENDPOINT,
+QUICS_S3_REGION, QUICS_S3_ACCESS_KEY, QUICS_S3_SECRET_KEY, QUICS_S3_INSECURE
+(or the usual AWS_* variables).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -117,7 +128,7 @@ AWS_* variables).`,
 		o.Listen = v
 	}
 	// Set but empty turns an admin transport off, as the flag's "" does.
-	for env, dst := range map[string]*string{envAdmin: &o.Admin, envAdminH3: &o.AdminH3} {
+	for env, dst := range map[string]*string{envAdmin: &o.Admin, envAdminH3: &o.AdminH3, envAdminSocket: &o.AdminSocket} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
 		}
@@ -128,6 +139,8 @@ AWS_* variables).`,
 	f.StringVar(&o.Password, "password", os.Getenv(envPassword), "server password that registering a device requires (env "+envPassword+"); replaces the stored one")
 	f.StringVar(&o.Admin, "admin", o.Admin, "TCP address of the admin API, HTTP/1.1 over TLS (env "+envAdmin+"; \"\" turns it off)")
 	f.StringVar(&o.AdminH3, "admin-h3", o.AdminH3, "UDP address of the admin API over HTTP/3 (env "+envAdminH3+"; \"\" turns it off)")
+	f.StringVar(&o.AdminSocket, "admin-socket", o.AdminSocket,
+		"Unix socket of the admin API, plain HTTP/1.1 for admin commands on this host; \""+adminSocketAuto+"\" is DATA/"+admin.SocketFile+" (env "+envAdminSocket+"; \"\" turns it off)")
 	f.StringVar(&o.ShareListen, "share-listen", os.Getenv(envShareListen),
 		"address of the public share-link listener, TCP (HTTPS) and UDP (HTTP/3) (env "+envShareListen+"; default off)")
 	f.StringVar(&o.ShareBaseURL, "share-base-url", os.Getenv(envShareBaseURL),
@@ -248,6 +261,9 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 		if a := adm.H3Addr(); a != nil {
 			fmt.Fprintf(o.Stdout, "admin API on https://%s (udp, HTTP/3)\n", a)
 		}
+		if p := adm.SocketPath(); p != "" {
+			fmt.Fprintf(o.Stdout, "admin API on unix:%s\n", p)
+		}
 	}
 	if shares != nil {
 		base := strings.TrimRight(shares.BaseURL(), "/")
@@ -272,7 +288,7 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	if adm != nil {
 		g.Go(func() error {
 			defer func() {
-				if err := admin.RemoveAddrFile(o.DataDir); err != nil {
+				if err := errors.Join(admin.RemoveAddrFile(o.DataDir), admin.RemoveSocketAddrFile(o.DataDir)); err != nil {
 					log.Warn("quics: withdraw admin address", "err", err)
 				}
 			}()
@@ -308,11 +324,15 @@ func collectEvery(ctx context.Context, srv *server.Server, interval time.Duratio
 	}
 }
 
-// startAdmin binds the admin API and publishes its address and token in
-// the data directory; nil when both addresses are off.
+// startAdmin binds the admin API and publishes its addresses and token in
+// the data directory; nil when every transport is off.
 func startAdmin(ctx context.Context, o runOptions, srv *server.Server, metrics prometheus.Gatherer, log *slog.Logger, stop func()) (*admin.Listener, error) {
-	if o.Admin == "" && o.AdminH3 == "" {
-		return nil, admin.RemoveAddrFile(o.DataDir)
+	socket := o.AdminSocket
+	if socket == adminSocketAuto {
+		socket = filepath.Join(o.DataDir, admin.SocketFile)
+	}
+	if o.Admin == "" && o.AdminH3 == "" && socket == "" {
+		return nil, errors.Join(admin.RemoveAddrFile(o.DataDir), admin.RemoveSocketAddrFile(o.DataDir))
 	}
 	token, err := admin.LoadOrCreateToken(o.DataDir)
 	if err != nil {
@@ -321,20 +341,24 @@ func startAdmin(ctx context.Context, o runOptions, srv *server.Server, metrics p
 	backend := &admin.Backend{Server: srv, DataDir: o.DataDir, Online: true, Stop: stop, Started: time.Now()}
 	handler := admin.NewHandler(backend, admin.HandlerOptions{Token: token, Metrics: metrics, Logger: log})
 	adm, err := admin.Listen(ctx, admin.ServeOptions{
-		Addr: o.Admin, H3Addr: o.AdminH3, TLS: srv.TLSConfig(), Handler: handler, Logger: log,
+		Addr: o.Admin, H3Addr: o.AdminH3, Socket: socket, TLS: srv.TLSConfig(), Handler: handler, Logger: log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Without a TCP API there is nothing for local commands to find; a
-	// stale file from an earlier run must not send them elsewhere.
-	if adm.Addr() == nil {
-		if err := admin.RemoveAddrFile(o.DataDir); err != nil {
-			return nil, errors.Join(err, adm.Close())
+	// What is off (or a socket path too long to bind) is withdrawn: a
+	// stale file from an earlier run must not send local commands
+	// elsewhere.
+	publish := func(write func(dataDir, addr string) error, remove func(dataDir string) error, addr string) error {
+		if addr == "" {
+			return remove(o.DataDir)
 		}
-		return adm, nil
+		return write(o.DataDir, addr)
 	}
-	if err := admin.WriteAddrFile(o.DataDir, adm.URL()); err != nil {
+	if err := errors.Join(
+		publish(admin.WriteAddrFile, admin.RemoveAddrFile, adm.URL()),
+		publish(admin.WriteSocketAddrFile, admin.RemoveSocketAddrFile, adm.SocketPath()),
+	); err != nil {
 		return nil, errors.Join(err, adm.Close())
 	}
 	return adm, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quic-s/quics/admin"
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/secret"
 	"github.com/quic-s/quics/internal/tlsutil"
@@ -49,16 +50,20 @@ func cheap(o *server.Options) {
 // stop function that cancels it and returns its error, and its stdout.
 func startServer(t *testing.T, dir, password string) (net.Addr, func() error, *syncBuffer) {
 	t.Helper()
+	return startServerWith(t, runOptions{DataDir: dir, Listen: "127.0.0.1:0", Password: password, Views: true})
+}
+
+// startServerWith is startServer with more settings (the admin API's are
+// all off unless o turns them on).
+func startServerWith(t *testing.T, o runOptions) (net.Addr, func() error, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- runServer(ctx, runOptions{
-			DataDir: dir, Listen: "127.0.0.1:0", Password: password, Views: true, LogFormat: "json", LogLevel: "debug",
-			Stdout: stdout, Stderr: stderr, tune: cheap, ready: func(a net.Addr) { ready <- a },
-		})
-	}()
+	o.LogFormat, o.LogLevel, o.Stdout, o.Stderr, o.tune = "json", "debug", stdout, stderr, cheap
+	o.ready = func(a net.Addr) { ready <- a }
+	go func() { done <- runServer(ctx, o) }()
 	var addr net.Addr
 	select {
 	case addr = <-ready:
@@ -198,10 +203,11 @@ func TestRunCommandFlags(t *testing.T) {
 	t.Setenv(envPassword, "from-env")
 	t.Setenv(envAdmin, "127.0.0.1:7001")
 	t.Setenv(envAdminH3, "")
+	t.Setenv(envAdminSocket, "/run/quics/admin.sock")
 	cmd := newRunCmd()
 	for flag, want := range map[string]string{
 		"data": "/env/data", "listen": "127.0.0.1:7000", "password": "from-env", "views": "true", "log-format": "text",
-		"admin": "127.0.0.1:7001", "admin-h3": "",
+		"admin": "127.0.0.1:7001", "admin-h3": "", "admin-socket": "/run/quics/admin.sock",
 		"max-conns": "1024", "max-upload-bytes-per-client": "67108864", "max-upload-bytes": "536870912",
 	} {
 		if got := cmd.Flags().Lookup(flag).DefValue; got != want {
@@ -214,11 +220,19 @@ func TestRunCommandFlags(t *testing.T) {
 	if got := cmd.Flags().Lookup("listen").DefValue; got != ":6122" {
 		t.Errorf("--listen defaults to %q without env", got)
 	}
+	t.Setenv(envAdminSocket, "")
+	if got := newRunCmd().Flags().Lookup("admin-socket").DefValue; got != "" {
+		t.Errorf("--admin-socket defaults to %q with %s set but empty", got, envAdminSocket)
+	}
 	os.Unsetenv(envAdmin)
 	os.Unsetenv(envAdminH3)
+	os.Unsetenv(envAdminSocket)
 	cmd = newRunCmd()
 	if a, h3 := cmd.Flags().Lookup("admin").DefValue, cmd.Flags().Lookup("admin-h3").DefValue; a != "127.0.0.1:6120" || h3 != "127.0.0.1:6121" {
 		t.Errorf("--admin, --admin-h3 default to %q, %q without env", a, h3)
+	}
+	if got := cmd.Flags().Lookup("admin-socket").DefValue; got != adminSocketAuto {
+		t.Errorf("--admin-socket defaults to %q without env, want %q", got, adminSocketAuto)
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		if got := cmd.Flags().Lookup("data").DefValue; got != filepath.Join(home, ".quics") {
@@ -260,5 +274,82 @@ func roundTrip(ctx context.Context, t *testing.T, c *syncproto.Client) {
 	})
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("download: %q, %v", got, err)
+	}
+}
+
+// shortDataDir is a data directory whose socket path stays well within the
+// limit of a socket address, wherever TMPDIR points.
+func shortDataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "qa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "data")
+}
+
+// quics runs the quics command line and returns its stdout.
+func quics(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// TestAdminCommandsUseTheSocket: with the TCP and HTTP/3 APIs off, the
+// admin commands still reach the running server, so they went through
+// DATA/admin.sock.
+func TestAdminCommandsUseTheSocket(t *testing.T) {
+	dir := shortDataDir(t)
+	_, stop, stdout := startServerWith(t, runOptions{DataDir: dir, Listen: "127.0.0.1:0", Password: "pw", AdminSocket: adminSocketAuto})
+	sock := filepath.Join(dir, admin.SocketFile)
+	if out := stdout.String(); !strings.Contains(out, "admin API on unix:"+sock+"\n") || strings.Contains(out, "(tcp)") {
+		t.Errorf("stdout does not announce the socket alone:\n%s", out)
+	}
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want a 0600 socket", sock, fi.Mode())
+	}
+	if _, err := os.Stat(filepath.Join(dir, admin.AddrFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("admin-addr published without a TCP API: %v", err)
+	}
+
+	if out, err := quics(t, "health", "--data", dir); err != nil || out != "ok\n" {
+		t.Fatalf("quics health: %q, %v", out, err)
+	}
+	out, err := quics(t, "show", "clients", "--json", "--data", dir)
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("quics show clients: %q, %v", out, err)
+	}
+	// Answers and errors are the same as over TCP.
+	out, err = quics(t, "show", "roots", "--data", dir, "--json")
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("quics show roots: %q, %v", out, err)
+	}
+	if _, err := quics(t, "show", "files", "nope", "--data", dir); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("quics show files of a missing root: %v", err)
+	}
+
+	// quics stop goes through the socket too; the server withdraws it.
+	if out, err := quics(t, "stop", "--data", dir); err != nil {
+		t.Fatalf("quics stop: %q, %v", out, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("runServer: %v", err)
+	}
+	for _, name := range []string{admin.SocketFile, admin.SocketAddrFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s outlives the server: %v", name, err)
+		}
 	}
 }
