@@ -283,10 +283,10 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 		return err
 	}
 	if scan {
-		if _, err := CleanTemps(ctx, r.Dir); err != nil {
-			return err
-		}
-		res, err := e.scanner.Scan(ctx, root)
+		// The scan removes the temporary files a crash left: no write
+		// is in progress before the pass (the home lock keeps other qic
+		// processes out).
+		res, err := e.scanner.scan(ctx, root, true)
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}

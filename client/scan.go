@@ -166,6 +166,9 @@ type scanWalk struct {
 	kept []string
 	jobs []*hashJob
 	res  ScanResult
+	// cleanTemps removes the temporary files a crash left, on the way:
+	// a sync pass would otherwise walk the tree twice.
+	cleanTemps bool
 }
 
 // Scan walks root's directory, hashes and chunks every new or changed file,
@@ -182,6 +185,12 @@ type scanWalk struct {
 // reported deleted. If the root directory itself is missing, Scan fails
 // with ErrRootMissing instead of reporting every file deleted.
 func (s *Scanner) Scan(ctx context.Context, rootName string) (ScanResult, error) {
+	return s.scan(ctx, rootName, false)
+}
+
+// scan is Scan, also removing temporary files left by a crash if
+// cleanTemps (see CleanTemps for when that is safe).
+func (s *Scanner) scan(ctx context.Context, rootName string, cleanTemps bool) (ScanResult, error) {
 	root, err := s.st.Root(ctx, rootName)
 	if err != nil {
 		return ScanResult{}, err
@@ -193,7 +202,7 @@ func (s *Scanner) Scan(ctx context.Context, rootName string) (ScanResult, error)
 	if err := checkRootDir(dir); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
-	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{}}
+	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{}, cleanTemps: cleanTemps}
 	err = s.st.Files(ctx, rootName, false, func(rec FileRecord) error {
 		w.records[rec.Path] = rec
 		return nil
@@ -248,6 +257,9 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	if IsTempName(d.Name()) {
 		if d.IsDir() {
 			return fs.SkipDir
+		}
+		if w.cleanTemps && d.Type().IsRegular() {
+			return removeTemp(name)
 		}
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -529,5 +530,40 @@ func TestFileStatModeIsPermissionBits(t *testing.T) {
 	}
 	if _, err := Stat(dir); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("Stat(dir): %v, want ErrNotRegular", err)
+	}
+}
+
+// TestSyncPassRemovesTemps: the scan of a sync pass removes the temporary
+// files a crash left, at any depth, and uploads none of them; a plain Scan
+// leaves them alone, since a pass may be writing them.
+func TestSyncPassRemovesTemps(t *testing.T) {
+	ctx := context.Background()
+	eng, srv, _, dir := newBatchEngine(t)
+	writeFile(t, dir, ".qic-tmp-1", []byte("partial"))
+	writeFile(t, dir, "a/b/.qic-tmp-2", []byte("partial"))
+	writeFile(t, dir, "a/b/keep.txt", []byte("kept"))
+	writeFile(t, dir, "a/qic-tmp-not-ours", []byte("mine"))
+	if _, err := eng.scanner.Scan(ctx, "docs"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tempsIn(t, dir)); n != 2 {
+		t.Fatalf("a plain scan left %d temporary files, want both", n)
+	}
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if temps := tempsIn(t, dir); len(temps) != 0 {
+		t.Errorf("left after the pass: %v", temps)
+	}
+	if res.FilesUploaded != 2 {
+		t.Errorf("%d files uploaded, want keep.txt and qic-tmp-not-ours", res.FilesUploaded)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for path := range srv.heads {
+		if IsTempName(path[strings.LastIndex(path, "/")+1:]) {
+			t.Errorf("temporary file %s reached the server", path)
+		}
 	}
 }

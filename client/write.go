@@ -272,14 +272,21 @@ func CleanTemps(ctx context.Context, root string) (int, error) {
 			return nil // unreadable: nothing of ours can be in it
 		}
 		if d.Type().IsRegular() && IsTempName(d.Name()) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("client: remove temporary file %s: %w", path, err)
+			if err := removeTemp(path); err != nil {
+				return err
 			}
 			removed++
 		}
 		return nil
 	})
 	return removed, err
+}
+
+func removeTemp(name string) error {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("client: remove temporary file %s: %w", name, err)
+	}
+	return nil
 }
 
 // SafeToReplace reports whether a pull may replace (or delete) the local
