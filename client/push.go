@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -550,14 +551,18 @@ func (br batchReader) read(ctx context.Context, batch []chunkSource, buf *upload
 			if err != nil {
 				return nil, nil, err
 			}
-			f, pre, err := openRegular(name)
-			switch {
-			case err != nil:
+			var f *os.File
+			if of.verify {
+				f, _, err = openRegular(name)
+			} else {
+				// The stat after the reads decides; a file replaced by
+				// anything else has another inode. O_NONBLOCK: a FIFO
+				// put in its place must not hang the upload.
+				f, err = os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			}
+			if err != nil {
 				bad[s.path] = true
-			case !of.verify && !pre.Same(s.stat):
-				_ = f.Close()
-				bad[s.path] = true
-			default:
+			} else {
 				of.f = f
 			}
 			files[s.path] = of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -354,7 +355,9 @@ func (s *Scanner) hashOne(ctx context.Context, ch *contentHasher, job *hashJob) 
 		return nil
 	}
 	defer f.Close()
-	h, err := ch.hashChunks(ctx, f)
+	// Read up to the size only: a file that grew since shows in the stat
+	// after the read, and the read that would find EOF is saved.
+	h, err := ch.hashChunks(ctx, io.LimitReader(f, pre.Size))
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
