@@ -56,8 +56,9 @@ func openRegular(name string) (*os.File, FileStat, error) {
 // list. Memory is the chunker's buffer (2×Max) whatever the file size. It
 // is reused for many files, one at a time.
 type contentHasher struct {
-	h  *blake3.Hasher
-	ch *chunker.Chunker
+	h   *blake3.Hasher
+	ch  *chunker.Chunker
+	min int // the chunker's smallest cut
 }
 
 func newContentHasher(p chunker.Params) (*contentHasher, error) {
@@ -65,7 +66,7 @@ func newContentHasher(p chunker.Params) (*contentHasher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &contentHasher{h: blake3.New(), ch: ch}, nil
+	return &contentHasher{h: blake3.New(), ch: ch, min: p.Min}, nil
 }
 
 // hashed is the outcome of reading one file.
@@ -77,8 +78,22 @@ type hashed struct {
 
 // hashChunks reads r to its end.
 func (c *contentHasher) hashChunks(ctx context.Context, r io.Reader) (hashed, error) {
+	return c.hash(ctx, r, true)
+}
+
+// hashSized reads at most size bytes of r. A file no larger than the
+// smallest chunk is one chunk, whose ID is the content hash: its bytes are
+// hashed once, not twice.
+func (c *contentHasher) hashSized(ctx context.Context, r io.Reader, size int64) (hashed, error) {
+	return c.hash(ctx, io.LimitReader(r, size), size > int64(c.min))
+}
+
+func (c *contentHasher) hash(ctx context.Context, r io.Reader, whole bool) (hashed, error) {
 	c.h.Reset()
-	c.ch.Reset(io.TeeReader(r, c.h))
+	if whole {
+		r = io.TeeReader(r, c.h)
+	}
+	c.ch.Reset(r)
 	var out hashed
 	for {
 		if err := ctx.Err(); err != nil {
@@ -94,7 +109,18 @@ func (c *contentHasher) hashChunks(ctx context.Context, r io.Reader) (hashed, er
 		out.chunks = append(out.chunks, syncproto.ChunkRef{ID: cas.Sum(chunk.Data), Size: uint32(chunk.Length)})
 		out.n += int64(chunk.Length)
 	}
-	c.h.Sum(out.hash[:0])
+	switch {
+	case whole:
+		c.h.Sum(out.hash[:0])
+	case len(out.chunks) == 1:
+		out.hash = out.chunks[0].ID
+	case len(out.chunks) == 0:
+		c.h.Sum(out.hash[:0]) // the hash of nothing
+	default:
+		// More than one chunk out of at most min bytes: the chunker broke
+		// its own bound.
+		return hashed{}, fmt.Errorf("client: %d chunks in %d bytes, below the smallest chunk", len(out.chunks), out.n)
+	}
 	c.ch.Reset(nil)
 	return out, nil
 }

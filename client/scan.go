@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -357,7 +356,7 @@ func (s *Scanner) hashOne(ctx context.Context, ch *contentHasher, job *hashJob) 
 	defer f.Close()
 	// Read up to the size only: a file that grew since shows in the stat
 	// after the read, and the read that would find EOF is saved.
-	h, err := ch.hashChunks(ctx, io.LimitReader(f, pre.Size))
+	h, err := ch.hashSized(ctx, f, pre.Size)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

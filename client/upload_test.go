@@ -172,3 +172,30 @@ func TestSendBatchHashesAfterRefusal(t *testing.T) {
 		t.Errorf("%d chunks sent of %d sources", n, len(srcs))
 	}
 }
+
+// TestHashSized: reading by the stat's size gives the content hash and
+// chunk list of reading to the end, for files below, at and above the
+// smallest chunk (below it, the one chunk's ID is the content hash), and
+// stops at the size when the file has grown since.
+func TestHashSized(t *testing.T) {
+	ctx := context.Background()
+	ch, err := newContentHasher(testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, testParams.Min - 1, testParams.Min, testParams.Min + 1, 5 * testParams.Avg} {
+		data := randomBytes(uint64(n)+40, n)
+		want, err := ch.hashChunks(ctx, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		grown := append(bytes.Clone(data), "appended later"...)
+		got, err := ch.hashSized(ctx, bytes.NewReader(grown), int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.hash != cas.Sum(data) || got.n != int64(n) || !slices.Equal(got.chunks, want.chunks) {
+			t.Errorf("%d bytes: hash %s n %d %d chunks; want %s, %d, %v", n, got.hash.Short(), got.n, len(got.chunks), cas.Sum(data).Short(), n, want.chunks)
+		}
+	}
+}
