@@ -79,17 +79,14 @@ func (e *Engine) sendAll(ctx context.Context, r Root, rec FileRecord) (int, erro
 		if len(batch) == 0 {
 			return nil
 		}
-		chunks, changed, err := batchReader{dir: r.Dir, verify: true}.read(ctx, batch, buf)
+		res, err := e.putStream(ctx, r, batchReader{dir: r.Dir, verify: true}, batch, buf)
 		if err != nil {
 			return err
 		}
-		if len(changed) > 0 {
+		if len(res.changed) > 0 {
 			return fmt.Errorf("%w: %q changed while it was read", ErrNotHeld, rec.Path)
 		}
-		if err := e.remote.PutChunks(ctx, r.Name, chunks); err != nil {
-			return err
-		}
-		sent += len(chunks)
+		sent += res.sent
 		batch, batchBytes = batch[:0], 0
 		return nil
 	}

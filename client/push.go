@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -412,7 +412,7 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 		g.Go(func() error {
 			buf := p.uploadBuf()
 			defer p.doneWith(buf)
-			chunks, bad, err := e.sendBatch(gctx, r, batch, deltas, buf)
+			sent, rawBytes, bad, err := e.sendBatch(gctx, r, batch, deltas, buf)
 			if err != nil {
 				return err
 			}
@@ -423,12 +423,8 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 				}
 				mu.Unlock()
 			}
-			p.count(func(s *Stats) { s.ChunksSent += len(chunks) })
-			var sent int64
-			for _, c := range chunks {
-				sent += int64(c.RawLen)
-			}
-			p.progress.moved(Upload, sent)
+			p.count(func(s *Stats) { s.ChunksSent += sent })
+			p.progress.moved(Upload, rawBytes)
 			return nil
 		})
 	}
@@ -438,43 +434,76 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	return changed, nil
 }
 
-// sendBatch reads one batch of chunks into buf and uploads it. It returns
-// the chunks sent and the files that changed since the scan.
-func (e *Engine) sendBatch(ctx context.Context, r Root, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource, buf *uploadBuf) ([]syncproto.Chunk, []string, error) {
+// sendBatch uploads one batch of chunks, read as they are sent. It returns
+// how many chunks and raw bytes went out, and the files that changed since
+// the scan.
+func (e *Engine) sendBatch(ctx context.Context, r Root, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource, buf *uploadBuf) (int, int64, []string, error) {
 	br := batchReader{dir: r.Dir, deltas: deltas}
-	chunks, changed, err := br.read(ctx, batch, buf)
-	if err != nil {
-		return nil, nil, err
-	}
-	err = e.remote.PutChunks(ctx, r.Name, chunks)
-	if err != nil && hasDeltas(chunks) && deltaRefused(err) {
+	res, err := e.putStream(ctx, r, br, batch, buf)
+	if err != nil && res.deltas && deltaRefused(err) {
 		// The server could not rebuild a delta (a source gone, or a
 		// signature that matched wrong bytes): send them whole.
 		br.deltas = nil
-		if chunks, changed, err = br.read(ctx, batch, buf); err == nil {
-			err = e.remote.PutChunks(ctx, r.Name, chunks)
-		}
+		res, err = e.putStream(ctx, r, br, batch, buf)
 	}
 	if errors.Is(err, syncproto.ErrHashMismatch) {
 		// A file changed under an unchanged stat: find it by hashing.
 		br.deltas, br.verify = nil, true
-		if chunks, changed, err = br.read(ctx, batch, buf); err == nil {
-			err = e.remote.PutChunks(ctx, r.Name, chunks)
-		}
+		res, err = e.putStream(ctx, r, br, batch, buf)
 	}
 	if err != nil {
-		return nil, nil, err
+		return 0, 0, nil, err
 	}
-	return chunks, changed, nil
+	return res.sent, res.rawBytes, res.changed, nil
 }
 
-func hasDeltas(chunks []syncproto.Chunk) bool {
-	for _, c := range chunks {
-		if c.Codec == syncproto.ChunkDelta {
-			return true
-		}
+// streamed is what one streamed upload of a batch sent.
+type streamed struct {
+	sent     int
+	rawBytes int64
+	deltas   bool     // a chunk went as a delta
+	changed  []string // files that changed since the scan
+}
+
+// chunkStreamer is a Remote that uploads chunks as they are read, so that
+// a batch is never in memory at once (syncproto.Client is one).
+type chunkStreamer interface {
+	PutChunkStream(ctx context.Context, root string, next func() (syncproto.Chunk, error)) error
+}
+
+var _ chunkStreamer = (*syncproto.Client)(nil)
+
+// putStream uploads batch as br reads it, and closes its files.
+func (e *Engine) putStream(ctx context.Context, r Root, br batchReader, batch []chunkSource, buf *uploadBuf) (streamed, error) {
+	cs := br.stream(ctx, batch, buf)
+	var err error
+	if streamer, ok := e.remote.(chunkStreamer); ok {
+		err = streamer.PutChunkStream(ctx, r.Name, cs.Next)
+	} else {
+		err = putCollected(ctx, e.remote, r.Name, cs.Next)
 	}
-	return false
+	return streamed{sent: cs.sent, rawBytes: cs.rawBytes, deltas: cs.deltas, changed: cs.finish()}, err
+}
+
+// putCollected uploads what next returns with PutChunks, for a Remote that
+// cannot stream: the chunks are copied out of the reused buffers.
+func putCollected(ctx context.Context, remote Remote, root string, next func() (syncproto.Chunk, error)) error {
+	var chunks []syncproto.Chunk
+	for {
+		c, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		c.Data = bytes.Clone(c.Data)
+		chunks = append(chunks, c)
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	return remote.PutChunks(ctx, root, chunks)
 }
 
 // deltaRefused reports the answers to a delta (an upload or a proposal)
@@ -484,9 +513,10 @@ func deltaRefused(err error) bool {
 		errors.Is(err, syncproto.ErrUnsupported) || errors.Is(err, syncproto.ErrBadRequest)
 }
 
-// uploadBuf holds the bytes of one upload batch, read and compressed, until
-// the batch is sent; reused so a large upload neither allocates nor
-// page-faults fresh memory for every chunk.
+// uploadBuf holds one chunk of an upload, read and compressed, until the
+// next: reused from chunk to chunk and batch to batch, so an upload neither
+// allocates nor faults in fresh memory for every chunk, and holds one chunk
+// per stream whatever the batch size.
 type uploadBuf struct {
 	raw, packed []byte
 }
@@ -503,119 +533,129 @@ type batchReader struct {
 	verify bool
 }
 
-// read reads and compresses the chunks of batch into buf, each as a delta
-// against its sources when that is smaller. The chunks of a file that
-// changed since the scan are left out and its path returned in changed.
-// The chunks alias buf until it is reused.
-func (br batchReader) read(ctx context.Context, batch []chunkSource, buf *uploadBuf) (chunks []syncproto.Chunk, changed []string, err error) {
-	type openFile struct {
-		f      *os.File
-		want   FileStat
-		verify bool
-	}
-	files := make(map[string]openFile)
-	defer func() {
-		for _, of := range files {
-			if of.f != nil {
-				_ = of.f.Close()
-			}
+// stream returns the chunks of batch one at a time, read into buf.
+func (br batchReader) stream(ctx context.Context, batch []chunkSource, buf *uploadBuf) *chunkStream {
+	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*batchFile), bad: make(map[string]bool)}
+}
+
+// chunkStream reads the chunks of one batch on demand, each as a delta
+// against its sources when that is smaller, for an upload that sends each
+// before it reads the next. The chunks of a file that cannot be read are
+// left out; finish reports them, and the files whose stat changed while
+// they were read, whose chunks may have gone out (the server refuses those
+// that no longer match their IDs).
+type chunkStream struct {
+	ctx   context.Context
+	br    batchReader
+	batch []chunkSource
+	next  int
+	buf   *uploadBuf
+	files map[string]*batchFile
+	bad   map[string]bool
+	// What went out: counts for the pass's statistics, and whether a
+	// delta did (a refused delta is sent again whole).
+	sent     int
+	rawBytes int64
+	deltas   bool
+}
+
+type batchFile struct {
+	f      *os.File // nil when it could not be opened
+	want   FileStat
+	verify bool
+}
+
+// Next returns the next chunk, valid until the following call, or io.EOF.
+func (cs *chunkStream) Next() (syncproto.Chunk, error) {
+	for ; cs.next < len(cs.batch); cs.next++ {
+		if err := cs.ctx.Err(); err != nil {
+			return syncproto.Chunk{}, err
 		}
-	}()
-	total, largest := 0, 0
-	for _, s := range batch {
-		total += int(s.size)
-		largest = max(largest, int(s.size))
-	}
-	// Sized up to whole MiB, so that the next batch, a little larger or
-	// smaller, fits the same buffers. A compressed form is kept only
-	// when smaller than its chunk, and the encoder wants room for its
-	// worst case: a chunk's worth of spare room past the total never runs
-	// short.
-	if cap(buf.raw) < total {
-		buf.raw = make([]byte, 0, roundMiB(total+largest))
-	}
-	if room := total + largest + largest/64 + 1024; cap(buf.packed) < room {
-		buf.packed = make([]byte, 0, roundMiB(room))
-	}
-	raw, packed := buf.raw[:0], buf.packed[:0]
-	bad := make(map[string]bool)
-	var owners []string // the path of each chunk read
-	for _, s := range batch {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		of, ok := files[s.path]
-		if !ok {
-			of = openFile{want: s.stat, verify: br.verify || s.stat == FileStat{}}
-			name, err := relpath.Join(br.dir, s.path)
-			if err != nil {
-				return nil, nil, err
-			}
-			var f *os.File
-			if of.verify {
-				f, _, err = openRegular(name)
-			} else {
-				// The stat after the reads decides; a file replaced by
-				// anything else has another inode. O_NONBLOCK: a FIFO
-				// put in its place must not hang the upload.
-				f, err = os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-			}
-			if err != nil {
-				bad[s.path] = true
-			} else {
-				of.f = f
-			}
-			files[s.path] = of
-		}
-		if of.f == nil || bad[s.path] {
-			continue
-		}
-		data := raw[len(raw) : len(raw)+int(s.size)]
-		if n, err := of.f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (of.verify && cas.Sum(data) != s.id) {
-			bad[s.path] = true
-			continue
-		}
-		raw = raw[:len(raw)+len(data)]
-		c, err := br.encode(s, data, &packed)
+		s := cs.batch[cs.next]
+		bf, err := cs.file(s)
 		if err != nil {
-			return nil, nil, err
+			return syncproto.Chunk{}, err
 		}
-		chunks = append(chunks, c)
-		owners = append(owners, s.path)
-	}
-	buf.raw, buf.packed = raw, packed
-	// Read after the reads: a write during them changed the stat.
-	for path, of := range files {
-		if of.f == nil || of.verify || bad[path] {
+		if bf.f == nil || cs.bad[s.path] {
 			continue
 		}
-		fi, err := of.f.Stat()
-		if err != nil || !statOf(fi).Same(of.want) {
-			bad[path] = true
+		if cap(cs.buf.raw) < int(s.size) {
+			cs.buf.raw = make([]byte, 0, s.size)
 		}
-	}
-	if len(bad) == 0 {
-		return chunks, nil, nil
-	}
-	kept := chunks[:0]
-	for i, c := range chunks {
-		if !bad[owners[i]] {
-			kept = append(kept, c)
+		data := cs.buf.raw[:s.size]
+		if n, err := bf.f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (bf.verify && cas.Sum(data) != s.id) {
+			cs.bad[s.path] = true
+			continue
 		}
+		c, err := cs.br.encode(s, data, &cs.buf.packed)
+		if err != nil {
+			return syncproto.Chunk{}, err
+		}
+		cs.next++
+		cs.sent++
+		cs.rawBytes += int64(c.RawLen)
+		cs.deltas = cs.deltas || c.Codec == syncproto.ChunkDelta
+		return c, nil
 	}
-	for path := range bad {
+	return syncproto.Chunk{}, io.EOF
+}
+
+// file opens the file of s once per batch.
+func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
+	if bf, ok := cs.files[s.path]; ok {
+		return bf, nil
+	}
+	bf := &batchFile{want: s.stat, verify: cs.br.verify || s.stat == FileStat{}}
+	cs.files[s.path] = bf
+	name, err := relpath.Join(cs.br.dir, s.path)
+	if err != nil {
+		return nil, err
+	}
+	f, pre, err := openRegular(name)
+	switch {
+	case err != nil:
+		cs.bad[s.path] = true
+	case !bf.verify && !pre.Same(s.stat):
+		// Changed since the scan: none of its chunks goes out (they
+		// would not match their IDs, and the server would refuse the
+		// whole batch).
+		_ = f.Close()
+		cs.bad[s.path] = true
+	default:
+		bf.f = f
+	}
+	return bf, nil
+}
+
+// finish closes the batch's files and returns those that changed since
+// the scan, sorted.
+func (cs *chunkStream) finish() []string {
+	for path, bf := range cs.files {
+		if bf.f == nil {
+			continue
+		}
+		if !bf.verify && !cs.bad[path] {
+			// Read after the reads: a write during them changed the stat.
+			fi, err := bf.f.Stat()
+			if err != nil || !statOf(fi).Same(bf.want) {
+				cs.bad[path] = true
+			}
+		}
+		_ = bf.f.Close()
+	}
+	cs.files = nil
+	changed := make([]string, 0, len(cs.bad))
+	for path := range cs.bad {
 		changed = append(changed, path)
 	}
 	slices.Sort(changed)
-	return kept, changed, nil
+	return changed
 }
 
-func roundMiB(n int) int { return (n + 1<<20 - 1) &^ (1<<20 - 1) }
-
-// encode is a chunk's wire form: compressed into packed's spare capacity,
-// or a delta against its sources when that is smaller.
+// encode is a chunk's wire form: compressed into packed (reused), or a
+// delta against its sources when that is smaller.
 func (br batchReader) encode(s chunkSource, data []byte, packed *[]byte) (syncproto.Chunk, error) {
-	st, grown, err := cas.AppendCompressed(*packed, data)
+	st, grown, err := cas.AppendCompressed((*packed)[:0], data)
 	if err != nil {
 		return syncproto.Chunk{}, fmt.Errorf("compress chunk %s of %q: %w", s.id.Short(), s.path, err)
 	}

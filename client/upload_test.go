@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,6 +43,26 @@ func scannedSources(t *testing.T, dir string, rels ...string) []chunkSource {
 	return srcs
 }
 
+// readAll streams batch through br and returns copies of its chunks and
+// the files it reports changed.
+func readAll(t *testing.T, br batchReader, batch []chunkSource, buf *uploadBuf) ([]syncproto.Chunk, []string) {
+	t.Helper()
+	cs := br.stream(context.Background(), batch, buf)
+	var chunks []syncproto.Chunk
+	for {
+		c, err := cs.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Data = bytes.Clone(c.Data)
+		chunks = append(chunks, c)
+	}
+	return chunks, cs.finish()
+}
+
 func decodeAll(t *testing.T, chunks []syncproto.Chunk) map[cas.ID][]byte {
 	t.Helper()
 	out := make(map[cas.ID][]byte)
@@ -59,7 +80,6 @@ func decodeAll(t *testing.T, chunks []syncproto.Chunk) map[cas.ID][]byte {
 // reported and its chunks left out, whether or not chunks are hashed;
 // the other files' chunks arrive intact, compressed ones included.
 func TestBatchReaderLeavesOutChangedFiles(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	text := bytes.Repeat([]byte("the same line of text, again and again\n"), 300)
 	writeFile(t, dir, "text.txt", text)
@@ -77,11 +97,7 @@ func TestBatchReaderLeavesOutChangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, verify := range []bool{false, true} {
-		buf := new(uploadBuf)
-		chunks, changed, err := batchReader{dir: dir, verify: verify}.read(ctx, srcs, buf)
-		if err != nil {
-			t.Fatal(err)
-		}
+		chunks, changed := readAll(t, batchReader{dir: dir, verify: verify}, srcs, new(uploadBuf))
 		if !slices.Equal(changed, []string{"edited.bin"}) {
 			t.Errorf("verify=%v: changed %v, want [edited.bin]", verify, changed)
 		}
@@ -108,29 +124,28 @@ func TestBatchReaderLeavesOutChangedFiles(t *testing.T) {
 	}
 }
 
-// TestBatchReaderReusesBuffer: a second batch read into the same buffer
-// does not move it, and the first batch's chunks are whole until then.
+// TestBatchReaderReusesBuffer: a stream holds one chunk at a time, in the
+// same buffer from chunk to chunk and from batch to batch.
 func TestBatchReaderReusesBuffer(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	writeFile(t, dir, "a.bin", randomBytes(4, 30000))
 	writeFile(t, dir, "b.bin", randomBytes(5, 30000))
 	a, b := scannedSources(t, dir, "a.bin"), scannedSources(t, dir, "b.bin")
 	buf := new(uploadBuf)
 	br := batchReader{dir: dir}
-	first, _, err := br.read(ctx, a, buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, _ := readAll(t, br, a, buf)
 	if len(decodeAll(t, first)) != len(a) {
 		t.Fatalf("%d distinct chunks of a.bin, want %d", len(first), len(a))
 	}
-	raw := &buf.raw[:1][0]
-	if _, _, err := br.read(ctx, b, buf); err != nil {
-		t.Fatal(err)
+	if cap(buf.raw) > int(testParams.Max) {
+		t.Errorf("a buffer of %d bytes for chunks of at most %d", cap(buf.raw), testParams.Max)
 	}
-	if &buf.raw[:1][0] != raw {
-		t.Error("the second batch of the same size allocated a new buffer")
+	raw := &buf.raw[:1][0]
+	if second, _ := readAll(t, br, b, buf); len(decodeAll(t, second)) != len(b) {
+		t.Fatalf("%d distinct chunks of b.bin, want %d", len(second), len(b))
+	}
+	if &buf.raw[:1][0] != raw && cap(buf.raw) <= int(testParams.Max) {
+		t.Error("the second batch allocated a new buffer")
 	}
 }
 
@@ -153,7 +168,7 @@ func TestSendBatchHashesAfterRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent, changed, err := eng.sendBatch(ctx, root, srcs, nil, new(uploadBuf))
+	sent, _, changed, err := eng.sendBatch(ctx, root, srcs, nil, new(uploadBuf))
 	if err != nil {
 		t.Fatalf("sendBatch: %v", err)
 	}
@@ -168,8 +183,8 @@ func TestSendBatchHashesAfterRefusal(t *testing.T) {
 			t.Errorf("chunk of %s at %d stored: %v", s.path, s.off, stored)
 		}
 	}
-	if n := len(sent); n == 0 || n >= len(srcs) {
-		t.Errorf("%d chunks sent of %d sources", n, len(srcs))
+	if sent == 0 || sent >= len(srcs) {
+		t.Errorf("%d chunks sent of %d sources", sent, len(srcs))
 	}
 }
 

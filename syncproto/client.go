@@ -225,8 +225,28 @@ func (c *Client) HaveChunks(ctx context.Context, root string, ids []cas.ID) ([]b
 // server has verified them and made them durable. A chunk whose bytes do
 // not hash to its ID fails the upload with ErrHashMismatch.
 func (c *Client) PutChunks(ctx context.Context, root string, chunks []Chunk) error {
-	if len(chunks) == 0 {
+	i := 0
+	return c.PutChunkStream(ctx, root, func() (Chunk, error) {
+		if i == len(chunks) {
+			return Chunk{}, io.EOF
+		}
+		i++
+		return chunks[i-1], nil
+	})
+}
+
+// PutChunkStream is PutChunks for the chunks next returns until io.EOF:
+// each is sent before the next is asked for, so its Data may be reused by
+// then, and a batch of any size costs one chunk of memory. No stream is
+// opened when there is no chunk; an error from next ends the upload with
+// it, and nothing of the batch is acknowledged.
+func (c *Client) PutChunkStream(ctx context.Context, root string, next func() (Chunk, error)) error {
+	ch, err := next()
+	if err == io.EOF {
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("put chunks to %q: %w", root, err)
 	}
 	st, err := openStream(ctx, c.conn)
 	if err != nil {
@@ -235,12 +255,19 @@ func (c *Client) PutChunks(ctx context.Context, root string, chunks []Chunk) err
 	if err := WriteMessage(ctx, st, &syncpb.PutChunksRequest{Root: root}); err != nil {
 		return fmt.Errorf("put chunks to %q: %w", root, writeFailed(ctx, st, err))
 	}
-	for i, ch := range chunks {
+	for i := 0; ; i++ {
 		if err := checkChunk(ch, MaxFramePayloadLimit-ChunkHeaderMaxLen); err != nil {
 			return fmt.Errorf("put chunks to %q: chunk %d: %w", root, i, abort(st, err))
 		}
 		if err := st.WriteChunk(ctx, ch); err != nil {
 			return fmt.Errorf("put chunks to %q: chunk %d (%s): %w", root, i, ch.ID.Short(), writeFailed(ctx, st, err))
+		}
+		ch, err = next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("put chunks to %q: %w", root, abort(st, err))
 		}
 	}
 	endRequest(st)

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -546,6 +547,59 @@ func TestPutChunksHashMismatch(t *testing.T) {
 		t.Errorf("malformed chunk frame: %v, want ErrBadRequest", err)
 	}
 	st.Reset(CodeCanceled)
+}
+
+// TestPutChunkStream: chunks produced one at a time in a reused buffer all
+// arrive intact; no chunk opens no stream; an error of the producer ends
+// the upload with it and the connection keeps serving.
+func TestPutChunkStream(t *testing.T) {
+	h := newMemHandler(testServerPassword)
+	s := startSyncServer(t, h, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	mustRoot(ctx, t, c, "r")
+	var ids []cas.ID
+	datas := make([][]byte, 40)
+	for i := range datas {
+		datas[i] = randomBytes(3000 + i)
+		ids = append(ids, cas.Sum(datas[i]))
+	}
+	buf := make([]byte, 0, 8192)
+	i := 0
+	err := c.PutChunkStream(ctx, "r", func() (Chunk, error) {
+		if i == len(datas) {
+			return Chunk{}, io.EOF
+		}
+		buf = append(buf[:0], datas[i]...) // the previous chunk's bytes are gone
+		i++
+		return Chunk{Codec: ChunkRaw, ID: cas.Sum(buf), RawLen: len(buf), Data: buf}, nil
+	})
+	if err != nil {
+		t.Fatalf("PutChunkStream: %v", err)
+	}
+	have, err := c.HaveChunks(ctx, "r", ids)
+	if err != nil || slices.Contains(have, false) {
+		t.Fatalf("HaveChunks after the stream = %v, %v; want all", have, err)
+	}
+	if err := c.PutChunkStream(ctx, "r", func() (Chunk, error) { return Chunk{}, io.EOF }); err != nil {
+		t.Errorf("an empty stream: %v", err)
+	}
+	failed := errors.New("disk gone")
+	sent := false
+	other := storedChunk(t, randomBytes(5000))
+	err = c.PutChunkStream(ctx, "r", func() (Chunk, error) {
+		if !sent {
+			sent = true
+			return other, nil
+		}
+		return Chunk{}, failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("a producer's error: %v, want it back", err)
+	}
+	if resp, _, err := upload(ctx, c, "r", "f", 0, storedChunk(t, []byte("after"))); err != nil || resp.GetOutcome() != syncpb.CommitResponse_OUTCOME_COMMITTED {
+		t.Fatalf("a commit after the failed stream = %v, %v", resp, err)
+	}
 }
 
 func TestGetChunksBatches(t *testing.T) {

@@ -177,6 +177,10 @@ func (c *countingRemote) PutChunks(ctx context.Context, root string, chunks []sy
 	return c.around("put chunks", func() error { return c.Client.PutChunks(ctx, root, chunks) })
 }
 
+func (c *countingRemote) PutChunkStream(ctx context.Context, root string, next func() (syncproto.Chunk, error)) error {
+	return c.around("put chunks", func() error { return c.Client.PutChunkStream(ctx, root, next) })
+}
+
 func (c *countingRemote) Propose(ctx context.Context, req *syncpb.ProposeRequest, refs []syncproto.ChunkRef) (resp *syncpb.CommitResponse, err error) {
 	err = c.around("propose", func() error { resp, err = c.Client.Propose(ctx, req, refs); return err })
 	return resp, err
