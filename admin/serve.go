@@ -255,16 +255,26 @@ func (l *Listener) Serve(ctx context.Context) error {
 
 // WriteAddrFile publishes url in dataDir for admin commands.
 func WriteAddrFile(dataDir, url string) error {
-	path := filepath.Join(dataDir, AddrFile)
-	if err := atomicfile.WriteFile(path, []byte(url+"\n"), 0o600); err != nil {
+	return publish(dataDir, AddrFile, url)
+}
+
+// RemoveAddrFile withdraws the address when the server stops.
+func RemoveAddrFile(dataDir string) error {
+	return withdraw(dataDir, AddrFile)
+}
+
+// publish writes a line that tells admin commands where the server is.
+func publish(dataDir, name, line string) error {
+	path := filepath.Join(dataDir, name)
+	if err := atomicfile.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
 		return fmt.Errorf("admin: write %s: %w", path, err)
 	}
 	return nil
 }
 
-// RemoveAddrFile withdraws the address when the server stops.
-func RemoveAddrFile(dataDir string) error {
-	err := os.Remove(filepath.Join(dataDir, AddrFile))
+// withdraw removes what publish wrote.
+func withdraw(dataDir, name string) error {
+	err := os.Remove(filepath.Join(dataDir, name))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("admin: %w", err)
 	}

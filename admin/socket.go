@@ -13,8 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/quic-s/quics/internal/atomicfile"
 )
 
 // The admin API's Unix socket: plain HTTP/1.1 for the admin commands that
@@ -157,19 +155,11 @@ func socketAnswers(ctx context.Context, path string) bool {
 // WriteSocketAddrFile publishes the socket's path in dataDir for admin
 // commands.
 func WriteSocketAddrFile(dataDir, path string) error {
-	p := filepath.Join(dataDir, SocketAddrFile)
-	if err := atomicfile.WriteFile(p, []byte(path+"\n"), 0o600); err != nil {
-		return fmt.Errorf("admin: write %s: %w", p, err)
-	}
-	return nil
+	return publish(dataDir, SocketAddrFile, path)
 }
 
 // RemoveSocketAddrFile withdraws the socket's path when the server stops
 // (or starts without one).
 func RemoveSocketAddrFile(dataDir string) error {
-	err := os.Remove(filepath.Join(dataDir, SocketAddrFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("admin: %w", err)
-	}
-	return nil
+	return withdraw(dataDir, SocketAddrFile)
 }
