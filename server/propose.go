@@ -299,22 +299,10 @@ func (s *Server) verifyContent(ctx context.Context, p *proposal) error {
 	if !p.hasContent() {
 		return nil
 	}
-	present, err := s.store.Has(ctx, p.ids)
-	if err != nil {
-		return fmt.Errorf("server: look up chunks of %q: %w", p.path, err)
-	}
-	var missing []cas.ID
-	for i, ok := range present {
-		if !ok {
-			missing = append(missing, p.ids[i])
-		}
-	}
-	if len(missing) > 0 {
-		return missingChunksError(p, missing)
-	}
 	if len(p.chunks) == 1 && p.chunks[0].ID == p.hash {
 		// A one-chunk file: its content hash is its chunk's ID, which the
-		// store verified when the chunk came in. Only the size is left.
+		// store verified when the chunk came in. Its presence and size are
+		// all that is left: one lookup (the commit checks presence again).
 		info, err := s.store.Stat(ctx, p.hash)
 		if errors.Is(err, cas.ErrNotFound) {
 			return missingChunksError(p, p.ids)
@@ -327,6 +315,19 @@ func (s *Server) verifyContent(ctx context.Context, p *proposal) error {
 				syncproto.ErrBadRequest, p.path, p.hash.Short(), info.RawLen, p.chunks[0].Size)
 		}
 		return nil
+	}
+	present, err := s.store.Has(ctx, p.ids)
+	if err != nil {
+		return fmt.Errorf("server: look up chunks of %q: %w", p.path, err)
+	}
+	var missing []cas.ID
+	for i, ok := range present {
+		if !ok {
+			missing = append(missing, p.ids[i])
+		}
+	}
+	if len(missing) > 0 {
+		return missingChunksError(p, missing)
 	}
 	stored, err := s.db.ChunkList(ctx, p.hash)
 	switch {

@@ -335,6 +335,15 @@ func TestMissingChunks(t *testing.T) {
 	if msg := syncproto.WireError(err).Message; !strings.Contains(msg, f.refs[0].ID.String()) || !strings.Contains(msg, `"f"`) {
 		t.Errorf("message %q should name the file and a missing chunk", msg)
 	}
+	// A one-chunk file, whose check takes another path.
+	small := newFile(t, randomData(10, 3000))
+	if len(small.refs) != 1 {
+		t.Fatalf("%d chunks in 3000 bytes", len(small.refs))
+	}
+	_, err = e.srv.Propose(ctx, a, request("docs", "small", nil, small), small.refs)
+	if !errors.Is(err, syncproto.ErrMissingChunks) || !strings.Contains(syncproto.WireError(err).Message, small.refs[0].ID.String()) {
+		t.Fatalf("one-chunk proposal without upload: err = %v, want ErrMissingChunks naming its chunk", err)
+	}
 
 	// Uploaded, then collected by gc before the proposal: the chunk is
 	// asked for again, never committed as a dangling reference.
