@@ -540,10 +540,9 @@ func (br batchReader) stream(ctx context.Context, batch []chunkSource, buf *uplo
 
 // chunkStream reads the chunks of one batch on demand, each as a delta
 // against its sources when that is smaller, for an upload that sends each
-// before it reads the next. The chunks of a file that cannot be read are
-// left out; finish reports them, and the files whose stat changed while
-// they were read, whose chunks may have gone out (the server refuses those
-// that no longer match their IDs).
+// before it reads the next. The chunks of a file that changed since the
+// scan (its stat when opened differs) or cannot be read are left out, and
+// finish reports it.
 type chunkStream struct {
 	ctx   context.Context
 	br    batchReader
@@ -560,8 +559,7 @@ type chunkStream struct {
 }
 
 type batchFile struct {
-	f      *os.File // nil when it could not be opened
-	want   FileStat
+	f      *os.File // nil when it could not be opened or changed
 	verify bool
 }
 
@@ -605,7 +603,7 @@ func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
 	if bf, ok := cs.files[s.path]; ok {
 		return bf, nil
 	}
-	bf := &batchFile{want: s.stat, verify: cs.br.verify || s.stat == FileStat{}}
+	bf := &batchFile{verify: cs.br.verify || s.stat == FileStat{}}
 	cs.files[s.path] = bf
 	name, err := relpath.Join(cs.br.dir, s.path)
 	if err != nil {
@@ -629,19 +627,16 @@ func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
 
 // finish closes the batch's files and returns those that changed since
 // the scan, sorted.
+//
+// A file written while its chunks are read is not looked for: a chunk
+// whose bytes changed is refused by the server (and the batch read again
+// hashed), and chunks that still match are the scanned version's, which
+// then commits as it was scanned; the next scan finds the new content.
 func (cs *chunkStream) finish() []string {
-	for path, bf := range cs.files {
-		if bf.f == nil {
-			continue
+	for _, bf := range cs.files {
+		if bf.f != nil {
+			_ = bf.f.Close()
 		}
-		if !bf.verify && !cs.bad[path] {
-			// Read after the reads: a write during them changed the stat.
-			fi, err := bf.f.Stat()
-			if err != nil || !statOf(fi).Same(bf.want) {
-				cs.bad[path] = true
-			}
-		}
-		_ = bf.f.Close()
 	}
 	cs.files = nil
 	changed := make([]string, 0, len(cs.bad))
