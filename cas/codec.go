@@ -47,7 +47,7 @@ func Compress(data []byte) (Stored, error) {
 }
 
 // AppendCompressed is Compress writing a compressed form into dst's spare
-// capacity, so a sender can reuse one buffer for a whole batch of chunks. It
+// capacity, so a sender can reuse one buffer from chunk to chunk. It
 // returns dst grown by the compressed bytes (unchanged when the chunk stays
 // raw: a raw form's Data is data itself).
 func AppendCompressed(dst, data []byte) (Stored, []byte, error) {

@@ -165,8 +165,8 @@ type pass struct {
 	res      PassResult
 	// committed are the root seqs of the versions this pass committed.
 	committed []uint64
-	// bufs are upload buffers free for the next batch, kept for the pass
-	// only: an idle `qic run` holds none.
+	// bufs are upload buffers (a chunk each) free for the next batch,
+	// kept for the pass only: an idle `qic run` holds none.
 	bufs chan *uploadBuf
 }
 
