@@ -253,14 +253,26 @@ func (l *Listener) Serve(ctx context.Context) error {
 	return first
 }
 
-// WriteAddrFile publishes url in dataDir for admin commands.
-func WriteAddrFile(dataDir, url string) error {
-	return publish(dataDir, AddrFile, url)
+// Publish tells admin commands how to reach l through dataDir: the URL of
+// its TCP API (AddrFile) and the path of its socket (SocketAddrFile). What
+// l does not serve is withdrawn: a file from an earlier run must not send
+// commands elsewhere.
+func (l *Listener) Publish(dataDir string) error {
+	var errs []error
+	for name, where := range map[string]string{AddrFile: l.URL(), SocketAddrFile: l.SocketPath()} {
+		if where == "" {
+			errs = append(errs, withdraw(dataDir, name))
+		} else {
+			errs = append(errs, publish(dataDir, name, where))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// RemoveAddrFile withdraws the address when the server stops.
-func RemoveAddrFile(dataDir string) error {
-	return withdraw(dataDir, AddrFile)
+// Withdraw removes what Publish wrote, when the server stops or serves no
+// admin API.
+func Withdraw(dataDir string) error {
+	return errors.Join(withdraw(dataDir, AddrFile), withdraw(dataDir, SocketAddrFile))
 }
 
 // publish writes a line that tells admin commands where the server is.

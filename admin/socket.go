@@ -116,16 +116,22 @@ func (l *Listener) SocketPath() string {
 // NewSocket returns a Conn to the API on the Unix socket at path: plain
 // HTTP/1.1, with the token still sent on every request.
 func NewSocket(path, token string) *Conn {
-	tr := &http.Transport{
+	tr := unixTransport(path)
+	tr.ResponseHeaderTimeout = 10 * time.Minute
+	tr.MaxIdleConns = 2
+	tr.IdleConnTimeout = 30 * time.Second
+	return &Conn{remote: &remoteConn{url: socketURL, where: "unix:" + path, token: token, http: &http.Client{Transport: tr}}}
+}
+
+// unixTransport carries HTTP over the Unix socket at path, whatever host a
+// request names.
+func unixTransport(path string) *http.Transport {
+	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
-		ResponseHeaderTimeout: 10 * time.Minute,
-		MaxIdleConns:          2,
-		IdleConnTimeout:       30 * time.Second,
 	}
-	return &Conn{remote: &remoteConn{url: socketURL, where: "unix:" + path, token: token, http: &http.Client{Transport: tr}}}
 }
 
 // publishedSocket is the socket path the running server published in
@@ -150,16 +156,4 @@ func socketAnswers(ctx context.Context, path string) bool {
 	}
 	_ = conn.Close()
 	return true
-}
-
-// WriteSocketAddrFile publishes the socket's path in dataDir for admin
-// commands.
-func WriteSocketAddrFile(dataDir, path string) error {
-	return publish(dataDir, SocketAddrFile, path)
-}
-
-// RemoveSocketAddrFile withdraws the socket's path when the server stops
-// (or starts without one).
-func RemoveSocketAddrFile(dataDir string) error {
-	return withdraw(dataDir, SocketAddrFile)
 }

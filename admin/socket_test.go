@@ -25,6 +25,7 @@ import (
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/chunker"
 	"github.com/quic-s/quics/internal/secret"
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/server"
 	"github.com/quic-s/quics/syncproto"
@@ -41,24 +42,6 @@ func shortTempDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
-}
-
-// lockedBuffer collects log lines written while the listener serves.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serveInBackground runs l until the test ends or the returned stop is
@@ -188,12 +171,7 @@ func (o *onlineServer) commit(t *testing.T, root, path string, data []byte) {
 // socketClient is a bare HTTP client on the socket at path, for requests
 // the admin client would never send.
 func socketClient(path string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
+	return &http.Client{Transport: unixTransport(path)}
 }
 
 func TestSocketServesTheAPI(t *testing.T) {
@@ -215,7 +193,7 @@ func TestSocketServesTheAPI(t *testing.T) {
 	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket file mode %v, want a socket with 0600", fi.Mode())
 	}
-	if err := WriteSocketAddrFile(o.dir, l.SocketPath()); err != nil {
+	if err := publish(o.dir, SocketAddrFile, l.SocketPath()); err != nil {
 		t.Fatal(err)
 	}
 	stop := serveInBackground(t, l)
@@ -417,7 +395,7 @@ func TestSocketPathTooLongFallsBackToTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	long := filepath.Join(dir, strings.Repeat("d", 60), strings.Repeat("e", 60), SocketFile)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	l, err := Listen(ctx, ServeOptions{
 		Addr: "127.0.0.1:0", Socket: long,
 		TLS:     &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
@@ -444,10 +422,10 @@ func TestSocketPathTooLongFallsBackToTCP(t *testing.T) {
 	}
 	dead.(*net.UnixListener).SetUnlinkOnClose(false)
 	_ = dead.Close()
-	if err := WriteSocketAddrFile(dir, stale); err != nil {
+	if err := publish(dir, SocketAddrFile, stale); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteAddrFile(dir, l.URL()); err != nil {
+	if err := publish(dir, AddrFile, l.URL()); err != nil {
 		t.Fatal(err)
 	}
 	c, err := dialRemote(ctx, dir)
@@ -463,13 +441,13 @@ func TestSocketPathTooLongFallsBackToTCP(t *testing.T) {
 	}
 
 	// Without the TCP address, a dead socket is an error that says so.
-	if err := RemoveAddrFile(dir); err != nil {
+	if err := withdraw(dir, AddrFile); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dialRemote(ctx, dir); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "does not answer") {
 		t.Errorf("a dead socket and no TCP API: %v", err)
 	}
-	if err := RemoveSocketAddrFile(dir); err != nil {
+	if err := withdraw(dir, SocketAddrFile); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dialRemote(ctx, dir); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "publishes no admin API") {

@@ -48,25 +48,19 @@ func Compress(data []byte) (Stored, error) {
 
 // AppendCompressed is Compress writing a compressed form into dst's spare
 // capacity, so a sender can reuse one buffer from chunk to chunk. It
-// returns dst grown by the compressed bytes (unchanged when the chunk stays
+// returns dst grown by the compressed bytes (by none when the chunk stays
 // raw: a raw form's Data is data itself).
 func AppendCompressed(dst, data []byte) (Stored, []byte, error) {
 	c, err := defaultCodecs()
 	if err != nil {
 		return Stored{}, dst, err
 	}
-	if c.enc != nil && len(data) > 0 && c.mayCompress(data) {
-		// Short of the worst case's room, the encoder would encode into
-		// a buffer of its own and copy.
-		dst = slices.Grow(dst, len(data)+encodeSlack(len(data)))
-		start := len(dst)
-		out := c.enc.EncodeAll(data, dst)
-		if len(out)-start < len(data) {
-			return Stored{Codec: CodecZstd, Data: out[start:len(out):len(out)], RawLen: len(data)}, out, nil
-		}
-		dst = out[:start]
+	start := len(dst)
+	out, ok := c.compressAppend(dst, data)
+	if ok {
+		return Stored{Codec: CodecZstd, Data: out[start:len(out):len(out)], RawLen: len(data)}, out, nil
 	}
-	return Stored{Codec: CodecRaw, Data: data, RawLen: len(data)}, dst, nil
+	return Stored{Codec: CodecRaw, Data: data, RawLen: len(data)}, out, nil
 }
 
 // codecs holds one zstd encoder and one decoder shared by every goroutine:
@@ -110,18 +104,33 @@ func newCodecs(level zstd.EncoderLevel, disable bool) (*codecs, error) {
 // the appended payload. A chunk that zstd does not shrink is stored raw.
 func (c *codecs) encode(dst, data []byte) (Codec, []byte) {
 	start := len(dst)
-	if c.enc != nil && len(data) > 0 && c.mayCompress(data) {
-		out := c.enc.EncodeAll(data, dst)
-		if len(out)-start < len(data) {
-			return CodecZstd, out[start:]
-		}
-		dst = out[:start]
+	out, ok := c.compressAppend(dst, data)
+	if ok {
+		return CodecZstd, out[start:]
 	}
 	if dst == nil {
 		return CodecRaw, data
 	}
 	dst = append(dst, data...)
 	return CodecRaw, dst[start:]
+}
+
+// compressAppend appends data's zstd form to dst if data is worth trying
+// (mayCompress) and the form is smaller, and reports whether it did;
+// otherwise dst comes back with its length (its capacity may have grown).
+func (c *codecs) compressAppend(dst, data []byte) ([]byte, bool) {
+	if c.enc == nil || len(data) == 0 || !c.mayCompress(data) {
+		return dst, false
+	}
+	// Short of the worst case's room, the encoder would encode into a
+	// buffer of its own and copy.
+	dst = slices.Grow(dst, len(data)+encodeSlack(len(data)))
+	start := len(dst)
+	out := c.enc.EncodeAll(data, dst)
+	if len(out)-start < len(data) {
+		return out, true
+	}
+	return out[:start], false
 }
 
 // probeWindow is the size of each of the three windows mayCompress tries.
@@ -173,20 +182,27 @@ func (c *codecs) decodeAppend(dst []byte, codec Codec, payload []byte, rawLen ui
 	case CodecRaw:
 		return append(dst, payload...), nil
 	case CodecZstd:
-		start := len(dst)
-		// The decoder stops at dst's capacity: room for the chunk and
-		// the slack decodeAny gives it.
-		out, err := c.dec.DecodeAll(payload, slices.Grow(dst, int(rawLen)+decodeSlack))
-		if err != nil {
-			return dst, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
-		}
-		if len(out)-start != int(rawLen) {
-			return dst, fmt.Errorf("%w: zstd payload decodes to %d bytes, want %d", ErrCorrupt, len(out)-start, rawLen)
-		}
-		return out, nil
+		return c.unzstdAppend(dst, payload, rawLen)
 	default:
 		return dst, fmt.Errorf("%w: unknown codec %d", ErrInvalidRecord, codec)
 	}
+}
+
+// unzstdAppend appends the zstd payload, which must decode to rawLen
+// bytes, to dst. Spare capacity lets an over-long frame show itself
+// instead of being cut silently at rawLen (the decoder stops at dst's
+// capacity), and lets the decoder use its fast copy loops, which may write
+// up to 32 bytes past a block.
+func (c *codecs) unzstdAppend(dst, payload []byte, rawLen uint32) ([]byte, error) {
+	start := len(dst)
+	out, err := c.dec.DecodeAll(payload, slices.Grow(dst, int(rawLen)+decodeSlack))
+	if err != nil {
+		return dst, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	}
+	if len(out)-start != int(rawLen) {
+		return dst, fmt.Errorf("%w: zstd payload decodes to %d bytes, want %d", ErrCorrupt, len(out)-start, rawLen)
+	}
+	return out, nil
 }
 
 // decodeAny is decode without the record invariants, for stored forms that
@@ -203,15 +219,9 @@ func (c *codecs) decodeAny(codec Codec, payload []byte, rawLen uint32) ([]byte, 
 		}
 		return payload, nil
 	case CodecZstd:
-		// Spare capacity lets an over-long frame show itself instead of
-		// being cut silently at rawLen, and lets the decoder use its fast
-		// copy loops, which may write up to 32 bytes past a block.
-		out, err := c.dec.DecodeAll(payload, make([]byte, 0, int(rawLen)+decodeSlack))
+		out, err := c.unzstdAppend(nil, payload, rawLen)
 		if err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
-		}
-		if len(out) != int(rawLen) {
-			return nil, fmt.Errorf("%w: zstd payload decodes to %d bytes, want %d", ErrCorrupt, len(out), rawLen)
+			return nil, err
 		}
 		return out[:rawLen:rawLen], nil
 	default:

@@ -749,19 +749,6 @@ func (s *Store) locate(id ID) (loc Location, durable bool, err error) {
 // but the disk lacks are ErrMissing, an unknown ID is ErrNotFound. Pending
 // (unsynced) chunks are read back from their pack file.
 func (s *Store) Get(ctx context.Context, id ID) ([]byte, error) {
-	return s.get(ctx, id, true)
-}
-
-// GetUnhashed is Get without hashing the decoded bytes: the record's CRC
-// is checked, not that the bytes hash to id. It is for a caller that
-// hashes what it reads anyway (a whole-content check) and would otherwise
-// pay a second BLAKE3 pass over every chunk; such a caller that finds a
-// mismatch uses Get to tell a damaged chunk from a wrong list.
-func (s *Store) GetUnhashed(ctx context.Context, id ID) ([]byte, error) {
-	return s.get(ctx, id, false)
-}
-
-func (s *Store) get(ctx context.Context, id ID, hash bool) ([]byte, error) {
 	if err := s.life.enter(); err != nil {
 		return nil, err
 	}
@@ -781,18 +768,20 @@ func (s *Store) get(ctx context.Context, id ID, hash bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cas: chunk %s in pack %d at %d: %w", id, loc.Pack, loc.Offset, err)
 	}
-	if !hash {
-		return data, nil
-	}
 	if got := Sum(data); got != id {
 		return nil, fmt.Errorf("%w: chunk %s in pack %d at %d hashes to %s", ErrCorrupt, id, loc.Pack, loc.Offset, got)
 	}
 	return data, nil
 }
 
-// AppendUnhashed is GetUnhashed appending the chunk's bytes to dst. A
-// reader done with each chunk before it needs the next reuses one buffer
-// instead of allocating (and faulting in) fresh memory for every chunk.
+// AppendUnhashed appends the chunk's bytes to dst, like Get but without
+// hashing them: the record's CRC is checked, not that the bytes hash to
+// id. It is for a caller that hashes what it reads anyway (a whole-content
+// check) and would otherwise pay a second BLAKE3 pass over every chunk;
+// such a caller that finds a mismatch uses Get to tell a damaged chunk
+// from a wrong list. A reader done with each chunk before it needs the
+// next reuses one buffer instead of allocating (and faulting in) fresh
+// memory for every chunk.
 func (s *Store) AppendUnhashed(ctx context.Context, id ID, dst []byte) ([]byte, error) {
 	if err := s.life.enter(); err != nil {
 		return dst, err
@@ -836,8 +825,9 @@ func (s *Store) GetStored(ctx context.Context, id ID) (Stored, error) {
 const maxRelocations = 4
 
 // fetch locates a chunk and reads its whole record, checking the header
-// against the index entry and the CRC. A raw chunk's record is freshly
-// allocated (its payload is handed out); a compressed one's is pooled.
+// against the index entry and the CRC. The record is pooled if pooled or
+// compressed (the caller returns it with putBuf); otherwise a raw chunk's
+// record is freshly allocated, its payload handed out.
 func (s *Store) fetch(ctx context.Context, id ID, pooled bool) ([]byte, Location, error) {
 	loc, _, err := s.locate(id)
 	for attempt := 0; ; attempt++ {

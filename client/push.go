@@ -26,8 +26,8 @@ type chunkSource struct {
 	path string
 	off  int64
 	size uint32
-	// stat is the file's stat when the chunk was hashed; without one
-	// the chunk is read verified.
+	// stat is the file's stat when the chunk was hashed: a file whose
+	// stat differs when it is opened for the upload has changed.
 	stat FileStat
 }
 
@@ -535,7 +535,7 @@ type batchReader struct {
 
 // stream returns the chunks of batch one at a time, read into buf.
 func (br batchReader) stream(ctx context.Context, batch []chunkSource, buf *uploadBuf) *chunkStream {
-	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*batchFile), bad: make(map[string]bool)}
+	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*os.File), bad: make(map[string]bool)}
 }
 
 // chunkStream reads the chunks of one batch on demand, each as a delta
@@ -549,18 +549,13 @@ type chunkStream struct {
 	batch []chunkSource
 	next  int
 	buf   *uploadBuf
-	files map[string]*batchFile
+	files map[string]*os.File // nil for a file that could not be opened or changed
 	bad   map[string]bool
 	// What went out: counts for the pass's statistics, and whether a
 	// delta did (a refused delta is sent again whole).
 	sent     int
 	rawBytes int64
 	deltas   bool
-}
-
-type batchFile struct {
-	f      *os.File // nil when it could not be opened or changed
-	verify bool
 }
 
 // Next returns the next chunk, valid until the following call, or io.EOF.
@@ -570,18 +565,18 @@ func (cs *chunkStream) Next() (syncproto.Chunk, error) {
 			return syncproto.Chunk{}, err
 		}
 		s := cs.batch[cs.next]
-		bf, err := cs.file(s)
+		f, err := cs.file(s)
 		if err != nil {
 			return syncproto.Chunk{}, err
 		}
-		if bf.f == nil || cs.bad[s.path] {
+		if f == nil || cs.bad[s.path] {
 			continue
 		}
 		if cap(cs.buf.raw) < int(s.size) {
 			cs.buf.raw = make([]byte, 0, s.size)
 		}
 		data := cs.buf.raw[:s.size]
-		if n, err := bf.f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (bf.verify && cas.Sum(data) != s.id) {
+		if n, err := f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (cs.br.verify && cas.Sum(data) != s.id) {
 			cs.bad[s.path] = true
 			continue
 		}
@@ -598,13 +593,13 @@ func (cs *chunkStream) Next() (syncproto.Chunk, error) {
 	return syncproto.Chunk{}, io.EOF
 }
 
-// file opens the file of s once per batch.
-func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
-	if bf, ok := cs.files[s.path]; ok {
-		return bf, nil
+// file opens the file of s once per batch; nil, and the path in bad, when
+// it cannot be read or changed since the scan.
+func (cs *chunkStream) file(s chunkSource) (*os.File, error) {
+	if f, ok := cs.files[s.path]; ok {
+		return f, nil
 	}
-	bf := &batchFile{verify: cs.br.verify || s.stat == FileStat{}}
-	cs.files[s.path] = bf
+	cs.files[s.path] = nil
 	name, err := relpath.Join(cs.br.dir, s.path)
 	if err != nil {
 		return nil, err
@@ -613,16 +608,17 @@ func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
 	switch {
 	case err != nil:
 		cs.bad[s.path] = true
-	case !bf.verify && !pre.Same(s.stat):
+		return nil, nil
+	case !cs.br.verify && !pre.Same(s.stat):
 		// Changed since the scan: none of its chunks goes out (they
 		// would not match their IDs, and the server would refuse the
 		// whole batch).
 		_ = f.Close()
 		cs.bad[s.path] = true
-	default:
-		bf.f = f
+		return nil, nil
 	}
-	return bf, nil
+	cs.files[s.path] = f
+	return f, nil
 }
 
 // finish closes the batch's files and returns those that changed since
@@ -633,9 +629,9 @@ func (cs *chunkStream) file(s chunkSource) (*batchFile, error) {
 // hashed), and chunks that still match are the scanned version's, which
 // then commits as it was scanned; the next scan finds the new content.
 func (cs *chunkStream) finish() []string {
-	for _, bf := range cs.files {
-		if bf.f != nil {
-			_ = bf.f.Close()
+	for _, f := range cs.files {
+		if f != nil {
+			_ = f.Close()
 		}
 	}
 	cs.files = nil

@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/syncbuf"
 )
 
 // binDir holds quics and qic, built once by TestMain.
@@ -67,26 +67,8 @@ func freeUDPAddr(t *testing.T) string {
 	return addr
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startProcess starts a long-running binary, killed at cleanup.
-func startProcess(t *testing.T, name string, args ...string) *lockedBuffer {
+func startProcess(t *testing.T, name string, args ...string) *syncbuf.Buffer {
 	t.Helper()
 	out, _ := startProcessCmd(t, name, args...)
 	return out
@@ -99,9 +81,9 @@ type process struct {
 }
 
 // startProcessCmd is startProcess that also returns the process.
-func startProcessCmd(t *testing.T, name string, args ...string) (*lockedBuffer, *process) {
+func startProcessCmd(t *testing.T, name string, args ...string) (*syncbuf.Buffer, *process) {
 	t.Helper()
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -135,7 +117,7 @@ func startQuics(t *testing.T) string {
 // startQuicsIn runs the server on dataDir, its sync and admin ports free
 // loopback ones, and waits until its admin API is published. It returns the
 // sync address, the process's output and the process.
-func startQuicsIn(t *testing.T, dataDir string, extra ...string) (string, *lockedBuffer, *process) {
+func startQuicsIn(t *testing.T, dataDir string, extra ...string) (string, *syncbuf.Buffer, *process) {
 	t.Helper()
 	needServer(t)
 	addr := freeUDPAddr(t)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/gc"
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
@@ -66,7 +67,7 @@ type crashServer struct {
 	fingerprint string
 	extra       []string
 	proc        *process
-	out         *lockedBuffer
+	out         *syncbuf.Buffer
 	starts      int
 	repairs     int // starts that reported a chunk store repaired on open
 }

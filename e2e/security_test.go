@@ -26,6 +26,7 @@ import (
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
@@ -42,8 +43,8 @@ type quicsProc struct {
 	addr        string
 	fingerprint string
 	dataDir     string
-	stdout      *lockedBuffer
-	stderr      *lockedBuffer
+	stdout      *syncbuf.Buffer
+	stderr      *syncbuf.Buffer
 	exited      chan struct{} // closed when the process has ended
 }
 
@@ -54,7 +55,7 @@ var fingerprintLine = regexp.MustCompile(`certificate fingerprint \(SHA-256\): (
 func startQuicsAt(t *testing.T, dataDir string, views bool) *quicsProc {
 	t.Helper()
 	needServer(t)
-	p := &quicsProc{addr: freeUDPAddr(t), dataDir: dataDir, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &quicsProc{addr: freeUDPAddr(t), dataDir: dataDir, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	cmd := exec.Command(filepath.Join(binDir, "quics"), "run", "--data", dataDir, "--listen", p.addr,
 		"--password", serverPassword, fmt.Sprintf("--views=%t", views))
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr

@@ -222,7 +222,7 @@ func writeChunk(hash cas.ID, i int, c manifest.Chunk, data []byte, readErr error
 func (s *Server) writeChunksSerially(ctx context.Context, hash cas.ID, chunks []manifest.Chunk, w io.Writer, checkWhole bool) error {
 	h := blake3.New()
 	for i, c := range chunks {
-		data, err := s.store.GetUnhashed(ctx, c.ID)
+		data, err := s.store.AppendUnhashed(ctx, c.ID, nil)
 		if err := writeChunk(hash, i, c, data, err, w); err != nil {
 			return err
 		}

@@ -71,23 +71,18 @@ func checkChunk(c Chunk, maxRawLen int) error {
 // It refuses a chunk that breaks the codec's length rules or would not fit
 // in a frame.
 func EncodeChunkFrame(dst []byte, c Chunk) ([]byte, error) {
-	dst, err := AppendChunkHeader(dst, c)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, c.Data...), nil
-}
-
-// AppendChunkHeader appends the chunk frame payload for c up to its data,
-// for a writer that sends the data from where it is (see
-// Stream.WriteChunk). It checks c as EncodeChunkFrame does.
-func AppendChunkHeader(dst []byte, c Chunk) ([]byte, error) {
 	if err := checkChunk(c, MaxFramePayloadLimit-ChunkHeaderMaxLen); err != nil {
 		return dst, err
 	}
+	return append(appendChunkHeader(dst, c), c.Data...), nil
+}
+
+// appendChunkHeader appends the chunk frame payload for c, already
+// checked, up to its data.
+func appendChunkHeader(dst []byte, c Chunk) []byte {
 	dst = append(dst, byte(c.Codec))
 	dst = append(dst, c.ID[:]...)
-	return binary.AppendUvarint(dst, uint64(c.RawLen)), nil
+	return binary.AppendUvarint(dst, uint64(c.RawLen))
 }
 
 // DecodeChunkFrame parses a chunk frame payload. The raw length must not

@@ -18,6 +18,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
@@ -29,7 +30,7 @@ func startLimitedServer(t testing.TB, h Handler, cfg Config, opts ServerOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &syncServer{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), log: &syncBuffer{}}
+	s := &syncServer{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), log: &syncbuf.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Logger, opts.Logger = logger, logger
 	ctx, cancel := context.WithCancel(context.Background())

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
@@ -30,7 +31,7 @@ type syncServer struct {
 	addr        string
 	fingerprint string
 	h           *memHandler
-	log         *syncBuffer
+	log         *syncbuf.Buffer
 	stop        func() error
 }
 
@@ -42,7 +43,7 @@ func startSyncServer(t testing.TB, h *memHandler, cfg Config) *syncServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &syncServer{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), h: h, log: &syncBuffer{}}
+	s := &syncServer{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), h: h, log: &syncbuf.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Logger = logger
 	ctx, cancel := context.WithCancel(context.Background())

@@ -111,32 +111,25 @@ func (s *Stream) ReadFrame(ctx context.Context) (FrameType, []byte, error) {
 
 // WriteFrame writes one frame within the write timeout.
 func (s *Stream) WriteFrame(ctx context.Context, t FrameType, payload []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	_ = s.qs.SetWriteDeadline(deadline(ctx, s.writeTimeout))
-	stop := interruptOnCancel(ctx, s.qs.SetWriteDeadline)
-	err := s.fw.WriteFrame(t, payload)
-	stop()
-	if err != nil {
-		return s.ioErr(ctx, "write", s.writeTimeout, err)
-	}
-	return nil
+	return s.writeFrame(ctx, t, nil, payload)
 }
 
-// WriteChunk writes c as a chunk frame, its data sent from where it is.
+// WriteChunk writes c, which must pass checkChunk, as a chunk frame: its
+// data is sent from where it is, not copied next to its header.
 func (s *Stream) WriteChunk(ctx context.Context, c Chunk) error {
-	head, err := AppendChunkHeader(s.scratch[:0], c)
-	if err != nil {
-		return err
-	}
-	s.scratch = head
+	s.scratch = appendChunkHeader(s.scratch[:0], c)
+	return s.writeFrame(ctx, FrameChunk, s.scratch, c.Data)
+}
+
+// writeFrame writes the frame of payload head+body within the write
+// timeout.
+func (s *Stream) writeFrame(ctx context.Context, t FrameType, head, body []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	_ = s.qs.SetWriteDeadline(deadline(ctx, s.writeTimeout))
 	stop := interruptOnCancel(ctx, s.qs.SetWriteDeadline)
-	err = s.fw.WriteFrameParts(FrameChunk, head, c.Data)
+	err := s.fw.WriteFrameParts(t, head, body)
 	stop()
 	if err != nil {
 		return s.ioErr(ctx, "write", s.writeTimeout, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 )
 
@@ -28,28 +29,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type server struct {
 	addr        string
 	fingerprint string
-	log         *syncBuffer
+	log         *syncbuf.Buffer
 	cancel      context.CancelFunc
 	done        chan error
 }
@@ -62,7 +45,7 @@ func startServer(t testing.TB, cfg Config, handle func(context.Context, *Conn, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), log: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{fingerprint: tlsutil.Fingerprint(cert.Certificate[0]), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cfg.Logger = slog.New(slog.NewTextHandler(s.log, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

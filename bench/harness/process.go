@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/quic-s/quics/bench/procstat"
 	"github.com/quic-s/quics/bench/relay"
+	"github.com/quic-s/quics/internal/syncbuf"
 )
 
 const (
@@ -69,34 +69,16 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// lockedBuffer collects a running process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // background is a long-running child: a server or a qic run.
 type background struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *syncbuf.Buffer
 	exited chan struct{}
 }
 
 // startBackgroundAt starts a long-running child in a place.
 func startBackgroundAt(ctx context.Context, at place, bin string, args ...string) (*background, error) {
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := at.command(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
@@ -21,7 +22,7 @@ import (
 func TestRunCollectsEveryInterval(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	ready := make(chan net.Addr, 1)
 	go func() {
@@ -57,7 +58,7 @@ func TestRunCollectsEveryInterval(t *testing.T) {
 func TestRunAppliesConnectionLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	dir := filepath.Join(t.TempDir(), "data")
 	done := make(chan error, 1)
 	ready := make(chan net.Addr, 1)

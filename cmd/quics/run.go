@@ -288,7 +288,7 @@ func runServer(ctx context.Context, o runOptions) (err error) {
 	if adm != nil {
 		g.Go(func() error {
 			defer func() {
-				if err := errors.Join(admin.RemoveAddrFile(o.DataDir), admin.RemoveSocketAddrFile(o.DataDir)); err != nil {
+				if err := admin.Withdraw(o.DataDir); err != nil {
 					log.Warn("quics: withdraw admin address", "err", err)
 				}
 			}()
@@ -332,7 +332,7 @@ func startAdmin(ctx context.Context, o runOptions, srv *server.Server, metrics p
 		socket = filepath.Join(o.DataDir, admin.SocketFile)
 	}
 	if o.Admin == "" && o.AdminH3 == "" && socket == "" {
-		return nil, errors.Join(admin.RemoveAddrFile(o.DataDir), admin.RemoveSocketAddrFile(o.DataDir))
+		return nil, admin.Withdraw(o.DataDir)
 	}
 	token, err := admin.LoadOrCreateToken(o.DataDir)
 	if err != nil {
@@ -346,19 +346,8 @@ func startAdmin(ctx context.Context, o runOptions, srv *server.Server, metrics p
 	if err != nil {
 		return nil, err
 	}
-	// What is off (or a socket path too long to bind) is withdrawn: a
-	// stale file from an earlier run must not send local commands
-	// elsewhere.
-	publish := func(write func(dataDir, addr string) error, remove func(dataDir string) error, addr string) error {
-		if addr == "" {
-			return remove(o.DataDir)
-		}
-		return write(o.DataDir, addr)
-	}
-	if err := errors.Join(
-		publish(admin.WriteAddrFile, admin.RemoveAddrFile, adm.URL()),
-		publish(admin.WriteSocketAddrFile, admin.RemoveSocketAddrFile, adm.SocketPath()),
-	); err != nil {
+	// What is off, or a socket path too long to bind, is withdrawn.
+	if err := adm.Publish(o.DataDir); err != nil {
 		return nil, errors.Join(err, adm.Close())
 	}
 	return adm, nil

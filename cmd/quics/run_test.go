@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,29 +16,12 @@ import (
 	"github.com/quic-s/quics/admin"
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/internal/secret"
+	"github.com/quic-s/quics/internal/syncbuf"
 	"github.com/quic-s/quics/internal/tlsutil"
 	"github.com/quic-s/quics/server"
 	"github.com/quic-s/quics/syncproto"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func cheap(o *server.Options) {
 	p := secret.Params{Time: 1, MemoryKiB: 64, Threads: 1, SaltLen: 16, KeyLen: 32}
@@ -48,17 +30,17 @@ func cheap(o *server.Options) {
 
 // startServer runs runServer in a goroutine and returns its address, a
 // stop function that cancels it and returns its error, and its stdout.
-func startServer(t *testing.T, dir, password string) (net.Addr, func() error, *syncBuffer) {
+func startServer(t *testing.T, dir, password string) (net.Addr, func() error, *syncbuf.Buffer) {
 	t.Helper()
 	return startServerWith(t, runOptions{DataDir: dir, Listen: "127.0.0.1:0", Password: password, Views: true})
 }
 
 // startServerWith is startServer with more settings (the admin API's are
 // all off unless o turns them on).
-func startServerWith(t *testing.T, o runOptions) (net.Addr, func() error, *syncBuffer) {
+func startServerWith(t *testing.T, o runOptions) (net.Addr, func() error, *syncbuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	o.LogFormat, o.LogLevel, o.Stdout, o.Stderr, o.tune = "json", "debug", stdout, stderr, cheap
