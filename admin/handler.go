@@ -74,6 +74,7 @@ func NewHandler(b *Backend, opts HandlerOptions) http.Handler {
 	// token only: profiles reveal paths and timing.
 	mux.Handle("GET /debug/pprof/", authorize(opts.Token, false, http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", authorize(opts.Token, false, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", authorize(opts.Token, false, http.HandlerFunc(pprof.Trace)))
 	for _, e := range endpoints {
 		mux.Handle(e.pattern(), authorize(opts.Token, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			e.serve(b, w, r)

@@ -286,7 +286,7 @@ func TestSocketNeedsToken(t *testing.T) {
 	}
 	// A socket peer is not a loopback address: /metrics too needs the
 	// token.
-	for _, path := range []string{"/v1/clients", "/metrics", "/debug/pprof/"} {
+	for _, path := range []string{"/v1/clients", "/metrics", "/debug/pprof/", "/debug/pprof/trace"} {
 		for _, auth := range []string{"", "Bearer wrong", o.token} {
 			status, eb := get(path, auth)
 			if status != http.StatusUnauthorized || eb.Error.Code != "unauthorized" {
@@ -296,6 +296,9 @@ func TestSocketNeedsToken(t *testing.T) {
 	}
 	if status, _ := get("/v1/clients", "Bearer "+o.token); status != http.StatusOK {
 		t.Errorf("GET /v1/clients with the token: HTTP %d", status)
+	}
+	if status, _ := get("/debug/pprof/trace?seconds=0.05", "Bearer "+o.token); status != http.StatusOK {
+		t.Errorf("GET /debug/pprof/trace with the token: HTTP %d", status)
 	}
 	if status, _ := get("/healthz", ""); status != http.StatusOK {
 		t.Errorf("GET /healthz: HTTP %d", status)

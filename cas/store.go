@@ -714,6 +714,59 @@ func (s *Store) Stat(ctx context.Context, id ID) (ChunkInfo, error) {
 	return ChunkInfo{Location: loc, Durable: durable}, err
 }
 
+// StatMany is Stat for many chunks, looked up in one index transaction:
+// found[i] tells whether ids[i] is stored, and infos[i] where.
+func (s *Store) StatMany(ctx context.Context, ids []ID) (infos []ChunkInfo, found []bool, err error) {
+	if err := s.life.enter(); err != nil {
+		return nil, nil, err
+	}
+	defer s.life.leave()
+	infos, found = make([]ChunkInfo, len(ids)), make([]bool, len(ids))
+	s.mu.Lock()
+	for i, id := range ids {
+		var p *pendingChunk
+		if p, found[i] = s.pending[id]; found[i] {
+			infos[i].Location = p.loc
+		}
+	}
+	s.mu.Unlock()
+	err = s.db.View(func(txn *badger.Txn) error {
+		for i, id := range ids {
+			if found[i] {
+				continue
+			}
+			if i%256 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			item, err := txn.Get(indexKey(id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("cas: look up chunk %s: %w", id, err)
+			}
+			err = item.Value(func(v []byte) (err error) {
+				infos[i].Location, err = decodeIndexValue(v)
+				return err
+			})
+			switch {
+			case errors.Is(err, ErrInvalidRecord):
+				return fmt.Errorf("%w: index entry of chunk %s: %w", ErrCorrupt, id, err)
+			case err != nil:
+				return fmt.Errorf("cas: look up chunk %s: %w", id, err)
+			}
+			infos[i].Durable, found[i] = true, true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return infos, found, nil
+}
+
 // locate finds a chunk among the pending ones, then in the index.
 func (s *Store) locate(id ID) (loc Location, durable bool, err error) {
 	s.mu.Lock()

@@ -486,3 +486,39 @@ func TestAppendUnhashed(t *testing.T) {
 		t.Fatalf("AppendUnhashed of a record failing its CRC: %v, want ErrCorrupt", err)
 	}
 }
+
+// StatMany answers as Stat would for each chunk: synced, pending and
+// absent ones in one call.
+func TestStatManyMatchesStat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	e := newEnv(t, Options{})
+	s, _ := e.open()
+	ctx := context.Background()
+	synced, pending, absent := randomChunk(rng, 3000), randomChunk(rng, 2000), randomChunk(rng, 10)
+	putAll(t, s, synced)
+	syncStore(t, s)
+	putAll(t, s, pending)
+	ids := []ID{pending.id, absent.id, synced.id}
+	infos, found, err := s.StatMany(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(found, []bool{true, false, true}) {
+		t.Fatalf("found = %v, want [true false true]", found)
+	}
+	for i, id := range ids {
+		if !found[i] {
+			continue
+		}
+		if want := stat(t, s, id); infos[i] != want {
+			t.Errorf("StatMany(%s) = %+v, Stat = %+v", id.Short(), infos[i], want)
+		}
+	}
+	if infos[0].Durable || !infos[2].Durable {
+		t.Errorf("durable flags %v, %v: want the pending chunk not durable, the synced one durable", infos[0].Durable, infos[2].Durable)
+	}
+	s.Close()
+	if _, _, err := s.StatMany(ctx, ids); !errors.Is(err, ErrClosed) {
+		t.Errorf("StatMany after Close: err = %v, want ErrClosed", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -171,5 +173,33 @@ func TestListHeadsIncludesDeleted(t *testing.T) {
 	}
 	if err := e.db.ListHeads(ctx, 99, func(string, Head) error { return nil }); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ListHeads(unknown root) err = %v", err)
+	}
+}
+
+// Heads reads several heads at once, as Head would one by one.
+func TestHeadsMatchHead(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	owner := e.client(t, "owner")
+	root := e.root(t, "r", owner)
+	v := mustCommit(t, e.db, proposal(root.ID, "gone", nil, newContent("x"), owner.ID))
+	mustCommit(t, e.db, deletion(root.ID, "gone", v, owner.ID))
+	mustCommit(t, e.db, proposal(root.ID, "a/here", nil, newContent("y"), owner.ID))
+	paths := []string{"a/here", "never", "gone"}
+	heads, found, err := e.db.Heads(ctx, root.ID, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(found, []bool{true, false, true}) {
+		t.Fatalf("found = %v, want [true false true]", found)
+	}
+	for _, i := range []int{0, 2} {
+		want, err := e.db.Head(ctx, root.ID, paths[i])
+		if err != nil || !reflect.DeepEqual(heads[i], want) {
+			t.Errorf("Heads[%q] = %+v, Head = %+v (%v)", paths[i], heads[i], want, err)
+		}
+	}
+	if _, _, err := e.db.Heads(ctx, root.ID, []string{"ok", "nul\x00"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Heads of a path with NUL: err = %v, want ErrInvalid", err)
 	}
 }

@@ -28,6 +28,31 @@ func (db *DB) Head(ctx context.Context, root RootID, path string) (Head, error) 
 	return h, err
 }
 
+// Heads is Head for many paths of root, read in one transaction: found[i]
+// is false for a path that has no head. A batch of proposals needs every
+// head it names, and a transaction per path costs more than the lookup.
+func (db *DB) Heads(ctx context.Context, root RootID, paths []string) (heads []Head, found []bool, err error) {
+	for _, p := range paths {
+		if err := validPath(p); err != nil {
+			return nil, nil, fmt.Errorf("manifest: heads of root %d: %w", root, err)
+		}
+	}
+	heads, found = make([]Head, len(paths)), make([]bool, len(paths))
+	err = db.view(ctx, "get heads", func(txn *badger.Txn) error {
+		for i, p := range paths {
+			var err error
+			if heads[i], found[i], err = getHead(txn, root, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return heads, found, nil
+}
+
 func getHead(txn *badger.Txn, root RootID, path string) (Head, bool, error) {
 	val, found, err := lookup(txn, headKey(root, path))
 	if err != nil || !found {

@@ -48,6 +48,12 @@ func (p *proposal) decisionInput() conflict.Proposal {
 // not the empty file.
 func (p *proposal) hasContent() bool { return !p.deleted && p.size > 0 }
 
+// oneChunk reports whether the content is one chunk, whose ID is then the
+// content hash.
+func (p *proposal) oneChunk() bool {
+	return p.hasContent() && len(p.chunks) == 1 && p.chunks[0].ID == p.hash
+}
+
 // parseProposal checks everything about a proposal that does not need the
 // database: path, hashes, sizes and the chunk list against the root's
 // largest chunk.
@@ -125,6 +131,100 @@ func parseProposal(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, maxChu
 // every chunk is in the store, so garbage collection cannot remove one
 // between the upload and the commit unnoticed.
 func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *syncpb.ProposeRequest, refs []syncproto.ChunkRef) (*syncpb.CommitResponse, error) {
+	return s.propose(ctx, sess, req, refs, nil)
+}
+
+// PrepareBatch implements syncproto.BatchPreparer: the heads of a batch's
+// paths and the chunks of its one-chunk files are read in two
+// transactions, not two per item. A badger transaction waits for the
+// commits in flight, so a transaction per item had the items of a batch
+// queue behind each other's commits.
+func (s *Server) PrepareBatch(ctx context.Context, sess *syncproto.Session, root string, items []syncproto.BatchItem) syncproto.ProposeFunc {
+	pre := s.lookUpBatch(ctx, sess, root, items)
+	return func(ctx context.Context, req *syncpb.ProposeRequest, refs []syncproto.ChunkRef) (*syncpb.CommitResponse, error) {
+		return s.propose(ctx, sess, req, refs, pre)
+	}
+}
+
+// batchLookups is what PrepareBatch found for a batch. They are hints
+// taken before any item is decided: a head that changed since is caught
+// by the commit (which decides again), a chunk not found is looked up
+// again, and the commit checks every chunk's presence itself.
+type batchLookups struct {
+	root   manifest.RootID
+	heads  map[string]*manifest.Head // nil: no head
+	chunks map[cas.ID]cas.ChunkInfo  // found chunks only
+}
+
+// lookUpBatch reads what items need; nil when it cannot (the item's own
+// lookups then report why).
+func (s *Server) lookUpBatch(ctx context.Context, sess *syncproto.Session, root string, items []syncproto.BatchItem) *batchLookups {
+	st, err := sessionOf(sess)
+	if err != nil {
+		return nil
+	}
+	r, err := s.proposalRoot(ctx, st, root)
+	if err != nil {
+		return nil
+	}
+	paths := make([]string, 0, len(items))
+	var ids []cas.ID
+	for _, it := range items {
+		p, err := parseProposal(it.Request, it.Chunks, r.Chunking.Max)
+		if err != nil {
+			continue
+		}
+		paths = append(paths, p.path)
+		if p.oneChunk() {
+			ids = append(ids, p.hash)
+		}
+	}
+	heads, found, err := s.db.Heads(ctx, r.ID, paths)
+	if err != nil {
+		return nil
+	}
+	pre := &batchLookups{root: r.ID, heads: make(map[string]*manifest.Head, len(paths)), chunks: make(map[cas.ID]cas.ChunkInfo, len(ids))}
+	for i, p := range paths {
+		if found[i] {
+			pre.heads[p] = &heads[i]
+		} else {
+			pre.heads[p] = nil
+		}
+	}
+	if len(ids) > 0 {
+		infos, present, err := s.store.StatMany(ctx, ids)
+		if err == nil {
+			for i, id := range ids {
+				if present[i] {
+					pre.chunks[id] = infos[i]
+				}
+			}
+		}
+	}
+	return pre
+}
+
+// head returns what pre found for path in root, else looks it up.
+func (pre *batchLookups) head(ctx context.Context, s *Server, root manifest.RootID, path string) (*manifest.Head, error) {
+	if pre != nil && pre.root == root {
+		if h, ok := pre.heads[path]; ok {
+			return h, nil
+		}
+	}
+	return s.head(ctx, root, path)
+}
+
+// chunk returns what pre found for id, else looks it up.
+func (pre *batchLookups) chunk(ctx context.Context, s *Server, id cas.ID) (cas.ChunkInfo, error) {
+	if pre != nil {
+		if info, ok := pre.chunks[id]; ok {
+			return info, nil
+		}
+	}
+	return s.store.Stat(ctx, id)
+}
+
+func (s *Server) propose(ctx context.Context, sess *syncproto.Session, req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, pre *batchLookups) (*syncpb.CommitResponse, error) {
 	st, err := sessionOf(sess)
 	if err != nil {
 		return nil, err
@@ -137,7 +237,7 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 	if err != nil {
 		return nil, err
 	}
-	head, err := s.head(ctx, r.ID, p.path)
+	head, err := pre.head(ctx, s, r.ID, p.path)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +261,7 @@ func (s *Server) Propose(ctx context.Context, sess *syncproto.Session, req *sync
 			// Kept content is served to every member: make sure it is
 			// what the proposal says it is, and that it is all here.
 			st.pins.Add(p.ids...)
-			if err := s.verifyContent(ctx, p); err != nil {
+			if err := s.verifyContent(ctx, p, pre); err != nil {
 				return nil, err
 			}
 			verified = true
@@ -295,15 +395,15 @@ func missingChunksError(p *proposal, missing []cas.ID) error {
 // for a hash, nor to claim a hash it only heard of and then download its
 // content: the proposed list must equal the stored list of the hash, or
 // hash to it.
-func (s *Server) verifyContent(ctx context.Context, p *proposal) error {
+func (s *Server) verifyContent(ctx context.Context, p *proposal, pre *batchLookups) error {
 	if !p.hasContent() {
 		return nil
 	}
-	if len(p.chunks) == 1 && p.chunks[0].ID == p.hash {
+	if p.oneChunk() {
 		// A one-chunk file: its content hash is its chunk's ID, which the
 		// store verified when the chunk came in. Its presence and size are
 		// all that is left: one lookup (the commit checks presence again).
-		info, err := s.store.Stat(ctx, p.hash)
+		info, err := pre.chunk(ctx, s, p.hash)
 		if errors.Is(err, cas.ErrNotFound) {
 			return missingChunksError(p, p.ids)
 		}

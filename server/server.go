@@ -153,6 +153,7 @@ type Server struct {
 }
 
 var _ syncproto.Handler = (*Server)(nil)
+var _ syncproto.BatchPreparer = (*Server)(nil)
 
 // Open opens (creating on first use) the server's data directory: the
 // database, the chunk store, the manifest, the TLS certificate and the

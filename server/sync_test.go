@@ -379,7 +379,7 @@ func TestCommitRechecksInTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.verifyContent(ctx, p); err != nil {
+	if err := e.srv.verifyContent(ctx, p, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.srv.store.DeleteChunks(ctx, f.ids()[len(f.ids())-1:]); err != nil {
@@ -600,5 +600,64 @@ func TestBoundedSetForgetsOldest(t *testing.T) {
 	}
 	if len(b.order)-b.head != 3 || len(b.order) > 2100 {
 		t.Errorf("order keeps %d entries (head %d): not compacted", len(b.order), b.head)
+	}
+}
+
+// TestPrepareBatchHintsGoStale decides batch items whose lookups were
+// taken before other commits: a head that appeared since makes the item
+// a conflict, not an overwrite, and a chunk that arrived since is found.
+func TestPrepareBatchHintsGoStale(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b := e.client(t, "a"), e.client(t, "b")
+	e.root(t, a, "docs")
+	e.join(t, b, "docs")
+	mine, theirs := newFile(t, []byte("alice's small file")), newFile(t, []byte("bob's small file"))
+	late := newFile(t, []byte("uploaded after the lookups"))
+	e.upload(t, a, "docs", mine)
+	items := []syncproto.BatchItem{
+		{Request: request("docs", "raced", nil, mine), Chunks: mine.refs},
+		{Request: request("docs", "late", nil, late), Chunks: late.refs},
+	}
+	propose := e.srv.PrepareBatch(ctx, a, "docs", items)
+
+	// After the lookups: bob commits "raced", and the chunk of "late" arrives.
+	h := e.mustPush(t, b, "docs", "raced", nil, theirs)
+	e.upload(t, a, "docs", late)
+
+	if _, err := propose(ctx, items[0].Request, items[0].Chunks); !errors.Is(err, syncproto.ErrConflict) {
+		t.Fatalf("item whose head appeared after the lookups: err = %v, want ErrConflict", err)
+	}
+	root, err := e.srv.db.RootByName(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.srv.db.Head(ctx, root.ID, "raced")
+	if err != nil || head.Seq != h.GetSeq() || head.Hash != theirs.hash {
+		t.Errorf("head of raced = %+v, %v: want bob's version %d kept", head, err, h.GetSeq())
+	}
+	resp, err := propose(ctx, items[1].Request, items[1].Chunks)
+	if err != nil || resp.GetOutcome() != syncpb.CommitResponse_OUTCOME_COMMITTED {
+		t.Fatalf("item whose chunk arrived after the lookups: %v, %v", resp, err)
+	}
+}
+
+// TestPrepareBatchFoundChunkStillChecked gives a batch item a list whose
+// size lies about the chunk the lookups found: it is refused as a lone
+// proposal would be.
+func TestPrepareBatchFoundChunkStillChecked(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	f := newFile(t, []byte("one small chunk"))
+	e.upload(t, a, "docs", f)
+	refs := slices.Clone(f.refs)
+	refs[0].Size++
+	items := []syncproto.BatchItem{{Request: request("docs", "f", nil, f), Chunks: refs}}
+	items[0].Request.Size = int64(refs[0].Size)
+	propose := e.srv.PrepareBatch(ctx, a, "docs", items)
+	if _, err := propose(ctx, items[0].Request, refs); !errors.Is(err, syncproto.ErrBadRequest) {
+		t.Fatalf("lying size: err = %v, want ErrBadRequest", err)
 	}
 }

@@ -111,6 +111,7 @@ func (t *tx) proposeBatch(ctx context.Context, payload []byte) error {
 	if err := expectEnd(ctx, t.st); err != nil {
 		return fmt.Errorf("propose batch: after the request: %w", err)
 	}
+	propose := t.batchProposer(ctx, req.GetRoot(), items)
 	results := make([]*syncpb.ProposeBatchResponse_Result, len(items))
 	var wg sync.WaitGroup
 items:
@@ -122,7 +123,7 @@ items:
 		}
 		wg.Go(func() {
 			defer func() { <-t.cs.batchSlots }()
-			results[i] = t.proposeItem(ctx, items[i])
+			results[i] = t.proposeItem(ctx, propose, items[i])
 		})
 	}
 	wg.Wait()
@@ -130,6 +131,25 @@ items:
 		return err
 	}
 	return WriteMessage(ctx, t.st, &syncpb.ProposeBatchResponse{Results: results})
+}
+
+// batchProposer returns what decides the batch's items: the handler's
+// BatchPreparer given the well-formed ones, or its Propose.
+func (t *tx) batchProposer(ctx context.Context, root string, items []batchItem) ProposeFunc {
+	if bp, ok := t.srv.h.(BatchPreparer); ok {
+		valid := make([]BatchItem, 0, len(items))
+		for _, it := range items {
+			if it.err == nil {
+				valid = append(valid, BatchItem{Request: it.req, Chunks: it.refs})
+			}
+		}
+		if len(valid) > 0 {
+			return bp.PrepareBatch(ctx, t.session, root, valid)
+		}
+	}
+	return func(ctx context.Context, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error) {
+		return t.srv.h.Propose(ctx, t.session, req, chunks)
+	}
 }
 
 // batchItem is a decoded item: its request and list, or why it is refused.
@@ -193,11 +213,11 @@ func decodeItem(b *batchItem, it *syncpb.ProposeBatchRequest_Item, maxChunk int)
 
 // proposeItem decides one item and returns its result, logging a failure
 // as a transaction of its own would be.
-func (t *tx) proposeItem(ctx context.Context, it batchItem) *syncpb.ProposeBatchResponse_Result {
+func (t *tx) proposeItem(ctx context.Context, propose ProposeFunc, it batchItem) *syncpb.ProposeBatchResponse_Result {
 	err := it.err
 	var resp *syncpb.CommitResponse
 	if err == nil {
-		resp, err = t.srv.h.Propose(ctx, t.session, it.req, it.refs)
+		resp, err = propose(ctx, it.req, it.refs)
 		if err == nil && resp == nil {
 			err = internalf("Propose returned no response")
 		}

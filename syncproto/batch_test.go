@@ -1,8 +1,10 @@
 package syncproto
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -324,4 +326,69 @@ func FuzzDecodeBatchResults(f *testing.F) {
 			}
 		}
 	})
+}
+
+// preparingHandler records what PrepareBatch was given and decides each
+// item through the function it returned.
+type preparingHandler struct {
+	*memHandler
+	mu       sync.Mutex
+	prepared [][]string // paths of each prepared batch
+	viaFunc  int
+}
+
+func (h *preparingHandler) PrepareBatch(ctx context.Context, s *Session, root string, items []BatchItem) ProposeFunc {
+	var paths []string
+	for _, it := range items {
+		paths = append(paths, root+":"+it.Request.GetPath())
+	}
+	h.mu.Lock()
+	h.prepared = append(h.prepared, paths)
+	h.mu.Unlock()
+	return func(ctx context.Context, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error) {
+		h.mu.Lock()
+		h.viaFunc++
+		h.mu.Unlock()
+		return h.Propose(ctx, s, req, chunks)
+	}
+}
+
+// A BatchPreparer is given a batch's well-formed items, and its function
+// decides them; a malformed item is answered without it.
+func TestProposeBatchPreparer(t *testing.T) {
+	h := &preparingHandler{memHandler: newMemHandler(testServerPassword)}
+	s := startServerOf(t, h, h.memHandler, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	mustRoot(ctx, t, c, "r")
+	ch := storedChunk(t, []byte("alpha"))
+	if err := c.PutChunks(ctx, "r", []Chunk{ch}); err != nil {
+		t.Fatal(err)
+	}
+	good := BatchProposal{
+		Request: &syncpb.ProposeRequest{Path: "a.txt", Hash: ch.ID[:], Size: 5},
+		Chunks:  []ChunkRef{{ID: ch.ID, Size: 5}},
+	}
+	bad := BatchProposal{ // the list adds up to 5 bytes, the file says 6
+		Request: &syncpb.ProposeRequest{Path: "lies.txt", Hash: ch.ID[:], Size: 6},
+		Chunks:  []ChunkRef{{ID: ch.ID, Size: 5}},
+	}
+	res, err := c.ProposeBatch(ctx, "r", []BatchProposal{bad, good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Err, ErrBadRequest) {
+		t.Errorf("malformed item: %v, want ErrBadRequest", res[0].Err)
+	}
+	if res[1].Err != nil || res[1].Commit.GetOutcome() != syncpb.CommitResponse_OUTCOME_COMMITTED {
+		t.Errorf("good item: %v, %v", res[1].Commit, res[1].Err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.prepared) != 1 || !slices.Equal(h.prepared[0], []string{"r:a.txt"}) {
+		t.Errorf("prepared batches %v, want one with r:a.txt only", h.prepared)
+	}
+	if h.viaFunc != 1 {
+		t.Errorf("%d items decided through the prepared function, want 1", h.viaFunc)
+	}
 }

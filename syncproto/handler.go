@@ -88,6 +88,25 @@ type Handler interface {
 	StopShare(ctx context.Context, s *Session, req *syncpb.StopShareRequest) (*syncpb.StopShareResponse, error)
 }
 
+// BatchPreparer is implemented by a Handler that looks up what the items
+// of a propose batch need (their heads, their chunks) for all of them at
+// once rather than item by item. The Server finds it by type assertion and
+// calls PrepareBatch with the batch's well-formed items before deciding
+// them; each item is then decided by the ProposeFunc it returns, with the
+// same contract as Handler.Propose.
+type BatchPreparer interface {
+	PrepareBatch(ctx context.Context, s *Session, root string, items []BatchItem) ProposeFunc
+}
+
+// BatchItem is a well-formed item of a propose batch.
+type BatchItem struct {
+	Request *syncpb.ProposeRequest
+	Chunks  []ChunkRef
+}
+
+// ProposeFunc decides one proposal of a batch (see BatchPreparer).
+type ProposeFunc func(ctx context.Context, req *syncpb.ProposeRequest, chunks []ChunkRef) (*syncpb.CommitResponse, error)
+
 // DeltaHandler is what a Handler also implements to serve the delta forms
 // of the protocol: delta manifests (a chunk list as edits of a version
 // both sides have), block signatures, and delta-encoded chunks both ways.

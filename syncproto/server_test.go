@@ -39,6 +39,12 @@ type syncServer struct {
 // checks that Serve returned nil.
 func startSyncServer(t testing.TB, h *memHandler, cfg Config) *syncServer {
 	t.Helper()
+	return startServerOf(t, h, h, cfg)
+}
+
+// startServerOf is startSyncServer serving handler, which wraps h.
+func startServerOf(t testing.TB, handler Handler, h *memHandler, cfg Config) *syncServer {
+	t.Helper()
 	cert, err := tlsutil.LoadOrCreate(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ func startSyncServer(t testing.TB, h *memHandler, cfg Config) *syncServer {
 	}
 	s.addr = l.Addr().String()
 	done := make(chan error, 1)
-	srv := NewServer(h, ServerOptions{Logger: logger})
+	srv := NewServer(handler, ServerOptions{Logger: logger})
 	go func() { done <- srv.Serve(ctx, l) }()
 	s.stop = sync.OnceValue(func() error {
 		cancel()
