@@ -365,13 +365,39 @@ func TestBaseChunksKept(t *testing.T) {
 	// Back to the base content: the kept list goes.
 	writeFile(t, dir, "f.bin", base)
 	mustScan(t, sc)
-	err = st.view(ctx, func(txn *badger.Txn) error {
-		_, err := txn.Get(pathKey(prefixBase, "docs", "f.bin"))
+	if !baseGone(t, st, "f.bin") {
+		t.Fatal("the base list is still kept")
+	}
+	// An edit the server accepts becomes the base: the kept list goes, the
+	// file's own list stays.
+	writeFile(t, dir, "f.bin", insertAt(base, 300, []byte("z")))
+	mustScan(t, sc)
+	rec, _ = st.File(ctx, "docs", "f.bin")
+	if baseGone(t, st, "f.bin") {
+		t.Fatal("no base list kept for the edit")
+	}
+	if err := st.Accept(ctx, "docs", "f.bin", rec.LastUpdate, synced.BaseSeq+1, rec.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if !baseGone(t, st, "f.bin") {
+		t.Fatal("the base list is still kept after the edit was accepted")
+	}
+	if got, _ := st.File(ctx, "docs", "f.bin"); !slices.Equal(got.Chunks, rec.Chunks) || got.Pending {
+		t.Fatal("accepting the edit changed its chunk list or left it pending")
+	}
+}
+
+// baseGone reports whether no base chunk list is kept for path.
+func baseGone(t *testing.T, st *State, path string) bool {
+	t.Helper()
+	err := st.view(context.Background(), func(txn *badger.Txn) error {
+		_, err := txn.Get(pathKey(prefixBase, "docs", path))
 		return err
 	})
-	if !errors.Is(err, badger.ErrKeyNotFound) {
-		t.Fatalf("the base list is still kept: %v", err)
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Fatal(err)
 	}
+	return err != nil
 }
 
 func TestPushSmallFileDeltaChunk(t *testing.T) {

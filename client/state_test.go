@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -184,8 +185,18 @@ func TestStateDeleteRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	baseKey := pathKey(prefixBase, "docs", "a")
+	if err := st.update(ctx, func(txn *badger.Txn) error { return txn.Set(baseKey, []byte("kept")) }); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.DeleteRoot(ctx, "docs"); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.view(ctx, func(txn *badger.Txn) error {
+		_, err := txn.Get(baseKey)
+		return err
+	}); !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Errorf("a kept base list survived DeleteRoot: %v", err)
 	}
 	if _, err := st.Root(ctx, "docs"); !errors.Is(err, ErrRootNotFound) {
 		t.Errorf("deleted root: %v", err)
@@ -280,8 +291,15 @@ func TestStateAcceptMany(t *testing.T) {
 	if got, _ := st.File(ctx, "docs", "older"); got.BaseSeq != 10 || !got.Pending {
 		t.Errorf("older proposal: base %d pending %v, want 10 and still pending", got.BaseSeq, got.Pending)
 	}
-	if got, _ := st.File(ctx, "docs", "current"); got.BaseSeq != 11 || got.BaseHash != current.Hash || got.Pending {
-		t.Errorf("current proposal: base %d pending %v, want 11 and settled", got.BaseSeq, got.Pending)
+	if got, _ := st.File(ctx, "docs", "current"); got.BaseSeq != 11 || got.BaseHash != current.Hash || got.Pending || !slices.Equal(got.Chunks, current.Chunks) {
+		t.Errorf("current proposal: base %d pending %v chunks %v, want 11, settled and its chunks kept", got.BaseSeq, got.Pending, got.Chunks)
+	}
+	var pending []string
+	if err := st.PendingFiles(ctx, "docs", func(rec FileRecord) error {
+		pending = append(pending, rec.Path)
+		return nil
+	}); err != nil || !slices.Equal(pending, []string{"older"}) {
+		t.Errorf("pending after AcceptMany: %v, %v; want [older]", pending, err)
 	}
 	if _, err := st.File(ctx, "docs", "gone"); !errors.Is(err, ErrFileNotFound) {
 		t.Errorf("accepted deletion: %v", err)
