@@ -64,14 +64,17 @@ func rootKey(root string) []byte {
 
 // pathPrefix is the prefix of every key of kind p under root.
 func pathPrefix(p byte, root string) []byte {
-	k := make([]byte, 0, 2+len(root))
+	return appendPathPrefix(make([]byte, 0, 2+len(root)), p, root)
+}
+
+func appendPathPrefix(k []byte, p byte, root string) []byte {
 	k = append(k, p)
 	k = append(k, root...)
 	return append(k, 0)
 }
 
 func pathKey(p byte, root, path string) []byte {
-	return append(pathPrefix(p, root), path...)
+	return append(appendPathPrefix(make([]byte, 0, 2+len(root)+len(path)), p, root), path...)
 }
 
 // pathFromKey returns the path of a key built by pathKey with prefix pre.

@@ -401,7 +401,7 @@ type scanUpdate struct {
 // record turns the hashed files and the vanished records into record
 // updates and changes, and writes them.
 func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
-	var ups []scanUpdate
+	ups := make([]scanUpdate, 0, len(w.jobs))
 	for _, job := range w.jobs {
 		switch job.outcome {
 		case jobSkipped:
