@@ -51,6 +51,16 @@ func FuzzParseProposal(f *testing.F) {
 	seed(deleteRequest("docs", "gone", &syncpb.FileHead{Seq: 2}), nil)
 	seed(&syncpb.ProposeRequest{Path: "empty", Hash: manifest.EmptyHash[:]}, nil)
 	seed(&syncpb.ProposeRequest{Path: "../x", Hash: ff.hash[:], Size: 1, ChunkCount: 1}, ff.refs[:1])
+	// Repeated chunks, in a list short enough to dedup without a map and
+	// in a longer one.
+	for _, n := range []int{3, 3 * smallList} {
+		refs := make([]syncproto.ChunkRef, n)
+		for i := range refs {
+			refs[i] = ff.refs[i%2]
+		}
+		size := int64(n/2)*(300<<10) + int64(n%2)*(200<<10)
+		seed(&syncpb.ProposeRequest{Path: "repeats", Hash: ff.hash[:], Size: size, ChunkCount: uint32(n)}, refs)
+	}
 	f.Fuzz(func(t *testing.T, path string, baseSeq uint64, baseHash, hash []byte, size int64, deleted bool, count uint32, refBytes []byte) {
 		refs := decodeRefs(refBytes)
 		req := &syncpb.ProposeRequest{Path: path, BaseSeq: baseSeq, BaseHash: baseHash, Hash: hash, Size: size, Deleted: deleted, ChunkCount: count}

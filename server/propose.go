@@ -57,6 +57,9 @@ func (p *proposal) oneChunk() bool {
 // parseProposal checks everything about a proposal that does not need the
 // database: path, hashes, sizes and the chunk list against the root's
 // largest chunk.
+// smallList is the longest chunk list parseProposal dedups without a map.
+const smallList = 16
+
 func parseProposal(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, maxChunk uint32) (*proposal, error) {
 	p := &proposal{
 		path: req.GetPath(), baseSeq: req.GetBaseSeq(), mode: req.GetMode(),
@@ -106,7 +109,12 @@ func parseProposal(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, maxChu
 		return nil, bad("%d chunks, at most %d", len(refs), manifest.MaxChunks)
 	}
 	p.chunks = make([]manifest.Chunk, len(refs))
-	seen := make(cas.IDSet, len(refs))
+	// Most proposals are small files of one or a few chunks: a map to
+	// find repeated chunks would cost more than the rest of the parse.
+	var seen cas.IDSet
+	if len(refs) > smallList {
+		seen = make(cas.IDSet, len(refs))
+	}
 	var total uint64
 	for i, r := range refs {
 		if r.Size == 0 || r.Size > maxChunk {
@@ -114,7 +122,12 @@ func parseProposal(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, maxChu
 		}
 		total += uint64(r.Size)
 		p.chunks[i] = manifest.Chunk{ID: r.ID, Size: r.Size}
-		if !seen.Has(r.ID) {
+		switch {
+		case seen == nil:
+			if !slices.Contains(p.ids, r.ID) {
+				p.ids = append(p.ids, r.ID)
+			}
+		case !seen.Has(r.ID):
 			seen.Insert(r.ID)
 			p.ids = append(p.ids, r.ID)
 		}
