@@ -740,23 +740,14 @@ func (s *Store) StatMany(ctx context.Context, ids []ID) (infos []ChunkInfo, foun
 					return err
 				}
 			}
-			item, err := txn.Get(indexKey(id))
-			if errors.Is(err, badger.ErrKeyNotFound) {
+			loc, err := indexedTxn(txn, id)
+			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("cas: look up chunk %s: %w", id, err)
-			}
-			err = item.Value(func(v []byte) (err error) {
-				infos[i].Location, err = decodeIndexValue(v)
 				return err
-			})
-			switch {
-			case errors.Is(err, ErrInvalidRecord):
-				return fmt.Errorf("%w: index entry of chunk %s: %w", ErrCorrupt, id, err)
-			case err != nil:
-				return fmt.Errorf("cas: look up chunk %s: %w", id, err)
 			}
+			infos[i].Location = loc
 			infos[i].Durable, found[i] = true, true
 		}
 		return nil
@@ -775,26 +766,35 @@ func (s *Store) locate(id ID) (loc Location, durable bool, err error) {
 	if ok {
 		return p.loc, false, nil
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey(id))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			loc, err = decodeIndexValue(v)
-			return err
-		})
+	err = s.db.View(func(txn *badger.Txn) (err error) {
+		loc, err = indexedTxn(txn, id)
+		return err
+	})
+	return loc, err == nil, err
+}
+
+// indexedTxn reads the index entry of id inside txn: ErrNotFound when
+// there is none, ErrCorrupt when it does not decode.
+func indexedTxn(txn *badger.Txn, id ID) (Location, error) {
+	item, err := txn.Get(indexKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Location{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Location{}, fmt.Errorf("cas: look up chunk %s: %w", id, err)
+	}
+	var loc Location
+	err = item.Value(func(v []byte) (err error) {
+		loc, err = decodeIndexValue(v)
+		return err
 	})
 	switch {
-	case err == nil:
-		return loc, true, nil
-	case errors.Is(err, badger.ErrKeyNotFound):
-		return loc, false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	case errors.Is(err, ErrInvalidRecord):
-		return loc, false, fmt.Errorf("%w: index entry of chunk %s: %w", ErrCorrupt, id, err)
-	default:
-		return loc, false, fmt.Errorf("cas: look up chunk %s: %w", id, err)
+		return Location{}, fmt.Errorf("%w: index entry of chunk %s: %w", ErrCorrupt, id, err)
+	case err != nil:
+		return Location{}, fmt.Errorf("cas: look up chunk %s: %w", id, err)
 	}
+	return loc, nil
 }
 
 // Get returns the chunk's bytes after checking the record's CRC and the
