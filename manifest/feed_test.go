@@ -155,14 +155,21 @@ func TestForEachVersion(t *testing.T) {
 	}
 }
 
-func TestListHeadsIncludesDeleted(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
+// goneAndHere makes a root with a deleted file "gone" and a file at here.
+func goneAndHere(t *testing.T, e *testEnv, here string) Root {
+	t.Helper()
 	owner := e.client(t, "owner")
 	root := e.root(t, "r", owner)
 	v := mustCommit(t, e.db, proposal(root.ID, "gone", nil, newContent("x"), owner.ID))
 	mustCommit(t, e.db, deletion(root.ID, "gone", v, owner.ID))
-	mustCommit(t, e.db, proposal(root.ID, "here", nil, newContent("y"), owner.ID))
+	mustCommit(t, e.db, proposal(root.ID, here, nil, newContent("y"), owner.ID))
+	return root
+}
+
+func TestListHeadsIncludesDeleted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	root := goneAndHere(t, e, "here")
 	got := map[string]bool{}
 	err := e.db.ListHeads(ctx, root.ID, func(path string, h Head) error {
 		got[path] = h.Deleted
@@ -180,11 +187,7 @@ func TestListHeadsIncludesDeleted(t *testing.T) {
 func TestHeadsMatchHead(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	owner := e.client(t, "owner")
-	root := e.root(t, "r", owner)
-	v := mustCommit(t, e.db, proposal(root.ID, "gone", nil, newContent("x"), owner.ID))
-	mustCommit(t, e.db, deletion(root.ID, "gone", v, owner.ID))
-	mustCommit(t, e.db, proposal(root.ID, "a/here", nil, newContent("y"), owner.ID))
+	root := goneAndHere(t, e, "a/here")
 	paths := []string{"a/here", "never", "gone"}
 	heads, found, err := e.db.Heads(ctx, root.ID, paths)
 	if err != nil {
