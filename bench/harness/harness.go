@@ -23,6 +23,11 @@ import (
 type Options struct {
 	// Quics and Qic are the binaries under test.
 	Quics, Qic string
+	// BaselineQuics and BaselineQic, when set, are other builds whose
+	// initial syncs run beside the ones under test, without the relay,
+	// alternating which goes first from run to run: on a machine whose
+	// speed drifts, only runs interleaved like this compare two builds.
+	BaselineQuics, BaselineQic string
 	// Scale shrinks the datasets (1 is the full size).
 	Scale float64
 	// Runs is how many times everything runs; the table shows medians.
@@ -61,8 +66,12 @@ const (
 	timedOut           report.Metric = "edits_timed_out"
 )
 
-// toolDirect is quics measured without the relay.
-const toolDirect = "quics, no relay"
+// toolDirect is quics measured without the relay; toolBaseline the
+// baseline build (Options.BaselineQuics), measured the same way.
+const (
+	toolDirect   = "quics, no relay"
+	toolBaseline = "baseline, no relay"
+)
 
 // ErrScenarios means some scenarios failed; the report says which.
 var ErrScenarios = errors.New("some scenarios failed")
@@ -90,7 +99,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	rep.Machine = machine(rsyncVersion)
 	_, gcErr := run(ctx, o.Quics, "gc", "--help")
 	wan := o.WAN != nil
-	layoutRows(rep, n, wan)
+	layoutRows(rep, n, wan, o.BaselineQuics != "")
 	rep.Targets = targets(n, wan)
 	if rsyncErr != nil {
 		for _, row := range rep.Rows {
@@ -110,6 +119,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		rep.Notes = append(rep.Notes,
 			"wire = UDP payload bytes at a relay between each qic and the server (QUIC headers, AEAD tags and handshake included, IP/UDP headers not); rsync: --stats total bytes on its TCP connection",
 			"quics, no relay: each initial sync again, against a fresh server without the relay (whose cost shows in the two ceiling rows: the relay's copies take CPU from the same two cores); the initial-sync time targets use it")
+		if o.BaselineQuics != "" {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("baseline, no relay: the same, with %s and %s, run next to \"quics, no relay\" (odd runs after it, even runs before)", o.BaselineQuics, o.BaselineQic))
+		}
 	}
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("mixed = %s in %d files (half of it one random file, the rest half random binary, half text); small = %d files of 1–8 KiB in 400 directories",
@@ -157,7 +169,7 @@ func markUnselected(rep *report.Report, n names, sel selection) {
 // layoutRows creates the rows in the order the table shows them. On the
 // WAN link there is no relay, so neither its ceiling row nor the rerun
 // without it.
-func layoutRows(rep *report.Report, n names, wan bool) {
+func layoutRows(rep *report.Report, n names, wan, baseline bool) {
 	peers := func(scenario string) {
 		rep.Row(scenario, report.RsyncPlain)
 		rep.Row(scenario, report.RsyncFuzzy)
@@ -174,6 +186,10 @@ func layoutRows(rep *report.Report, n names, wan bool) {
 		if direct && !wan {
 			d := rep.Row(scenario, toolDirect)
 			d.Key, d.Ceiling, d.CeilingTool = report.Wall, ceilingScenario, report.QuicGo
+			if baseline {
+				b := rep.Row(scenario, toolBaseline)
+				b.Key, b.Ceiling, b.CeilingTool = report.Wall, ceilingScenario, report.QuicGo
+			}
 		}
 		peers(scenario)
 	}
@@ -349,13 +365,13 @@ func (r *runner) setup(ctx context.Context) error {
 	r.logf("datasets written in %.1f s", time.Since(start).Seconds())
 	var err error
 	if r.sel.mixed() {
-		if r.srvMixed, r.devMixed, err = r.serverAndDevice(ctx, "mixed", r.mixedDir, true); err != nil {
+		if r.srvMixed, r.devMixed, err = r.serverAndDevice(ctx, "mixed", r.mixedDir, true, r.underTest()); err != nil {
 			return err
 		}
 		r.closers = append(r.closers, func() { _ = r.srvMixed.stop(context.Background()) })
 	}
 	if r.sel.small() {
-		if r.srvSmall, r.devSmall, err = r.serverAndDevice(ctx, "small", r.smallDir, true); err != nil {
+		if r.srvSmall, r.devSmall, err = r.serverAndDevice(ctx, "small", r.smallDir, true, r.underTest()); err != nil {
 			return err
 		}
 		r.closers = append(r.closers, func() { _ = r.srvSmall.stop(context.Background()) })
@@ -403,16 +419,19 @@ func module(tree string, v rsyncd.Variant) string {
 // serverAndDevice starts a server for one tree and a client that adds the
 // tree as root name, through a relay when relayed. The caller stops the
 // server.
-func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed bool) (*server, *device, error) {
+func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed bool, b build) (*server, *device, error) {
 	suffix := ""
 	if !relayed {
 		suffix = "-direct"
 	}
-	srv, err := startServer(ctx, r.server, r.o.Quics, filepath.Join(r.dir, "server-"+name+suffix))
+	if b.tool == toolBaseline {
+		suffix = "-baseline"
+	}
+	srv, err := startServer(ctx, r.server, b.quics, filepath.Join(r.dir, "server-"+name+suffix))
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := r.newDevice(ctx, srv, name+suffix, dir, relayed)
+	dev, err := r.newDevice(ctx, srv, name+suffix, dir, relayed, b.qic)
 	if err == nil {
 		_, err = dev.qic(ctx, "root", "add", dir, "--root-password", rootPassword, "--name", name)
 	}
@@ -425,8 +444,8 @@ func (r *runner) serverAndDevice(ctx context.Context, name, dir string, relayed 
 
 // newDevice registers a new client home with srv. On the WAN link there
 // is no relay: the link's counters replace it.
-func (r *runner) newDevice(ctx context.Context, srv *server, name, dir string, relayed bool) (*device, error) {
-	dev := &device{bin: r.o.Qic, home: filepath.Join(r.dir, "home-"+name), dir: dir, at: r.client}
+func (r *runner) newDevice(ctx context.Context, srv *server, name, dir string, relayed bool, qic string) (*device, error) {
+	dev := &device{bin: qic, home: filepath.Join(r.dir, "home-"+name), dir: dir, at: r.client}
 	if relayed && r.o.WAN == nil {
 		rl, err := relay.New(srv.addr)
 		if err != nil {
@@ -516,19 +535,41 @@ func (r *runner) initial(ctx context.Context, scenario string, srv *server, dev 
 	if !direct {
 		return r.rsyncPush(ctx, scenario, dev.dir, tree)
 	}
-	r.try(scenario, func() error {
-		direct, ddev, err := r.serverAndDevice(ctx, tree, dev.dir, false)
-		if err != nil {
-			return err
+	builds := []build{r.underTest()}
+	builds[0].tool = toolDirect
+	if r.o.BaselineQuics != "" {
+		base := build{toolBaseline, r.o.BaselineQuics, r.o.BaselineQic}
+		if r.run%2 == 0 {
+			builds = []build{base, builds[0]}
+		} else {
+			builds = append(builds, base)
 		}
-		defer func() {
-			_ = direct.stop(ctx)
-			_ = os.RemoveAll(direct.data)
-			_ = os.RemoveAll(ddev.home)
-		}()
-		return r.quicsSync(ctx, scenario, toolDirect, direct, ddev)
-	})
+	}
+	for _, b := range builds {
+		r.try(scenario, func() error {
+			direct, ddev, err := r.serverAndDevice(ctx, tree, dev.dir, false, b)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				_ = direct.stop(ctx)
+				_ = os.RemoveAll(direct.data)
+				_ = os.RemoveAll(ddev.home)
+			}()
+			return r.quicsSync(ctx, scenario, b.tool, direct, ddev)
+		})
+	}
 	return r.rsyncPush(ctx, scenario, dev.dir, tree)
+}
+
+// build is a pair of binaries and the row their figures go to.
+type build struct {
+	tool, quics, qic string
+}
+
+// underTest is the build the benchmark is about.
+func (r *runner) underTest() build {
+	return build{tool: report.Quics, quics: r.o.Quics, qic: r.o.Qic}
 }
 
 // edit applies a change to a tree, then syncs it with quics and rsync.

@@ -140,7 +140,7 @@ func TestNamesFollowScale(t *testing.T) {
 	// the WAN link.
 	for _, wan := range []bool{false, true} {
 		rep := &report.Report{}
-		layoutRows(rep, n, wan)
+		layoutRows(rep, n, wan, false)
 		for _, tg := range targets(n, wan) {
 			if rep.Find(tg.Scenario, tg.Tool) == nil {
 				t.Errorf("wan %v: target %q refers to a row that does not exist: %q/%q", wan, tg.Name, tg.Scenario, tg.Tool)
@@ -154,6 +154,29 @@ func TestNamesFollowScale(t *testing.T) {
 		q := rep.Find(n.initialMixed, report.Quics)
 		if c := rep.Find(q.Ceiling, q.CeilingTool); c == nil {
 			t.Errorf("wan %v: the quics row's ceiling %q/%q is not a row", wan, q.Ceiling, q.CeilingTool)
+		}
+	}
+}
+
+// A baseline build gets rows of its own beside "quics, no relay" for
+// both initial syncs, and only where that row exists (not on the WAN
+// link); without one there are none.
+func TestBaselineRows(t *testing.T) {
+	n := newNames(dataset.Mixed(0.05), dataset.Small(0.05), Options{Edits: 50, Idle: 5 * time.Second})
+	for _, tc := range []struct{ wan, baseline, want bool }{
+		{false, true, true}, {false, false, false}, {true, true, false},
+	} {
+		rep := &report.Report{}
+		layoutRows(rep, n, tc.wan, tc.baseline)
+		for _, scenario := range []string{n.initialMixed, n.initialSmall} {
+			b := rep.Find(scenario, toolBaseline)
+			if (b != nil) != tc.want {
+				t.Errorf("wan %v, baseline %v: %s has a baseline row: %v", tc.wan, tc.baseline, scenario, b != nil)
+				continue
+			}
+			if b != nil && (b.Key != report.Wall || rep.Find(b.Ceiling, b.CeilingTool) == nil) {
+				t.Errorf("baseline row of %s: key %q, ceiling %q/%q", scenario, b.Key, b.Ceiling, b.CeilingTool)
+			}
 		}
 	}
 }

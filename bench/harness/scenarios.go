@@ -130,7 +130,7 @@ func (r *runner) propagation(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(dirA, live), []byte("seed\n"), 0o644); err != nil {
 		return fmt.Errorf("propagation: %w", err)
 	}
-	a, err := r.newDevice(ctx, r.srvMixed, "live-a", dirA, true)
+	a, err := r.newDevice(ctx, r.srvMixed, "live-a", dirA, true, r.o.Qic)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (r *runner) propagation(ctx context.Context) error {
 	if _, _, err := a.sync(ctx); err != nil {
 		return err
 	}
-	b, err := r.newDevice(ctx, r.srvMixed, "live-b", dirB, true)
+	b, err := r.newDevice(ctx, r.srvMixed, "live-b", dirB, true, r.o.Qic)
 	if err != nil {
 		return err
 	}

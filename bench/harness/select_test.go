@@ -41,7 +41,7 @@ func TestSelection(t *testing.T) {
 	// Every scenario of the table has a key, and unselected rows say so.
 	n := newNames(dataset.Mixed(0.01), dataset.Small(0.01), Options{Edits: 1, Idle: time.Second})
 	rep := &report.Report{}
-	layoutRows(rep, n, false)
+	layoutRows(rep, n, false, false)
 	keys := n.keyOf()
 	for _, row := range rep.Rows {
 		if _, ok := keys[row.Scenario]; !ok {

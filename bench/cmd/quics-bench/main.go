@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", int(envFloat("RUNS", 3)), "runs; the table shows medians (env RUNS)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	bin := fs.String("bin", "", "directory holding built quics and qic binaries (default: build them from ./cmd)")
+	baseline := fs.String("baseline", "", "directory holding another build's quics and qic: its initial syncs run interleaved with those under test, in rows of their own (not with --wan)")
 	work := fs.String("work", os.TempDir(), "directory for the runs' data")
 	keep := fs.Bool("keep", false, "keep each run's directory")
 	edits := fs.Int("edits", 50, "edits timed in the propagation scenario")
@@ -124,7 +125,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Scale: *scale, Runs: *runs, WorkDir: *work, Keep: *keep, Edits: *edits, Idle: *idle, Log: stderr,
 		Scenarios: scenarios,
 	}
-	for _, b := range []string{opts.Quics, opts.Qic} {
+	if *baseline != "" {
+		if *wan {
+			return fmt.Errorf("%w: --baseline compares runs without the relay, which --wan has no use for", errUsage)
+		}
+		opts.BaselineQuics, opts.BaselineQic = filepath.Join(*baseline, "quics"), filepath.Join(*baseline, "qic")
+	}
+	for _, b := range []string{opts.Quics, opts.Qic, opts.BaselineQuics, opts.BaselineQic} {
+		if b == "" {
+			continue
+		}
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("binary: %w", err)
 		}
