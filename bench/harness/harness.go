@@ -591,6 +591,7 @@ func (r *runner) edit(ctx context.Context, scenario, tree string, change func() 
 
 // quicsSync runs qic sync on dev and records the figures under tool.
 func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *server, dev *device) error {
+	flushDirty()
 	m := r.meter(dev)
 	var before relay.Counts
 	if m != nil {
@@ -662,6 +663,7 @@ func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) erro
 	}
 	m := r.link()
 	for _, v := range []rsyncd.Variant{rsyncd.Plain, rsyncd.Fuzzy} {
+		flushDirty()
 		var before relay.Counts
 		if m != nil {
 			var err error
