@@ -54,12 +54,12 @@ func (p *proposal) oneChunk() bool {
 	return p.hasContent() && len(p.chunks) == 1 && p.chunks[0].ID == p.hash
 }
 
-// parseProposal checks everything about a proposal that does not need the
-// database: path, hashes, sizes and the chunk list against the root's
-// largest chunk.
 // smallList is the longest chunk list parseProposal dedups without a map.
 const smallList = 16
 
+// parseProposal checks everything about a proposal that does not need the
+// database: path, hashes, sizes and the chunk list against the root's
+// largest chunk.
 func parseProposal(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, maxChunk uint32) (*proposal, error) {
 	p := &proposal{
 		path: req.GetPath(), baseSeq: req.GetBaseSeq(), mode: req.GetMode(),
