@@ -174,15 +174,23 @@ func socketClient(path string) *http.Client {
 	return &http.Client{Transport: unixTransport(path)}
 }
 
-func TestSocketServesTheAPI(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o := newOnlineServer(t)
-	sock := filepath.Join(o.dir, SocketFile)
+// listenOnSocket starts an online server and a listener on the admin
+// socket of its data directory only.
+func listenOnSocket(ctx context.Context, t *testing.T) (o *onlineServer, sock string, l *Listener) {
+	t.Helper()
+	o = newOnlineServer(t)
+	sock = filepath.Join(o.dir, SocketFile)
 	l, err := Listen(ctx, ServeOptions{Socket: sock, Handler: o.handler})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return o, sock, l
+}
+
+func TestSocketServesTheAPI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, sock, l := listenOnSocket(ctx, t)
 	if l.SocketPath() != sock || l.Addr() != nil || l.H3Addr() != nil {
 		t.Fatalf("bound socket %q, tcp %v, udp %v; want only the socket %s", l.SocketPath(), l.Addr(), l.H3Addr(), sock)
 	}
@@ -255,12 +263,7 @@ func TestSocketServesTheAPI(t *testing.T) {
 func TestSocketNeedsToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o := newOnlineServer(t)
-	sock := filepath.Join(o.dir, SocketFile)
-	l, err := Listen(ctx, ServeOptions{Socket: sock, Handler: o.handler})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, sock, l := listenOnSocket(ctx, t)
 	serveInBackground(t, l)
 
 	hc := socketClient(sock)

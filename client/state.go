@@ -309,6 +309,11 @@ func putFileTxn(txn *badger.Txn, root string, rec *FileRecord) error {
 	if err := putBaseTxn(txn, root, rec); err != nil {
 		return err
 	}
+	return putPendingTxn(txn, root, rec)
+}
+
+// putPendingTxn writes or removes rec's pending marker.
+func putPendingTxn(txn *badger.Txn, root string, rec *FileRecord) error {
 	pk := pathKey(prefixPending, root, rec.Path)
 	if rec.Pending {
 		return txn.Set(pk, nil)
@@ -628,9 +633,5 @@ func putRecordTxn(txn *badger.Txn, root string, rec, old *FileRecord) error {
 	if rec.Pending == old.Pending {
 		return nil
 	}
-	pk := pathKey(prefixPending, root, rec.Path)
-	if rec.Pending {
-		return txn.Set(pk, nil)
-	}
-	return txn.Delete(pk)
+	return putPendingTxn(txn, root, rec)
 }

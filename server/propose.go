@@ -165,8 +165,9 @@ func (s *Server) PrepareBatch(ctx context.Context, sess *syncproto.Session, root
 // again, and the commit checks every chunk's presence itself.
 type batchLookups struct {
 	root   manifest.RootID
-	heads  map[string]*manifest.Head // nil: no head
-	chunks map[cas.ID]cas.ChunkInfo  // found chunks only
+	parsed map[*syncpb.ProposeRequest]*proposal // the items parsed for the lookups
+	heads  map[string]*manifest.Head            // nil: no head
+	chunks map[cas.ID]cas.ChunkInfo             // found chunks only
 }
 
 // lookUpBatch reads what items need; nil when it cannot (the item's own
@@ -180,6 +181,7 @@ func (s *Server) lookUpBatch(ctx context.Context, sess *syncproto.Session, root 
 	if err != nil {
 		return nil
 	}
+	parsed := make(map[*syncpb.ProposeRequest]*proposal, len(items))
 	paths := make([]string, 0, len(items))
 	var ids []cas.ID
 	for _, it := range items {
@@ -187,6 +189,7 @@ func (s *Server) lookUpBatch(ctx context.Context, sess *syncproto.Session, root 
 		if err != nil {
 			continue
 		}
+		parsed[it.Request] = p
 		paths = append(paths, p.path)
 		if p.oneChunk() {
 			ids = append(ids, p.hash)
@@ -196,7 +199,7 @@ func (s *Server) lookUpBatch(ctx context.Context, sess *syncproto.Session, root 
 	if err != nil {
 		return nil
 	}
-	pre := &batchLookups{root: r.ID, heads: make(map[string]*manifest.Head, len(paths)), chunks: make(map[cas.ID]cas.ChunkInfo, len(ids))}
+	pre := &batchLookups{root: r.ID, parsed: parsed, heads: make(map[string]*manifest.Head, len(paths)), chunks: make(map[cas.ID]cas.ChunkInfo, len(ids))}
 	for i, p := range paths {
 		if found[i] {
 			pre.heads[p] = &heads[i]
@@ -215,6 +218,17 @@ func (s *Server) lookUpBatch(ctx context.Context, sess *syncproto.Session, root 
 		}
 	}
 	return pre
+}
+
+// parse returns the proposal lookUpBatch parsed from req for root, else
+// parses it.
+func (pre *batchLookups) parse(req *syncpb.ProposeRequest, refs []syncproto.ChunkRef, root manifest.Root) (*proposal, error) {
+	if pre != nil && pre.root == root.ID {
+		if p, ok := pre.parsed[req]; ok {
+			return p, nil
+		}
+	}
+	return parseProposal(req, refs, root.Chunking.Max)
 }
 
 // head returns what pre found for path in root, else looks it up.
@@ -246,7 +260,7 @@ func (s *Server) propose(ctx context.Context, sess *syncproto.Session, req *sync
 	if err != nil {
 		return nil, err
 	}
-	p, err := parseProposal(req, refs, r.Chunking.Max)
+	p, err := pre.parse(req, refs, r)
 	if err != nil {
 		return nil, err
 	}
