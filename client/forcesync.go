@@ -297,11 +297,11 @@ func (e *Engine) readLocal(ctx context.Context, r Root, path string) (localFile,
 	if err != nil {
 		return localFile{}, fmt.Errorf("%w: %q: %w", ErrUnreadable, path, err)
 	}
-	fi, err = f.Stat()
+	post, err := f.stat()
 	if err != nil {
 		return localFile{}, fmt.Errorf("%w: %q: %w", ErrUnreadable, path, err)
 	}
-	if post := statOf(fi); !post.Same(pre) || h.n != pre.Size {
+	if !post.Same(pre) || h.n != pre.Size {
 		return localFile{}, fmt.Errorf("%w: %q", ErrChangedWhileReading, path)
 	}
 	return localFile{hash: h.hash, chunks: h.chunks, stat: pre, scannedAt: scannedAt}, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -30,25 +28,6 @@ const DefaultRacyMargin = 2 * time.Second
 // mtime in the future is racy until that time has passed.
 func IsRacy(st FileStat, scannedAt int64, margin time.Duration) bool {
 	return st.MTime >= scannedAt-margin.Nanoseconds()
-}
-
-// openRegular opens name for reading without blocking on a FIFO that may
-// have replaced a regular file since it was listed.
-func openRegular(name string) (*os.File, FileStat, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, FileStat{}, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, FileStat{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, FileStat{}, fmt.Errorf("%w: %s is %s", ErrNotRegular, name, describeMode(fi.Mode()))
-	}
-	return f, statOf(fi), nil
 }
 
 // contentHasher computes, in one read pass, a file's content hash (BLAKE3-256

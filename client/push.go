@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync"
 
@@ -535,7 +534,7 @@ type batchReader struct {
 
 // stream returns the chunks of batch one at a time, read into buf.
 func (br batchReader) stream(ctx context.Context, batch []chunkSource, buf *uploadBuf) *chunkStream {
-	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*os.File), bad: make(map[string]bool)}
+	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*regularFile), bad: make(map[string]bool)}
 }
 
 // chunkStream reads the chunks of one batch on demand, each as a delta
@@ -549,7 +548,7 @@ type chunkStream struct {
 	batch []chunkSource
 	next  int
 	buf   *uploadBuf
-	files map[string]*os.File // nil for a file that could not be opened or changed
+	files map[string]*regularFile // nil for a file that could not be opened or changed
 	bad   map[string]bool
 	// What went out: counts for the pass's statistics, and whether a
 	// delta did (a refused delta is sent again whole).
@@ -595,7 +594,7 @@ func (cs *chunkStream) Next() (syncproto.Chunk, error) {
 
 // file opens the file of s once per batch; nil, and the path in bad, when
 // it cannot be read or changed since the scan.
-func (cs *chunkStream) file(s chunkSource) (*os.File, error) {
+func (cs *chunkStream) file(s chunkSource) (*regularFile, error) {
 	if f, ok := cs.files[s.path]; ok {
 		return f, nil
 	}

@@ -133,7 +133,6 @@ type ScanResult struct {
 type hashJob struct {
 	path string // sync path
 	name string // local file name
-	walk FileStat
 
 	// Filled in by the worker:
 	outcome jobOutcome
@@ -281,6 +280,13 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 		s.warn(w, path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(d.Type())))
 		return nil
 	}
+	if rec, ok := w.records[path]; !ok || rec.Deleted {
+		// Nothing to compare a stat with: the one the hash takes will do.
+		w.res.Files++
+		w.seen[path] = true
+		w.jobs = append(w.jobs, &hashJob{path: path, name: name})
+		return nil
+	}
 	fi, err := d.Info()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // gone since the directory was listed: deleted
@@ -297,12 +303,11 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	w.res.Files++
 	w.seen[path] = true
 	st := statOf(fi)
-	if rec, ok := w.records[path]; ok && !rec.Deleted && rec.Stat.Same(st) &&
-		!IsRacy(rec.Stat, rec.ScannedAt, s.opts.RacyMargin) {
+	if rec := w.records[path]; rec.Stat.Same(st) && !IsRacy(rec.Stat, rec.ScannedAt, s.opts.RacyMargin) {
 		w.res.Unchanged++
 		return nil
 	}
-	w.jobs = append(w.jobs, &hashJob{path: path, name: name, walk: st})
+	w.jobs = append(w.jobs, &hashJob{path: path, name: name})
 	return nil
 }
 
@@ -364,12 +369,12 @@ func (s *Scanner) hashOne(ctx context.Context, ch *contentHasher, job *hashJob) 
 		job.warning = fmt.Errorf("%w: %w", ErrUnreadable, err)
 		return nil
 	}
-	fi, err := f.Stat()
+	post, err := f.stat()
 	if err != nil {
 		job.warning = fmt.Errorf("%w: %w", ErrUnreadable, err)
 		return nil
 	}
-	if post := statOf(fi); !post.Same(pre) || h.n != pre.Size {
+	if !post.Same(pre) || h.n != pre.Size {
 		job.warning = fmt.Errorf("%w: size %d, read %d bytes", ErrChangedWhileReading, post.Size, h.n)
 		return nil
 	}
@@ -412,6 +417,7 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
 			continue
 		case jobGone:
 			w.seen[job.path] = false
+			w.res.Files--
 			continue
 		}
 		w.res.Hashed++
