@@ -136,6 +136,7 @@ type hashJob struct {
 
 	// Filled in by the worker:
 	outcome jobOutcome
+	done    chan struct{} // closed once the outcome is known
 	// warning explains a jobSkipped. Warnings are delivered after the
 	// workers finish, in walk order, so Warn need not be safe for
 	// concurrent use.
@@ -168,6 +169,9 @@ type scanWalk struct {
 	// cleanTemps removes the temporary files a crash left, on the way:
 	// a sync pass would otherwise walk the tree twice.
 	cleanTemps bool
+	// keepChanges lists the changes in res.Changes; a sync pass, which
+	// needs none, does not hold every new chunk list until the end.
+	keepChanges bool
 }
 
 // Scan walks root's directory, hashes and chunks every new or changed file,
@@ -187,9 +191,10 @@ func (s *Scanner) Scan(ctx context.Context, rootName string) (ScanResult, error)
 	return s.scan(ctx, rootName, false)
 }
 
-// scan is Scan, also removing temporary files left by a crash if
-// cleanTemps (see CleanTemps for when that is safe).
-func (s *Scanner) scan(ctx context.Context, rootName string, cleanTemps bool) (ScanResult, error) {
+// scan is Scan. For a sync pass (forPass), it also removes the temporary
+// files a crash left (see CleanTemps for when that is safe), and leaves
+// ScanResult.Changes empty.
+func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (ScanResult, error) {
 	root, err := s.st.Root(ctx, rootName)
 	if err != nil {
 		return ScanResult{}, err
@@ -201,7 +206,8 @@ func (s *Scanner) scan(ctx context.Context, rootName string, cleanTemps bool) (S
 	if err := checkRootDir(dir); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
-	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{}, cleanTemps: cleanTemps}
+	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{},
+		cleanTemps: forPass, keepChanges: !forPass}
 	err = s.st.Files(ctx, rootName, false, func(rec FileRecord) error {
 		w.records[rec.Path] = rec
 		return nil
@@ -214,12 +220,13 @@ func (s *Scanner) scan(ctx context.Context, rootName string, cleanTemps bool) (S
 	}); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: walk %s: %w", rootName, dir, err)
 	}
-	if err := s.hashAll(ctx, w); err != nil {
+	if err := s.hashAndRecord(ctx, w); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
-	if err := s.record(ctx, w); err != nil {
+	if err := s.recordGone(ctx, w); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
+	sort.Slice(w.res.Changes, func(i, j int) bool { return w.res.Changes[i].Path < w.res.Changes[j].Path })
 	return w.res, nil
 }
 
@@ -311,8 +318,61 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	return nil
 }
 
-// hashAll reads the files of w.jobs on a pool of workers, each reusing one
-// contentHasher (so memory is Workers × the chunker's buffer).
+// A scan records what it hashed in batches of at most recordFiles files
+// or recordBytes bytes read, in walk order: a scan interrupted after hours
+// of hashing keeps what it recorded (the next one finds those files
+// unchanged), and only a batch's chunk lists are held at once. Variables
+// for tests.
+var (
+	recordFiles       = 1024
+	recordBytes int64 = 256 << 20
+)
+
+// hashAndRecord reads the files of w.jobs on a pool of workers, each
+// reusing one contentHasher (so memory is Workers × the chunker's buffer),
+// and records them in batches as they are done. Recording, and the
+// warnings, stay on the caller's goroutine, in walk order.
+func (s *Scanner) hashAndRecord(ctx context.Context, w *scanWalk) error {
+	for _, job := range w.jobs {
+		job.done = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.hashAll(gctx, w) })
+	var batch []*hashJob
+	var batchBytes int64
+	flush := func() error {
+		err := s.record(ctx, w, batch)
+		for _, job := range batch {
+			job.hashed.chunks = nil // recorded, or in w.res.Changes
+		}
+		batch, batchBytes = batch[:0], 0
+		return err
+	}
+	var err error
+	for _, job := range w.jobs {
+		select {
+		case <-job.done:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		batch = append(batch, job)
+		batchBytes += job.hashed.n
+		if len(batch) == recordFiles || batchBytes >= recordBytes {
+			if err = flush(); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil && gctx.Err() == nil {
+		err = flush()
+	}
+	return errors.Join(err, g.Wait())
+}
+
+// hashAll hashes the files of w.jobs, closing each job's done when its
+// outcome is known.
 func (s *Scanner) hashAll(ctx context.Context, w *scanWalk) error {
 	hashers := make(chan *contentHasher, s.opts.Workers)
 	g, gctx := errgroup.WithContext(ctx)
@@ -322,6 +382,7 @@ func (s *Scanner) hashAll(ctx context.Context, w *scanWalk) error {
 			break
 		}
 		g.Go(func() error {
+			defer close(job.done)
 			var ch *contentHasher
 			select {
 			case ch = <-hashers:
@@ -403,11 +464,11 @@ type scanUpdate struct {
 	change *FileChange
 }
 
-// record turns the hashed files and the vanished records into record
-// updates and changes, and writes them.
-func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
-	ups := make([]scanUpdate, 0, len(w.jobs))
-	for _, job := range w.jobs {
+// record turns a batch of hashed files into record updates and changes,
+// and writes them.
+func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) error {
+	ups := make([]scanUpdate, 0, len(jobs))
+	for _, job := range jobs {
 		switch job.outcome {
 		case jobSkipped:
 			if job.warning != nil {
@@ -456,6 +517,13 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
 		up.rec = rec
 		ups = append(ups, up)
 	}
+	return s.applyChanges(ctx, w, ups)
+}
+
+// recordGone records as deleted every record whose file the walk did not
+// find (and could read the directory of).
+func (s *Scanner) recordGone(ctx context.Context, w *scanWalk) error {
+	var ups []scanUpdate
 	for path, old := range w.records {
 		if old.Deleted || w.seen[path] || w.isKept(path) {
 			continue
@@ -471,16 +539,27 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk) error {
 			change: &FileChange{Path: path, Kind: ChangeDeleted},
 		})
 	}
+	return s.applyChanges(ctx, w, ups)
+}
+
+// applyChanges writes ups and lists the changes of those applied, when the
+// scan keeps its changes.
+func (s *Scanner) applyChanges(ctx context.Context, w *scanWalk, ups []scanUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
 	applied, err := s.apply(ctx, w.root.Name, ups)
 	if err != nil {
 		return err
+	}
+	if !w.keepChanges {
+		return nil
 	}
 	for i, up := range ups {
 		if applied[i] && up.change != nil {
 			w.res.Changes = append(w.res.Changes, *up.change)
 		}
 	}
-	sort.Slice(w.res.Changes, func(i, j int) bool { return w.res.Changes[i].Path < w.res.Changes[j].Path })
 	return nil
 }
 

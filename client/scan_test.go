@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -565,5 +566,52 @@ func TestSyncPassRemovesTemps(t *testing.T) {
 		if IsTempName(path[strings.LastIndex(path, "/")+1:]) {
 			t.Errorf("temporary file %s reached the server", path)
 		}
+	}
+}
+
+// An interrupted scan keeps the batches it recorded: a first scan of a
+// large tree that is stopped after hours does not start over.
+func TestInterruptedScanKeepsRecordedBatches(t *testing.T) {
+	defer func(n int) { recordFiles = n }(recordFiles)
+	recordFiles = 4
+	h, dir := testRoot(t, testParams)
+	for i := range 20 {
+		writeFile(t, dir, fmt.Sprintf("f%02d", i), randomBytes(uint64(i), 100+i))
+	}
+	recorded := func() int {
+		n := 0
+		if err := h.State().Files(context.Background(), "docs", false, func(FileRecord) error { n++; return nil }); err != nil {
+			t.Error(err)
+		}
+		return n
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	// One worker reads the files in walk order and takes the clock once
+	// per file: at the tenth file, the first two batches (f00–f07) are
+	// done; the clock waits for them to be recorded, then stops the scan.
+	now := func() time.Time {
+		if calls++; calls == 10 {
+			for deadline := time.Now().Add(10 * time.Second); recorded() < 8 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}
+		return laterClock()
+	}
+	s := NewScanner(h.State(), ScanOptions{Workers: 1, Now: now})
+	if _, err := s.Scan(ctx, "docs"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted scan: %v, want context.Canceled", err)
+	}
+	if n := recorded(); n != 8 {
+		t.Fatalf("interrupted scan recorded %d files, want the 8 of its two full batches", n)
+	}
+	res := mustScan(t, scanner(h, nil, laterClock))
+	if res.Hashed != 12 || res.Unchanged != 8 || len(res.Changes) != 12 {
+		t.Fatalf("next scan: hashed %d, unchanged %d, %d changes; want 12, 8, 12", res.Hashed, res.Unchanged, len(res.Changes))
+	}
+	if n := recorded(); n != 20 {
+		t.Fatalf("%d files recorded, want 20", n)
 	}
 }
