@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/syncproto"
@@ -52,7 +51,7 @@ type pushPlan struct {
 // path whose base version has the same content (a copy, or the new name
 // of a rename). Only records whose delta is smaller than their list keep
 // it.
-func (e *Engine) planPush(ctx context.Context, r Root, recs []FileRecord) ([]pushPlan, error) {
+func (e *Engine) planPush(ctx context.Context, r Root, recs []FileRecord, copies *copySources) ([]pushPlan, error) {
 	plans := make([]pushPlan, len(recs))
 	var orphans []int // new content with no base of its own
 	for i := range recs {
@@ -74,7 +73,7 @@ func (e *Engine) planPush(ctx context.Context, r Root, recs []FileRecord) ([]pus
 		}
 	}
 	if len(orphans) > 0 {
-		if err := e.findCopies(ctx, r, recs, plans, orphans); err != nil {
+		if err := e.findCopies(ctx, r, recs, plans, orphans, copies); err != nil {
 			return nil, err
 		}
 	}
@@ -96,45 +95,80 @@ func (e *Engine) planPush(ctx context.Context, r Root, recs []FileRecord) ([]pus
 	return plans, nil
 }
 
+// copySources finds, for one push, the records whose base version has a
+// given content: the delta source of a copy, or of a rename's new name
+// (a deletion and a new file in the same push). It is built once per
+// push, for the content hashes of all the push's pending records: before
+// the first page of a push that takes several (a deletion pushed in an
+// early page must still be found by a rename in a later one), else on
+// first need.
+type copySources struct {
+	built bool
+	paths map[cas.ID][]string // at most two per hash: one is not the copy's own
+}
+
 // findCopies gives the records at orphans a source with their content:
 // another record of the root whose base version has the same hash. The
-// pending records are looked at first (a rename is a deletion and a new
-// file in the same push), then, if some remain, every record.
-func (e *Engine) findCopies(ctx context.Context, r Root, recs []FileRecord, plans []pushPlan, orphans []int) error {
+// records of the page are looked at first, then, if some remain, those of
+// cs.
+func (e *Engine) findCopies(ctx context.Context, r Root, recs []FileRecord, plans []pushPlan, orphans []int, cs *copySources) error {
 	want := make(map[cas.ID][]int, len(orphans))
 	for _, i := range orphans {
 		want[recs[i].Hash] = append(want[recs[i].Hash], i)
 	}
 	remaining := len(orphans)
-	found := func(rec *FileRecord) {
-		if rec.BaseSeq == 0 {
-			return
-		}
-		for _, i := range want[rec.BaseHash] {
-			if plans[i].source == nil && recs[i].Path != rec.Path {
-				plans[i].source = &listSource{path: rec.Path, hash: rec.BaseHash, chunks: recs[i].Chunks}
+	found := func(path string, hash cas.ID) {
+		for _, i := range want[hash] {
+			if plans[i].source == nil && recs[i].Path != path {
+				plans[i].source = &listSource{path: path, hash: hash, chunks: recs[i].Chunks}
 				remaining--
 			}
 		}
 	}
 	for i := range recs {
-		found(&recs[i])
+		if recs[i].BaseSeq != 0 {
+			found(recs[i].Path, recs[i].BaseHash)
+		}
 	}
 	if remaining == 0 {
 		return nil
 	}
-	errDone := errors.New("done")
-	err := e.st.Files(ctx, r.Name, false, func(rec FileRecord) error {
-		found(&rec)
-		if remaining == 0 {
-			return errDone
+	if !cs.built {
+		if err := cs.build(ctx, e.st, r.Name); err != nil {
+			return err
+		}
+	}
+	for hash := range want {
+		for _, path := range cs.paths[hash] {
+			found(path, hash)
+		}
+	}
+	return nil
+}
+
+func (cs *copySources) build(ctx context.Context, st *State, root string) error {
+	want := make(cas.IDSet)
+	err := st.pendingFiles(ctx, root, "", false, func(rec FileRecord) error {
+		if !rec.Deleted {
+			want.Insert(rec.Hash)
 		}
 		return nil
 	})
-	if errors.Is(err, errDone) {
-		return nil
+	if err != nil {
+		return err
 	}
-	return err
+	cs.paths = map[cas.ID][]string{}
+	err = st.Files(ctx, root, false, func(rec FileRecord) error {
+		if rec.BaseSeq != 0 && want.Has(rec.BaseHash) && len(cs.paths[rec.BaseHash]) < 2 {
+			cs.paths[rec.BaseHash] = append(cs.paths[rec.BaseHash], rec.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cs.built = true
+	return nil
 }
 
 // replacement is a stretch of a new chunk list that took the place of a

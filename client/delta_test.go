@@ -267,6 +267,18 @@ func TestPushDeltaFallbacks(t *testing.T) {
 }
 
 func TestPushRenameAndCopy(t *testing.T) {
+	// With pages of one file, the deletion of a.bin is pushed before its
+	// new name, renamed.bin, is looked at.
+	for _, page := range []int{pushPageFiles, 1} {
+		t.Run(fmt.Sprintf("page of %d", page), func(t *testing.T) {
+			defer func(n int) { pushPageFiles = n }(pushPageFiles)
+			pushPageFiles = page
+			testPushRenameAndCopy(t)
+		})
+	}
+}
+
+func testPushRenameAndCopy(t *testing.T) {
 	ctx := context.Background()
 	a, b := randomBytes(3, 20<<10), randomBytes(4, 30<<10)
 	eng, srv, _, dir := deltaSynced(t, map[string][]byte{"a.bin": a, "sub/b.bin": b})

@@ -31,19 +31,44 @@ type chunkSource struct {
 }
 
 // push proposes every pending local change of root: it uploads the chunks
-// the server lacks, then proposes each file on its base.
+// the server lacks, then proposes each file on its base. It goes through
+// the pending records a page at a time, so that memory holds one page's
+// chunk lists however large the change.
 func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
-	var recs []FileRecord
-	err := e.st.PendingFiles(ctx, r.Name, func(rec FileRecord) error {
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		return err
+	copies := &copySources{}
+	after := ""
+	for first := true; ; first = false {
+		recs, more, err := e.st.PendingPage(ctx, r.Name, after, pushPageFiles, pushPageChunks)
+		if err != nil {
+			return err
+		}
+		if _, ok := e.deltaRemote(); ok && more && first {
+			if err := copies.build(ctx, e.st, r.Name); err != nil {
+				return err
+			}
+		}
+		if len(recs) > 0 {
+			if err := e.pushPage(ctx, r, recs, copies, p); err != nil {
+				return err
+			}
+			after = recs[len(recs)-1].Path
+		}
+		if !more {
+			return nil
+		}
 	}
-	if len(recs) == 0 {
-		return nil
-	}
+}
+
+// A push page holds at most pushPageFiles records and, past its first,
+// pushPageChunks chunk list entries (36 bytes each in memory). Variables
+// for tests.
+var (
+	pushPageFiles  = 16384
+	pushPageChunks = 1 << 20
+)
+
+// pushPage pushes the pending records recs.
+func (e *Engine) pushPage(ctx context.Context, r Root, recs []FileRecord, copies *copySources, p *pass) error {
 	var live []FileRecord
 	for _, rec := range recs {
 		if rec.Deleted && rec.BaseSeq == 0 {
@@ -61,7 +86,8 @@ func (e *Engine) push(ctx context.Context, r Root, p *pass) error {
 	}
 	var plans []pushPlan
 	if _, ok := e.deltaRemote(); ok {
-		if plans, err = e.planPush(ctx, r, live); err != nil {
+		var err error
+		if plans, err = e.planPush(ctx, r, live, copies); err != nil {
 			return err
 		}
 	} else {

@@ -534,11 +534,44 @@ func (s *State) Files(ctx context.Context, root string, withChunks bool, fn func
 // reads the pending index, not every record. fn runs inside a read
 // transaction and must not write to s.
 func (s *State) PendingFiles(ctx context.Context, root string, fn func(FileRecord) error) error {
+	return s.pendingFiles(ctx, root, "", true, fn)
+}
+
+// PendingPage returns, in path order, the pending records of root whose
+// path sorts after after ("" for the first), with their chunk lists: at
+// least one, and then as many as fit in maxFiles records and maxChunks
+// chunk list entries. more reports whether pending records remain past
+// the page.
+func (s *State) PendingPage(ctx context.Context, root, after string, maxFiles, maxChunks int) (recs []FileRecord, more bool, err error) {
+	chunks := 0
+	errFull := errors.New("page full")
+	err = s.pendingFiles(ctx, root, after, true, func(rec FileRecord) error {
+		if len(recs) > 0 && (len(recs) == maxFiles || chunks+len(rec.Chunks) > maxChunks) {
+			return errFull
+		}
+		recs = append(recs, rec)
+		chunks += len(rec.Chunks)
+		return nil
+	})
+	if errors.Is(err, errFull) {
+		return recs, true, nil
+	}
+	return recs, false, err
+}
+
+// pendingFiles calls fn with the pending records of root whose path sorts
+// after after, with their chunk lists if withChunks.
+func (s *State) pendingFiles(ctx context.Context, root, after string, withChunks bool, fn func(FileRecord) error) error {
 	pre := pathPrefix(prefixPending, root)
 	return s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		start := pre
+		if after != "" {
+			// The first key past after's: after itself followed by a 0.
+			start = append(pathKey(prefixPending, root, after), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -546,7 +579,10 @@ func (s *State) PendingFiles(ctx context.Context, root string, fn func(FileRecor
 			if err != nil {
 				return err
 			}
-			rec, err := getFileTxn(txn, root, path)
+			rec, err := getRecordTxn(txn, root, path)
+			if err == nil && withChunks {
+				err = loadChunksTxn(txn, root, &rec)
+			}
 			if err != nil {
 				return fmt.Errorf("pending %q: %w", path, err)
 			}

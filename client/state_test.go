@@ -369,3 +369,60 @@ func TestStateCorruptRecord(t *testing.T) {
 		t.Errorf("iterating over a corrupt record: %v, want ErrCorrupt", err)
 	}
 }
+
+func TestStatePendingPages(t *testing.T) {
+	ctx := context.Background()
+	h, _ := testRoot(t, testParams)
+	st := h.State()
+	paths := []string{"a", "a/b", "a0", "b", "c", "d"}
+	for i, p := range paths {
+		rec := sampleRecord(p, byte(i+1)) // two chunks each
+		rec.Pending = p != "a0"
+		if err := st.PutFile(ctx, "docs", rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := func(maxFiles, maxChunks int) (out [][]string) {
+		after := ""
+		for range len(paths) + 1 {
+			recs, more, err := st.PendingPage(ctx, "docs", after, maxFiles, maxChunks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page []string
+			for _, r := range recs {
+				if len(r.Chunks) != 2 {
+					t.Errorf("%s: %d chunks, want its 2", r.Path, len(r.Chunks))
+				}
+				page = append(page, r.Path)
+			}
+			out = append(out, page)
+			if !more {
+				return out
+			}
+			after = page[len(page)-1]
+		}
+		t.Fatal("pages never end")
+		return nil
+	}
+	tests := []struct {
+		name                string
+		maxFiles, maxChunks int
+		want                [][]string
+	}{
+		{"one page", 100, 100, [][]string{{"a", "a/b", "b", "c", "d"}}},
+		{"by files", 2, 100, [][]string{{"a", "a/b"}, {"b", "c"}, {"d"}}},
+		{"by chunks", 100, 5, [][]string{{"a", "a/b"}, {"b", "c"}, {"d"}}},
+		{"a record larger than a page", 100, 1, [][]string{{"a"}, {"a/b"}, {"b"}, {"c"}, {"d"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, pages(tc.maxFiles, tc.maxChunks)); diff != "" {
+				t.Errorf("pages (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if recs, more, err := st.PendingPage(ctx, "docs", "d", 10, 10); err != nil || more || len(recs) != 0 {
+		t.Errorf("after the last: %d records, more %v, %v", len(recs), more, err)
+	}
+}
