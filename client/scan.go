@@ -86,7 +86,8 @@ type ScanOptions struct {
 	// RacyMargin is the timestamp granularity of the racy rule ([IsRacy]);
 	// 0 means DefaultRacyMargin.
 	RacyMargin time.Duration
-	// Warn receives every skipped file; nil logs them with slog.Default.
+	// Warn receives every skipped file, in walk order and from one
+	// goroutine at a time; nil logs them with slog.Default.
 	Warn func(Warning)
 	// Now is the clock for ScannedAt; nil means time.Now. Tests fake it.
 	Now func() time.Time
@@ -129,18 +130,20 @@ type ScanResult struct {
 	HashedBytes                       int64
 }
 
-// hashJob is a file the stat could not prove unchanged.
+// hashJob is a file the stat could not prove unchanged, or a warning of
+// the walk (jobNoted), on its way from the walk to the recorder.
 type hashJob struct {
 	path string // sync path
 	name string // local file name
 
 	// Filled in by the worker:
 	outcome jobOutcome
-	done    chan struct{} // closed once the outcome is known
-	// warning explains a jobSkipped. Warnings are delivered after the
-	// workers finish, in walk order, so Warn need not be safe for
+	done    chan struct{} // closed once the outcome is known; nil for a note
+	// warning explains a jobSkipped or a jobNoted. Warnings are delivered
+	// by the recorder, in walk order, so Warn need not be safe for
 	// concurrent use.
 	warning   error
+	keep      bool // a jobNoted whose record must stay as it is
 	stat      FileStat
 	scannedAt int64
 	hashed    hashed
@@ -152,26 +155,41 @@ const (
 	jobHashed  jobOutcome = iota + 1
 	jobGone               // vanished after it was listed
 	jobSkipped            // warned about; its record stays as it was
+	jobNoted              // a warning of the walk; nothing to read
 )
 
-// scanWalk is the state of one walk over a root.
+// scanWalk is the state of one walk over a root. The walk's goroutine
+// owns seen, kept, res.Files and res.Unchanged; the recorder's owns keep,
+// gone and the rest of res. Both are done before recordGone reads them.
 type scanWalk struct {
 	root    Root
 	dir     string
 	records map[string]FileRecord
-	seen    map[string]bool
+	// seen holds the recorded paths the walk found.
+	seen map[string]bool
+	// gone holds the paths found gone when they were to be read.
+	gone map[string]bool
 	// keep holds paths, and kept holds directory prefixes (ending in "/"),
 	// whose records must stay untouched: they could not be read this time.
-	keep map[string]bool
-	kept []string
-	jobs []*hashJob
-	res  ScanResult
+	keep      map[string]bool
+	kept      []string
+	res       ScanResult
+	filesGone int
+	// enqueue hands a job to the hash workers (unless it is a note) and
+	// then to the recorder.
+	enqueue func(*hashJob) error
 	// cleanTemps removes the temporary files a crash left, on the way:
 	// a sync pass would otherwise walk the tree twice.
 	cleanTemps bool
 	// keepChanges lists the changes in res.Changes; a sync pass, which
 	// needs none, does not hold every new chunk list until the end.
 	keepChanges bool
+}
+
+// note hands the recorder a warning about path; with keep, path's record
+// stays as it is.
+func (w *scanWalk) note(path string, err error, keep bool) error {
+	return w.enqueue(&hashJob{path: path, outcome: jobNoted, warning: err, keep: keep})
 }
 
 // Scan walks root's directory, hashes and chunks every new or changed file,
@@ -206,8 +224,11 @@ func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (Scan
 	if err := checkRootDir(dir); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
-	w := &scanWalk{root: root, dir: dir, records: map[string]FileRecord{}, seen: map[string]bool{}, keep: map[string]bool{},
-		cleanTemps: forPass, keepChanges: !forPass}
+	w := &scanWalk{
+		root: root, dir: dir, records: map[string]FileRecord{},
+		seen: map[string]bool{}, gone: map[string]bool{}, keep: map[string]bool{},
+		cleanTemps: forPass, keepChanges: !forPass,
+	}
 	err = s.st.Files(ctx, rootName, false, func(rec FileRecord) error {
 		w.records[rec.Path] = rec
 		return nil
@@ -215,14 +236,10 @@ func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (Scan
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: load records: %w", rootName, err)
 	}
-	if err := filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
-		return s.visit(ctx, w, name, d, err)
-	}); err != nil {
-		return ScanResult{}, fmt.Errorf("root %q: walk %s: %w", rootName, dir, err)
-	}
-	if err := s.hashAndRecord(ctx, w); err != nil {
+	if err := s.walkAndRecord(ctx, w); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
+	w.res.Files -= w.filesGone
 	if err := s.recordGone(ctx, w); err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
@@ -236,7 +253,9 @@ func (s *Scanner) warn(w *scanWalk, path string, err error) {
 }
 
 // visit is the WalkDir callback: it decides for each entry whether it is
-// skipped, unchanged, or to be hashed.
+// skipped, unchanged, or to be hashed. It runs on the walk's goroutine,
+// and hands hash jobs and warnings to the recorder (w.enqueue) in walk
+// order.
 func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirEntry, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
@@ -252,9 +271,10 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	if err != nil {
 		// A directory that cannot be listed (or an entry that cannot be
 		// stat'ed): keep whatever was recorded below it.
-		s.warn(w, path, fmt.Errorf("%w: %w", ErrUnreadable, err))
-		w.keep[path] = true
 		w.kept = append(w.kept, path+"/")
+		if qerr := w.note(path, fmt.Errorf("%w: %w", ErrUnreadable, err), true); qerr != nil {
+			return qerr
+		}
 		if d != nil && d.IsDir() {
 			return fs.SkipDir
 		}
@@ -270,11 +290,12 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 		return nil
 	}
 	if d.Type()&fs.ModeSymlink != 0 {
-		s.warn(w, path, fmt.Errorf("%w: not followed", ErrSymlink))
-		return nil
+		return w.note(path, fmt.Errorf("%w: not followed", ErrSymlink), false)
 	}
 	if cerr := relpath.Check(path); cerr != nil {
-		s.warn(w, path, fmt.Errorf("%w: %w", ErrInvalidName, cerr))
+		if qerr := w.note(path, fmt.Errorf("%w: %w", ErrInvalidName, cerr), false); qerr != nil {
+			return qerr
+		}
 		if d.IsDir() {
 			return fs.SkipDir
 		}
@@ -284,28 +305,22 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 		return nil
 	}
 	if !d.Type().IsRegular() {
-		s.warn(w, path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(d.Type())))
-		return nil
+		return w.note(path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(d.Type())), false)
 	}
 	if rec, ok := w.records[path]; !ok || rec.Deleted {
 		// Nothing to compare a stat with: the one the hash takes will do.
 		w.res.Files++
-		w.seen[path] = true
-		w.jobs = append(w.jobs, &hashJob{path: path, name: name})
-		return nil
+		return w.enqueue(&hashJob{path: path, name: name})
 	}
 	fi, err := d.Info()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // gone since the directory was listed: deleted
 	}
 	if err != nil {
-		s.warn(w, path, fmt.Errorf("%w: %w", ErrUnreadable, err))
-		w.keep[path] = true
-		return nil
+		return w.note(path, fmt.Errorf("%w: %w", ErrUnreadable, err), true)
 	}
 	if !fi.Mode().IsRegular() { // replaced since the directory was listed
-		s.warn(w, path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(fi.Mode())))
-		return nil
+		return w.note(path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(fi.Mode())), false)
 	}
 	w.res.Files++
 	w.seen[path] = true
@@ -314,8 +329,7 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 		w.res.Unchanged++
 		return nil
 	}
-	w.jobs = append(w.jobs, &hashJob{path: path, name: name})
-	return nil
+	return w.enqueue(&hashJob{path: path, name: name})
 }
 
 // A scan records what it hashed in batches of at most recordFiles files
@@ -328,76 +342,93 @@ var (
 	recordBytes int64 = 256 << 20
 )
 
-// hashAndRecord reads the files of w.jobs on a pool of workers, each
-// reusing one contentHasher (so memory is Workers × the chunker's buffer),
-// and records them in batches as they are done. Recording, and the
-// warnings, stay on the caller's goroutine, in walk order.
-func (s *Scanner) hashAndRecord(ctx context.Context, w *scanWalk) error {
-	for _, job := range w.jobs {
-		job.done = make(chan struct{})
-	}
+// walkQueue is how many jobs the walk may be ahead of the recorder.
+const walkQueue = 4096
+
+// walkAndRecord walks the root's directory, hashes the files the walk
+// cannot prove unchanged on a pool of workers (each reusing one
+// contentHasher, so memory is Workers × the chunker's buffer) and records
+// them in batches as they are done. Memory holds the jobs between the walk
+// and the recorder, not every file of the tree. The recorder, one
+// goroutine, delivers the warnings in walk order.
+func (s *Scanner) walkAndRecord(ctx context.Context, w *scanWalk) error {
+	queue := make(chan *hashJob, walkQueue)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.hashAll(gctx, w) })
+	g.Go(func() error {
+		defer close(queue)
+		hashers := make(chan *contentHasher, s.opts.Workers)
+		hg, hctx := errgroup.WithContext(gctx)
+		hg.SetLimit(s.opts.Workers)
+		w.enqueue = func(job *hashJob) error {
+			if job.outcome == 0 {
+				job.done = make(chan struct{})
+				hg.Go(func() error {
+					defer close(job.done)
+					var ch *contentHasher
+					select {
+					case ch = <-hashers:
+					default:
+						var err error
+						if ch, err = newContentHasher(w.root.Chunking); err != nil {
+							return err
+						}
+					}
+					err := s.hashOne(hctx, ch, job)
+					hashers <- ch
+					return err
+				})
+			}
+			select {
+			case queue <- job:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		err := filepath.WalkDir(w.dir, func(name string, d fs.DirEntry, err error) error {
+			return s.visit(hctx, w, name, d, err) // stops when a worker fails too
+		})
+		if err != nil {
+			err = fmt.Errorf("walk %s: %w", w.dir, err)
+		}
+		return errors.Join(err, hg.Wait())
+	})
+	g.Go(func() error { return s.recordQueue(gctx, w, queue) })
+	return g.Wait()
+}
+
+// recordQueue records the jobs of queue, in order, in batches.
+func (s *Scanner) recordQueue(ctx context.Context, w *scanWalk, queue <-chan *hashJob) error {
 	var batch []*hashJob
 	var batchBytes int64
 	flush := func() error {
 		err := s.record(ctx, w, batch)
-		for _, job := range batch {
-			job.hashed.chunks = nil // recorded, or in w.res.Changes
-		}
 		batch, batchBytes = batch[:0], 0
 		return err
 	}
-	var err error
-	for _, job := range w.jobs {
-		select {
-		case <-job.done:
-		case <-gctx.Done():
+	for job := range queue {
+		if job.done != nil {
+			select {
+			case <-job.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		if gctx.Err() != nil {
-			break
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		batch = append(batch, job)
 		batchBytes += job.hashed.n
 		if len(batch) == recordFiles || batchBytes >= recordBytes {
-			if err = flush(); err != nil {
-				break
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}
-	if err == nil && gctx.Err() == nil {
-		err = flush()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return errors.Join(err, g.Wait())
-}
-
-// hashAll hashes the files of w.jobs, closing each job's done when its
-// outcome is known.
-func (s *Scanner) hashAll(ctx context.Context, w *scanWalk) error {
-	hashers := make(chan *contentHasher, s.opts.Workers)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.Workers)
-	for _, job := range w.jobs {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			defer close(job.done)
-			var ch *contentHasher
-			select {
-			case ch = <-hashers:
-			default:
-				var err error
-				if ch, err = newContentHasher(w.root.Chunking); err != nil {
-					return err
-				}
-			}
-			err := s.hashOne(gctx, ch, job)
-			hashers <- ch
-			return err
-		})
-	}
-	return g.Wait()
+	return flush()
 }
 
 // hashOne reads one file. Its stat and ScannedAt are taken before the read:
@@ -470,6 +501,12 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) erro
 	ups := make([]scanUpdate, 0, len(jobs))
 	for _, job := range jobs {
 		switch job.outcome {
+		case jobNoted:
+			s.warn(w, job.path, job.warning)
+			if job.keep {
+				w.keep[job.path] = true
+			}
+			continue
 		case jobSkipped:
 			if job.warning != nil {
 				s.warn(w, job.path, job.warning)
@@ -477,8 +514,8 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) erro
 			w.keep[job.path] = true
 			continue
 		case jobGone:
-			w.seen[job.path] = false
-			w.res.Files--
+			w.gone[job.path] = true
+			w.filesGone++
 			continue
 		}
 		w.res.Hashed++
@@ -525,7 +562,7 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) erro
 func (s *Scanner) recordGone(ctx context.Context, w *scanWalk) error {
 	var ups []scanUpdate
 	for path, old := range w.records {
-		if old.Deleted || w.seen[path] || w.isKept(path) {
+		if old.Deleted || (w.seen[path] && !w.gone[path]) || w.isKept(path) {
 			continue
 		}
 		rec := FileRecord{
