@@ -1,10 +1,10 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -164,7 +164,8 @@ const (
 type scanWalk struct {
 	root    Root
 	dir     string
-	records map[string]FileRecord
+	records map[string]scanEntry
+	seed    maphash.Seed // of the entries' sums
 	// seen holds the recorded paths the walk found.
 	seen map[string]bool
 	// gone holds the paths found gone when they were to be read.
@@ -184,6 +185,17 @@ type scanWalk struct {
 	// keepChanges lists the changes in res.Changes; a sync pass, which
 	// needs none, does not hold every new chunk list until the end.
 	keepChanges bool
+}
+
+// scanEntry is what a scan holds of a stored record: what the walk compares
+// a stat with, and a sum of the record's bytes by which the recorder knows
+// the record is still the one the walk compared with. A tree of millions
+// of files costs a few dozen bytes each, not a whole record.
+type scanEntry struct {
+	stat      FileStat
+	scannedAt int64
+	sum       uint64
+	deleted   bool
 }
 
 // note hands the recorder a warning about path; with keep, path's record
@@ -225,12 +237,15 @@ func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (Scan
 		return ScanResult{}, fmt.Errorf("root %q: %w", rootName, err)
 	}
 	w := &scanWalk{
-		root: root, dir: dir, records: map[string]FileRecord{},
+		root: root, dir: dir, records: map[string]scanEntry{}, seed: maphash.MakeSeed(),
 		seen: map[string]bool{}, gone: map[string]bool{}, keep: map[string]bool{},
 		cleanTemps: forPass, keepChanges: !forPass,
 	}
-	err = s.st.Files(ctx, rootName, false, func(rec FileRecord) error {
-		w.records[rec.Path] = rec
+	err = s.st.files(ctx, rootName, false, func(rec FileRecord, stored []byte) error {
+		w.records[rec.Path] = scanEntry{
+			stat: rec.Stat, scannedAt: rec.ScannedAt, deleted: rec.Deleted,
+			sum: maphash.Bytes(w.seed, stored),
+		}
 		return nil
 	})
 	if err != nil {
@@ -307,7 +322,7 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	if !d.Type().IsRegular() {
 		return w.note(path, fmt.Errorf("%w: %s", ErrNotRegular, describeMode(d.Type())), false)
 	}
-	if rec, ok := w.records[path]; !ok || rec.Deleted {
+	if rec, ok := w.records[path]; !ok || rec.deleted {
 		// Nothing to compare a stat with: the one the hash takes will do.
 		w.res.Files++
 		return w.enqueue(&hashJob{path: path, name: name})
@@ -325,7 +340,7 @@ func (s *Scanner) visit(ctx context.Context, w *scanWalk, name string, d fs.DirE
 	w.res.Files++
 	w.seen[path] = true
 	st := statOf(fi)
-	if rec := w.records[path]; rec.Stat.Same(st) && !IsRacy(rec.Stat, rec.ScannedAt, s.opts.RacyMargin) {
+	if rec := w.records[path]; rec.stat.Same(st) && !IsRacy(rec.stat, rec.scannedAt, s.opts.RacyMargin) {
 		w.res.Unchanged++
 		return nil
 	}
@@ -490,9 +505,53 @@ func (w *scanWalk) isKept(path string) bool {
 // scanUpdate is one record to write, if the stored record is still the
 // one the scan compared with.
 type scanUpdate struct {
-	rec    FileRecord
-	before []byte // encoded record the scan read; nil if none
-	change *FileChange
+	path string
+	had  bool   // a record was there when the scan began
+	sum  uint64 // its sum (see scanEntry)
+	// What the scan found: a hashed file, or a deletion.
+	deleted   bool
+	hashed    hashed
+	stat      FileStat
+	scannedAt int64
+}
+
+// next returns the record that replaces old (nil if none), and the change
+// it records (nil if none: a new stat of the same content).
+func (up *scanUpdate) next(old *FileRecord) (FileRecord, *FileChange) {
+	if up.deleted {
+		rec := FileRecord{
+			Path: up.path, BaseSeq: old.BaseSeq, BaseHash: old.BaseHash,
+			ScannedAt: up.scannedAt, LastUpdate: old.LastUpdate + 1,
+			Pending: true, Deleted: true,
+			HasCandidate: old.HasCandidate, Candidate: old.Candidate,
+		}
+		return rec, &FileChange{Path: up.path, Kind: ChangeDeleted}
+	}
+	rec := FileRecord{
+		Path: up.path, Hash: up.hashed.hash, Chunks: up.hashed.chunks,
+		Stat: up.stat, ScannedAt: up.scannedAt,
+	}
+	kind := ChangeNew
+	if old != nil {
+		rec.BaseSeq, rec.BaseHash = old.BaseSeq, old.BaseHash
+		rec.LastUpdate, rec.Pending = old.LastUpdate, old.Pending
+		rec.HasCandidate, rec.Candidate = old.HasCandidate, old.Candidate
+		switch {
+		case old.Deleted:
+		case old.Hash != rec.Hash:
+			kind = ChangeModified
+		case old.Stat.Mode != rec.Stat.Mode:
+			kind = ChangeMode
+		default:
+			return rec, nil
+		}
+	}
+	rec.LastUpdate++
+	rec.Pending = true
+	return rec, &FileChange{
+		Path: rec.Path, Kind: kind, Hash: rec.Hash, Size: rec.Stat.Size,
+		Mode: rec.Stat.Mode, MTime: rec.Stat.MTime, Chunks: rec.Chunks,
+	}
 }
 
 // record turns a batch of hashed files into record updates and changes,
@@ -521,40 +580,12 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) erro
 		w.res.Hashed++
 		w.res.HashedBytes += job.hashed.n
 		old, had := w.records[job.path]
-		rec := FileRecord{
-			Path: job.path, Hash: job.hashed.hash, Chunks: job.hashed.chunks,
-			Stat: job.stat, ScannedAt: job.scannedAt,
-		}
-		up := scanUpdate{}
-		var kind ChangeKind
-		if had {
-			up.before = encodeFile(&old)
-			rec.BaseSeq, rec.BaseHash = old.BaseSeq, old.BaseHash
-			rec.LastUpdate, rec.Pending = old.LastUpdate, old.Pending
-			rec.HasCandidate, rec.Candidate = old.HasCandidate, old.Candidate
-			switch {
-			case old.Deleted:
-				kind = ChangeNew
-			case old.Hash != rec.Hash:
-				kind = ChangeModified
-			case old.Stat.Mode != rec.Stat.Mode:
-				kind = ChangeMode
-			}
-		} else {
-			kind = ChangeNew
-		}
-		if kind != 0 {
-			rec.LastUpdate++
-			rec.Pending = true
-			up.change = &FileChange{
-				Path: rec.Path, Kind: kind, Hash: rec.Hash, Size: rec.Stat.Size,
-				Mode: rec.Stat.Mode, MTime: rec.Stat.MTime, Chunks: rec.Chunks,
-			}
-		}
-		up.rec = rec
-		ups = append(ups, up)
+		ups = append(ups, scanUpdate{
+			path: job.path, had: had, sum: old.sum,
+			hashed: job.hashed, stat: job.stat, scannedAt: job.scannedAt,
+		})
 	}
-	return s.applyChanges(ctx, w, ups)
+	return s.apply(ctx, w, ups)
 }
 
 // recordGone records as deleted every record whose file the walk did not
@@ -562,80 +593,66 @@ func (s *Scanner) record(ctx context.Context, w *scanWalk, jobs []*hashJob) erro
 func (s *Scanner) recordGone(ctx context.Context, w *scanWalk) error {
 	var ups []scanUpdate
 	for path, old := range w.records {
-		if old.Deleted || (w.seen[path] && !w.gone[path]) || w.isKept(path) {
+		if old.deleted || (w.seen[path] && !w.gone[path]) || w.isKept(path) {
 			continue
 		}
-		rec := FileRecord{
-			Path: path, BaseSeq: old.BaseSeq, BaseHash: old.BaseHash,
-			ScannedAt: s.opts.Now().UnixNano(), LastUpdate: old.LastUpdate + 1,
-			Pending: true, Deleted: true,
-			HasCandidate: old.HasCandidate, Candidate: old.Candidate,
-		}
-		ups = append(ups, scanUpdate{
-			rec: rec, before: encodeFile(&old),
-			change: &FileChange{Path: path, Kind: ChangeDeleted},
-		})
+		ups = append(ups, scanUpdate{path: path, had: true, sum: old.sum, deleted: true, scannedAt: s.opts.Now().UnixNano()})
 	}
-	return s.applyChanges(ctx, w, ups)
-}
-
-// applyChanges writes ups and lists the changes of those applied, when the
-// scan keeps its changes.
-func (s *Scanner) applyChanges(ctx context.Context, w *scanWalk, ups []scanUpdate) error {
-	if len(ups) == 0 {
-		return nil
-	}
-	applied, err := s.apply(ctx, w.root.Name, ups)
-	if err != nil {
-		return err
-	}
-	if !w.keepChanges {
-		return nil
-	}
-	for i, up := range ups {
-		if applied[i] && up.change != nil {
-			w.res.Changes = append(w.res.Changes, *up.change)
-		}
-	}
-	return nil
+	return s.apply(ctx, w, ups)
 }
 
 // apply writes the updates whose stored record is still the one the scan
-// read: a record changed meanwhile (by a pull that wrote the file, say) is
-// left alone, and the next scan looks at that file again.
-func (s *Scanner) apply(ctx context.Context, root string, ups []scanUpdate) ([]bool, error) {
-	applied := make([]bool, len(ups))
+// compared with: a record changed meanwhile (by a pull that wrote the
+// file, say) is left alone, and the next scan looks at that file again.
+// It lists the changes written when the scan keeps its changes.
+func (s *Scanner) apply(ctx context.Context, w *scanWalk, ups []scanUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	root := w.root.Name
+	changes := make([]*FileChange, len(ups))
 	err := s.st.updateInBatches(ctx, len(ups), func(txn *badger.Txn, i int) error {
-		applied[i] = false
+		changes[i] = nil
 		up := &ups[i]
-		item, err := txn.Get(pathKey(prefixFile, root, up.rec.Path))
+		var old *FileRecord
+		var before []byte
+		item, err := txn.Get(pathKey(prefixFile, root, up.path))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
-			if up.before != nil {
+			if up.had {
 				return nil
 			}
 		case err != nil:
 			return err
 		default:
-			same := false
-			if err := item.Value(func(v []byte) error {
-				same = up.before != nil && bytes.Equal(v, up.before)
-				return nil
-			}); err != nil {
+			if before, err = item.ValueCopy(nil); err != nil {
 				return err
 			}
-			if !same {
+			if !up.had || maphash.Bytes(w.seed, before) != up.sum {
 				return nil
 			}
+			rec, err := decodeFile(up.path, before)
+			if err != nil {
+				return err
+			}
+			old = &rec
 		}
-		applied[i] = true
-		if err := keepBaseTxn(txn, root, up.before, &up.rec); err != nil {
+		rec, change := up.next(old)
+		if err := keepBaseTxn(txn, root, before, &rec); err != nil {
 			return err
 		}
-		return putFileTxn(txn, root, &up.rec)
+		changes[i] = change
+		return putFileTxn(txn, root, &rec)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("record scan results: %w", err)
+		return fmt.Errorf("record scan results: %w", err)
 	}
-	return applied, nil
+	if w.keepChanges {
+		for _, c := range changes {
+			if c != nil {
+				w.res.Changes = append(w.res.Changes, *c)
+			}
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -416,16 +417,21 @@ func TestScanSkipsStaleUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := scanner(h, nil, time.Now)
-	applied, err := s.apply(ctx, "docs", []scanUpdate{
-		{rec: FileRecord{Path: "f", Hash: cas.Sum([]byte("scanned")), Pending: true}, before: encodeFile(&old)},
-		{rec: FileRecord{Path: "g", Pending: true}, before: encodeFile(&FileRecord{Path: "g"})}, // vanished meanwhile
-		{rec: FileRecord{Path: "h", Pending: true}},
+	w := &scanWalk{root: Root{Name: "docs"}, seed: maphash.MakeSeed(), keepChanges: true}
+	sum := func(rec FileRecord) uint64 { return maphash.Bytes(w.seed, encodeFile(&rec)) }
+	err := s.apply(ctx, w, []scanUpdate{
+		{path: "f", had: true, sum: sum(old), hashed: hashed{hash: cas.Sum([]byte("scanned"))}},
+		{path: "g", had: true, sum: sum(FileRecord{Path: "g"})}, // vanished meanwhile
+		{path: "h"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]bool{false, false, true}, applied); diff != "" {
-		t.Errorf("applied (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]change{{"h", ChangeNew}}, changesOf(w.res)); diff != "" {
+		t.Errorf("changes applied (-want +got):\n%s", diff)
+	}
+	if _, err := st.File(ctx, "docs", "g"); !errors.Is(err, ErrFileNotFound) {
+		t.Errorf("g: %v, want no record", err)
 	}
 	got, err := st.File(ctx, "docs", "f")
 	if err != nil {

@@ -497,6 +497,12 @@ func (s *State) DeleteFile(ctx context.Context, root, path string) error {
 // stat fields only, and a large tree's chunk lists are most of the state.
 // fn runs inside a read transaction and must not write to s.
 func (s *State) Files(ctx context.Context, root string, withChunks bool, fn func(FileRecord) error) error {
+	return s.files(ctx, root, withChunks, func(rec FileRecord, _ []byte) error { return fn(rec) })
+}
+
+// files is Files, also giving fn each record's stored bytes (valid during
+// the call only).
+func (s *State) files(ctx context.Context, root string, withChunks bool, fn func(FileRecord, []byte) error) error {
 	pre := pathPrefix(prefixFile, root)
 	return s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true, PrefetchSize: 100})
@@ -509,19 +515,17 @@ func (s *State) Files(ctx context.Context, root string, withChunks bool, fn func
 			if err != nil {
 				return err
 			}
-			var rec FileRecord
-			if err := it.Item().Value(func(v []byte) (err error) {
-				rec, err = decodeFile(path, v)
-				return err
-			}); err != nil {
-				return err
-			}
-			if withChunks {
-				if err := loadChunksTxn(txn, root, &rec); err != nil {
+			err = it.Item().Value(func(v []byte) error {
+				rec, err := decodeFile(path, v)
+				if err == nil && withChunks {
+					err = loadChunksTxn(txn, root, &rec)
+				}
+				if err != nil {
 					return err
 				}
-			}
-			if err := fn(rec); err != nil {
+				return fn(rec, v)
+			})
+			if err != nil {
 				return err
 			}
 		}
