@@ -33,6 +33,33 @@ func BenchmarkScanUnchanged(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*files), "ns/file")
 }
 
+// BenchmarkScanNew measures a first scan: 5,000 small files with no
+// record, each opened, hashed and recorded.
+func BenchmarkScanNew(b *testing.B) {
+	const files = 5000
+	dir := b.TempDir()
+	for i := range files {
+		writeFile(b, dir, fmt.Sprintf("d%02d/file %04d.txt", i%50, i), randomBytes(uint64(i), 1024))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		h := openTestHome(b, b.TempDir())
+		if err := h.State().PutRoot(context.Background(), Root{Name: "docs", Dir: dir, Chunking: chunker.DefaultParams}); err != nil {
+			b.Fatal(err)
+		}
+		s := scanner(h, nil, laterClock)
+		b.StartTimer()
+		if res := mustScan(b, s); res.Hashed != files {
+			b.Fatalf("hashed %d of %d files", res.Hashed, files)
+		}
+		b.StopTimer()
+		h.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*files), "ns/file")
+}
+
 // BenchmarkHashAndChunk measures one read pass over a 64 MiB file:
 // whole-file BLAKE3, chunking with the default parameters, and a BLAKE3 per
 // chunk. The file is in the page cache, so this is the CPU cost.
