@@ -435,3 +435,35 @@ func TestPushSmallFileDeltaChunk(t *testing.T) {
 		t.Errorf("no chunk traveled as a delta: %v", srv.codecs)
 	}
 }
+
+// A pull of a copy of a local file, and of an edit of one, reads the
+// shared chunks from the local files, also in a root too large to index
+// whole (a budget of one chunk).
+func TestPullReusesLocalChunks(t *testing.T) {
+	for _, budget := range []int{reuseBudget, 1} {
+		t.Run(fmt.Sprintf("budget %d", budget), func(t *testing.T) {
+			defer func(n int) { reuseBudget = n }(reuseBudget)
+			reuseBudget = budget
+			ctx := context.Background()
+			a, b := randomBytes(21, 40<<10), randomBytes(22, 40<<10)
+			eng, srv, _, dir := deltaSynced(t, map[string][]byte{"a.bin": a, "b.bin": b})
+			srv.setHead("copies/a.bin", a)
+			edited := insertAt(b, 20000, []byte("an edit made elsewhere"))
+			srv.setHead("b.bin", edited)
+
+			res, err := eng.SyncRoot(ctx, "docs")
+			if err != nil || res.FilesDownloaded != 2 {
+				t.Fatalf("sync: %+v, %v", res, err)
+			}
+			for path, want := range map[string][]byte{"copies/a.bin": a, "b.bin": edited} {
+				if got, _ := readLocalFile(t, dir, path); !bytes.Equal(got, want) {
+					t.Fatalf("%s differs from the server's", path)
+				}
+			}
+			// The copy costs no chunk; the edit those around the insert.
+			if res.ChunksReused == 0 || res.ChunksFetched > 3 {
+				t.Errorf("chunks reused %d, fetched %d; want the copy's and the edit's unchanged ones reused", res.ChunksReused, res.ChunksFetched)
+			}
+		})
+	}
+}

@@ -92,7 +92,11 @@
 // [ReuseIndex] maps each chunk ID in the recorded chunk lists to a local
 // file and offset. A download asks [ReuseIndex.ReadLocal] before fetching:
 // the bytes are read from the local file and used only if their BLAKE3 is
-// the chunk ID; a stale location is dropped and the chunk fetched.
+// the chunk ID; a stale location is dropped and the chunk fetched. A root
+// with more than about a million chunks is not indexed whole: each
+// download then indexes the files it most likely shares chunks with (its
+// path's old content, a local file with the same content) while it runs,
+// so memory does not grow with the root.
 //
 // # Sending and fetching only what changed
 //

@@ -242,6 +242,9 @@ func (e *Engine) forceLocked(ctx context.Context, r Root, head *syncpb.FileHead,
 	if err != nil {
 		return err
 	}
+	if !disk.absent {
+		defer reuse.AddFile(path, disk.chunks)()
+	}
 	// Still what was read (and kept on the server) above when replaced?
 	nrec.Chunks, nrec.Stat, nrec.ScannedAt, err = e.download(ctx, r, reuse, head, hash, disk.record(path), p)
 	if errors.Is(err, errLocalChanged) {

@@ -229,6 +229,9 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*Reuse
 	if err != nil {
 		return err
 	}
+	if rec != nil && !rec.Deleted {
+		defer reuse.AddFile(path, rec.Chunks)()
+	}
 	refs, st, scannedAt, err := e.download(ctx, r, reuse, h, hash, rec, p)
 	if errors.Is(err, errLocalChanged) {
 		return nil // the next scan finds the change and pushes it
@@ -263,7 +266,8 @@ func (e *Engine) pullHead(ctx context.Context, r Root, reuseIndex func() (*Reuse
 // scan time to record with it.
 func (e *Engine) download(ctx context.Context, r Root, reuse *ReuseIndex, head *syncpb.FileHead, hash cas.ID, expect *FileRecord, p *pass) (refs []syncproto.ChunkRef, st FileStat, scannedAt int64, err error) {
 	path := head.GetPath()
-	size, refs, dicts, err := e.chunkList(ctx, r, reuse, path, hash, expect)
+	size, refs, dicts, release, err := e.chunkList(ctx, r, reuse, path, hash, expect)
+	defer release()
 	if err != nil {
 		return nil, FileStat{}, 0, err
 	}
@@ -528,33 +532,38 @@ func decodeWithLocal(ch syncproto.Chunk, local map[cas.ID][]byte) ([]byte, error
 // content, or the same content under another path), the list comes as a
 // delta against it, and the chunks that replaced some of its chunks get
 // those as dictionaries for the download.
-func (e *Engine) chunkList(ctx context.Context, r Root, reuse *ReuseIndex, path string, hash cas.ID, rec *FileRecord) (int64, []syncproto.ChunkRef, map[cas.ID][]cas.ID, error) {
+//
+// A base found under another path is added to reuse for the download
+// (see ReuseIndex.AddFile); the caller calls release once it is done.
+func (e *Engine) chunkList(ctx context.Context, r Root, reuse *ReuseIndex, path string, hash cas.ID, rec *FileRecord) (size int64, refs []syncproto.ChunkRef, dicts map[cas.ID][]cas.ID, release func(), err error) {
+	release = func() {}
 	dr, ok := e.deltaRemote()
 	if !ok {
 		size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
-		return size, refs, nil, err
+		return size, refs, nil, release, err
 	}
 	base, basePath := localVersion(rec), ""
 	if base == nil && reuse != nil {
 		if other, found := reuse.versionPath(hash); found && other != path {
 			orec, err := e.record(ctx, r.Name, other)
 			if err != nil {
-				return 0, nil, nil, err
+				return 0, nil, nil, release, err
 			}
 			if base = localVersion(orec); base != nil {
 				basePath = other
+				release = reuse.AddFile(other, orec.Chunks)
 			}
 		}
 	}
 	if base == nil {
 		size, refs, err := e.remote.ChunkList(ctx, r.Name, path, hash)
-		return size, refs, nil, err
+		return size, refs, nil, release, err
 	}
-	size, refs, err := dr.ChunkListFrom(ctx, r.Name, path, hash, basePath, base.Hash, base.Chunks)
+	size, refs, err = dr.ChunkListFrom(ctx, r.Name, path, hash, basePath, base.Hash, base.Chunks)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, release, err
 	}
-	return size, refs, dictionaries(base.Chunks, refs), nil
+	return size, refs, dictionaries(base.Chunks, refs), release, nil
 }
 
 // localVersion returns rec when its local content is a server version of
@@ -589,7 +598,15 @@ func dictionaries(base, refs []syncproto.ChunkRef) map[cas.ID][]cas.ID {
 func (x *ReuseIndex) replaceFile(path string, old, refs []syncproto.ChunkRef) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for _, c := range old {
+	x.dropPath(path, old)
+	if !x.partial { // a partial index holds the sources of downloads only
+		x.addChunks(path, refs)
+	}
+}
+
+// dropPath removes the locations in path of chunks; callers hold x.mu.
+func (x *ReuseIndex) dropPath(path string, chunks []syncproto.ChunkRef) {
+	for _, c := range chunks {
 		id := c.ID
 		locs, ok := x.locs[id]
 		if !ok {
@@ -601,10 +618,5 @@ func (x *ReuseIndex) replaceFile(path string, old, refs []syncproto.ChunkRef) {
 		} else {
 			x.locs[id] = kept
 		}
-	}
-	var off int64
-	for _, c := range refs {
-		x.add(c.ID, location{path: path, off: off, size: c.Size})
-		off += int64(c.Size)
 	}
 }

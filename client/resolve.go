@@ -145,6 +145,9 @@ func (e *Engine) SaveVersion(ctx context.Context, root, path string, hash cas.ID
 	if err != nil {
 		return 0, err
 	}
+	if rec, err := e.record(ctx, root, path); err == nil && rec != nil && !rec.Deleted {
+		defer reuse.AddFile(path, rec.Chunks)() // the version most like the one saved
+	}
 	f, err := atomicfile.Create(dest, TempPrefix+"*")
 	if err != nil {
 		return 0, fmt.Errorf("client: save %s: %w", dest, err)

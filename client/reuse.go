@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/chunker"
 	"github.com/quic-s/quics/internal/relpath"
+	"github.com/quic-s/quics/syncproto"
 )
 
 // maxLocations is how many local copies of one chunk the index remembers:
@@ -37,28 +39,59 @@ type ReuseIndex struct {
 	// server version: a download of the same content elsewhere (a copy, a
 	// rename) asks for its chunk list as a delta against it.
 	versions map[cas.ID]string
+	// partial: the root has more chunks than reuseBudget, and locs holds
+	// only those of the files added for the downloads in flight (AddFile),
+	// counted in added.
+	partial bool
+	added   map[string]int
 }
 
-// BuildReuseIndex indexes the chunk lists of every live record of root.
-// Records with pending changes are included: their chunk lists describe the
-// local content as scanned, which is what a copy reads.
+// reuseBudget bounds the chunk locations a ReuseIndex holds, about 120
+// bytes each: a root of up to some 70 GiB at the default chunk size is
+// indexed whole. A larger root is indexed by whole-file versions only
+// (some 100 bytes per file), and each download adds the chunks of the
+// local files it most likely shares with (AddFile): the old content of
+// its path and the local version of the same content (a rename, a copy).
+// Without the bound, a pull of one new file into a 1 TB root would hold
+// some 1.7 GB. Variable for tests.
+var reuseBudget = 1 << 20
+
+// BuildReuseIndex indexes the chunk lists of every live record of root
+// (within reuseBudget; see there). Records with pending changes are
+// included: their chunk lists describe the local content as scanned,
+// which is what a copy reads.
 func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, error) {
 	r, err := st.Root(ctx, root)
 	if err != nil {
 		return nil, err
 	}
 	x := &ReuseIndex{dir: r.Dir, locs: map[cas.ID][]location{}, versions: map[cas.ID]string{}}
-	err = st.Files(ctx, root, true, func(rec FileRecord) error {
+	// The chunk count is estimated from the sizes, so that a root too
+	// large to index whole is not read whole either.
+	avg := int64(max(r.Chunking.Avg, 1))
+	chunks := 0
+	err = st.Files(ctx, root, false, func(rec FileRecord) error {
 		if rec.Deleted {
 			return nil
 		}
-		if rec.BaseSeq != 0 && rec.Hash == rec.BaseHash && len(rec.Chunks) > 0 {
+		if rec.BaseSeq != 0 && rec.Hash == rec.BaseHash && rec.Stat.Size > 0 {
 			x.versions[rec.Hash] = rec.Path
 		}
-		var off int64
-		for _, c := range rec.Chunks {
-			x.add(c.ID, location{path: rec.Path, off: off, size: c.Size})
-			off += int64(c.Size)
+		if rec.Stat.Size > 0 {
+			chunks += int(max((rec.Stat.Size+avg-1)/avg, 1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if chunks > reuseBudget {
+		x.partial = true
+		return x, nil
+	}
+	err = st.Files(ctx, root, true, func(rec FileRecord) error {
+		if !rec.Deleted {
+			x.addChunks(rec.Path, rec.Chunks)
 		}
 		return nil
 	})
@@ -68,8 +101,46 @@ func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, 
 	return x, nil
 }
 
+// AddFile adds the chunks of the local file at path, as last scanned, to
+// an index that does not hold every file's (see reuseBudget), for one
+// download: the returned release removes them once no download that
+// added the file is left, so the index holds the sources of the downloads
+// in flight and no more.
+func (x *ReuseIndex) AddFile(path string, chunks []syncproto.ChunkRef) (release func()) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.partial || len(chunks) == 0 {
+		return func() {}
+	}
+	if x.added == nil {
+		x.added = map[string]int{}
+	}
+	x.added[path]++
+	if x.added[path] == 1 {
+		x.addChunks(path, chunks)
+	}
+	return sync.OnceFunc(func() {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.added[path]--; x.added[path] > 0 {
+			return
+		}
+		delete(x.added, path)
+		x.dropPath(path, chunks)
+	})
+}
+
+// addChunks indexes the chunks of path; callers hold x.mu or own x.
+func (x *ReuseIndex) addChunks(path string, chunks []syncproto.ChunkRef) {
+	var off int64
+	for _, c := range chunks {
+		x.add(c.ID, location{path: path, off: off, size: c.Size})
+		off += int64(c.Size)
+	}
+}
+
 func (x *ReuseIndex) add(id cas.ID, loc location) {
-	if len(x.locs[id]) < maxLocations {
+	if len(x.locs[id]) < maxLocations && !slices.Contains(x.locs[id], loc) {
 		x.locs[id] = append(x.locs[id], loc)
 	}
 }

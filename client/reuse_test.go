@@ -136,3 +136,50 @@ func TestReuseIndexConcurrentReads(t *testing.T) {
 		t.Error("empty index")
 	}
 }
+
+// An index over budget holds the versions of the root, and the chunks of
+// the files added for the downloads in flight only.
+func TestReuseIndexOverBudget(t *testing.T) {
+	defer func(n int) { reuseBudget = n }(reuseBudget)
+	reuseBudget = 1
+	ctx := context.Background()
+	h, dir := testRoot(t, testParams)
+	writeFile(t, dir, "a", randomBytes(11, 30_000))
+	res := mustScan(t, scanner(h, nil, time.Now))
+	a := res.Changes[0]
+	rec, err := h.State().File(ctx, "docs", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Synced: the local content is the server version.
+	rec.BaseSeq, rec.BaseHash, rec.Pending = 1, rec.Hash, false
+	if err := h.State().PutFile(ctx, "docs", rec); err != nil {
+		t.Fatal(err)
+	}
+
+	x, err := BuildReuseIndex(ctx, h.State(), "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 0 {
+		t.Fatalf("an index over budget holds %d chunks up front", x.Len())
+	}
+	if p, ok := x.versionPath(a.Hash); !ok || p != "a" {
+		t.Errorf("versionPath = %q, %v; want a", p, ok)
+	}
+	first := a.Chunks[0].ID
+	release1 := x.AddFile("a", a.Chunks)
+	release2 := x.AddFile("a", a.Chunks) // a second download with the same source
+	if got, ok := x.ReadLocal(ctx, first); !ok || cas.Sum(got) != first {
+		t.Fatal("a chunk of an added file is not read locally")
+	}
+	release1()
+	release1() // once only
+	if _, _, ok := x.Locate(first); !ok {
+		t.Fatal("released while another download still uses the file")
+	}
+	release2()
+	if x.Len() != 0 {
+		t.Errorf("%d chunks left once every download released its files", x.Len())
+	}
+}
