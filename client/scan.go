@@ -403,10 +403,13 @@ func (s *Scanner) walkAndRecord(ctx context.Context, w *scanWalk) error {
 		err := filepath.WalkDir(w.dir, func(name string, d fs.DirEntry, err error) error {
 			return s.visit(hctx, w, name, d, err) // stops when a worker fails too
 		})
-		if err != nil {
-			err = fmt.Errorf("walk %s: %w", w.dir, err)
+		if herr := hg.Wait(); herr != nil {
+			return herr // the walk stopped for it
 		}
-		return errors.Join(err, hg.Wait())
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", w.dir, err)
+		}
+		return nil
 	})
 	g.Go(func() error { return s.recordQueue(gctx, w, queue) })
 	return g.Wait()
