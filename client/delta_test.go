@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -465,5 +466,31 @@ func TestPullReusesLocalChunks(t *testing.T) {
 				t.Errorf("chunks reused %d, fetched %d; want the copy's and the edit's unchanged ones reused", res.ChunksReused, res.ChunksFetched)
 			}
 		})
+	}
+}
+
+func TestSyncPaths(t *testing.T) {
+	ctx := context.Background()
+	eng, _, h, dir := deltaSynced(t, map[string][]byte{"a.bin": randomBytes(31, 5000), "b.bin": randomBytes(32, 5000)})
+	lastSync := func() time.Time {
+		r, err := h.State().Root(ctx, "docs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.LastSync
+	}
+	before := lastSync()
+	writeFile(t, dir, "a.bin", randomBytes(33, 6000))
+	writeFile(t, dir, "b.bin", randomBytes(34, 6000))
+	res, err := eng.SyncPaths(ctx, "docs", []string{"a.bin"})
+	if err != nil || res.FilesUploaded != 1 {
+		t.Fatalf("pass over a.bin: %+v, %v; want a.bin uploaded", res, err)
+	}
+	if !lastSync().Equal(before) {
+		t.Error("a pass over some paths moved the root's last full sync")
+	}
+	res, err = eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesUploaded != 1 {
+		t.Fatalf("full pass: %+v, %v; want b.bin uploaded", res, err)
 	}
 }

@@ -253,23 +253,33 @@ func (e *Engine) SyncAll(ctx context.Context) (PassResult, error) {
 // the heads that changed on the server since the cursor, push the local
 // changes, and save the cursor and the time of the pass.
 func (e *Engine) SyncRoot(ctx context.Context, root string) (PassResult, error) {
-	return e.run(ctx, root, true)
+	return e.run(ctx, root, true, nil)
+}
+
+// SyncPaths is SyncRoot with a scan of the given sync paths only (see
+// Scanner.ScanPaths): `qic run` follows file events with it. The root's
+// last sync time stays that of its last full pass.
+func (e *Engine) SyncPaths(ctx context.Context, root string, paths []string) (PassResult, error) {
+	scopes := scopesOf(paths)
+	return e.run(ctx, root, true, scopes)
 }
 
 // PullRoot pulls what changed on the server since the cursor, without
 // scanning: the answer to a must-sync notice. Pending local changes are
 // pushed too, since they are known without a scan.
 func (e *Engine) PullRoot(ctx context.Context, root string) (PassResult, error) {
-	return e.run(ctx, root, false)
+	return e.run(ctx, root, false, nil)
 }
 
-func (e *Engine) run(ctx context.Context, root string, scan bool) (PassResult, error) {
+// run runs one pass over root: with scan, after a scan of the whole root
+// (scopes nil) or of the sync paths scopes.
+func (e *Engine) run(ctx context.Context, root string, scan bool, scopes []string) (PassResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := e.opts.Now()
 	sent0, recv0 := e.remote.WireStats()
 	p := &pass{root: root, progress: progress{to: e.opts.Progress}, bufs: make(chan *uploadBuf, 2*e.opts.UploadStreams)}
-	err := e.runLocked(ctx, root, scan, p)
+	err := e.runLocked(ctx, root, scan, scopes, p)
 	sent1, recv1 := e.remote.WireStats()
 	p.res.BytesSent = int64(sent1 - sent0)
 	p.res.BytesReceived = int64(recv1 - recv0)
@@ -277,7 +287,7 @@ func (e *Engine) run(ctx context.Context, root string, scan bool) (PassResult, e
 	return p.res, err
 }
 
-func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass) error {
+func (e *Engine) runLocked(ctx context.Context, root string, scan bool, scopes []string, p *pass) error {
 	r, err := e.st.Root(ctx, root)
 	if err != nil {
 		return err
@@ -286,7 +296,7 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 		// The scan removes the temporary files a crash left: no write
 		// is in progress before the pass (the home lock keeps other qic
 		// processes out).
-		res, err := e.scanner.scan(ctx, root, true)
+		res, err := e.scanner.scan(ctx, root, true, scopes)
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
@@ -312,7 +322,7 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, p *pass)
 		if pullOK && cursor > rr.Cursor {
 			rr.Cursor = cursor
 		}
-		if scan {
+		if scan && scopes == nil {
 			rr.LastSync = now
 		}
 		return nil

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,9 +68,10 @@ type RunOptions struct {
 // Run keeps every root of st in sync until ctx ends: it listens to the
 // server's watch stream (a must-sync notice pulls that root, a force-sync
 // notice replaces one file: [Engine.ForceSync], a conflict notice is
-// logged), to local file
-// events (debounced, then the root is scanned and pushed), and runs a full
-// pass over every root at start and every ScanInterval. A lost session is
+// logged), to local file events (debounced, then the paths they name are
+// scanned and pushed: [Engine.SyncPaths]; the whole root after an event
+// queue overflow or more than maxEventPaths paths), and runs a full pass
+// over every root at start and every ScanInterval. A lost session is
 // dialed again with exponential backoff. It returns nil when ctx ends, and
 // an error only when the server refuses the client for good (unknown
 // client or token, or a changed certificate).
@@ -110,11 +113,15 @@ func Run(ctx context.Context, st *State, opts RunOptions) error {
 }
 
 // work is what the worker of a session has to do next, per root: a pull
-// (after a notice) or a full pass (after local events or a timer), and
+// (after a notice), a pass over some paths (after local events) or a full
+// pass (after a timer), and
 // the versions the server asked to be sent again.
 type work struct {
-	mu     sync.Mutex
-	full   map[string]bool // root → full pass (true) or pull only (false)
+	mu   sync.Mutex
+	full map[string]bool // root → full pass (true) or pull only (false)
+	// paths holds, for a root with no full pass due, the sync paths file
+	// events named: a pass scans those only (Engine.SyncPaths).
+	paths  map[string]map[string]bool
 	needs  []needContent
 	forces map[forceKey]*syncpb.FileHead // see force
 	signal chan struct{}
@@ -157,12 +164,30 @@ func (w *work) takeNeeds() []needContent {
 }
 
 func newWork() *work {
-	return &work{full: map[string]bool{}, signal: make(chan struct{}, 1)}
+	return &work{full: map[string]bool{}, paths: map[string]map[string]bool{}, signal: make(chan struct{}, 1)}
 }
 
-func (w *work) add(root string, full bool) {
+// maxEventPaths is how many distinct paths of one root a pass follows
+// before it scans the whole root instead.
+const maxEventPaths = 1024
+
+// addPaths asks for a pass over root that scans paths (sync paths).
+func (w *work) addPaths(root string, paths []string) {
 	w.mu.Lock()
-	w.full[root] = w.full[root] || full
+	if !w.full[root] {
+		set := w.paths[root]
+		if set == nil {
+			set = map[string]bool{}
+			w.paths[root] = set
+		}
+		for _, p := range paths {
+			set[p] = true
+		}
+		if len(set) > maxEventPaths {
+			delete(w.paths, root)
+			w.full[root] = true
+		}
+	}
 	w.mu.Unlock()
 	select {
 	case w.signal <- struct{}{}:
@@ -170,12 +195,31 @@ func (w *work) add(root string, full bool) {
 	}
 }
 
-func (w *work) take() map[string]bool {
+func (w *work) add(root string, full bool) {
+	w.mu.Lock()
+	w.full[root] = w.full[root] || full
+	if full {
+		delete(w.paths, root) // the full pass covers them
+	}
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the passes due, per root: a full pass (full), one that
+// scans the paths in paths, or a pull only; and clears them.
+func (w *work) take() (full map[string]bool, paths map[string][]string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t := w.full
-	w.full = map[string]bool{}
-	return t
+	full, w.full = w.full, map[string]bool{}
+	paths = map[string][]string{}
+	for root, set := range w.paths {
+		paths[root] = slices.Sorted(maps.Keys(set))
+	}
+	clear(w.paths)
+	return full, paths
 }
 
 // runSession runs continuous mode on one session until it ends.
@@ -261,12 +305,21 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 					return err
 				}
 			}
-			for root, full := range w.take() {
+			full, paths := w.take()
+			for root := range paths {
+				if _, ok := full[root]; !ok {
+					full[root] = false
+				}
+			}
+			for root, whole := range full {
 				var res PassResult
 				var err error
-				if full {
+				switch {
+				case whole:
 					res, err = eng.SyncRoot(ctx, root)
-				} else {
+				case paths[root] != nil:
+					res, err = eng.SyncPaths(ctx, root, paths[root])
+				default:
 					res, err = eng.PullRoot(ctx, root)
 				}
 				if opts.OnPass != nil {
@@ -308,8 +361,8 @@ func answerNeed(ctx context.Context, eng *Engine, n needContent, opts RunOptions
 	return nil
 }
 
-// watchLocal turns file events under the roots into full passes of the
-// root they happened in, debounced. New directories are watched as they
+// watchLocal turns file events under the roots into passes over the paths
+// they name, debounced. New directories are watched as they
 // appear; the client's own temporary files are ignored.
 func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *work) error {
 	fw, err := fsnotify.NewWatcher()
@@ -320,15 +373,22 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 	for _, r := range roots {
 		addTree(fw, r.Dir)
 	}
-	rootOf := func(name string) (string, bool) {
+	// rootOf returns the root of an event's file name and its sync path
+	// there ("" for the root directory itself).
+	rootOf := func(name string) (root, path string, ok bool) {
 		for _, r := range roots {
-			if name == r.Dir || strings.HasPrefix(name, r.Dir+string(filepath.Separator)) {
-				return r.Name, true
+			if name == r.Dir {
+				return r.Name, "", true
+			}
+			if rel, found := strings.CutPrefix(name, r.Dir+string(filepath.Separator)); found {
+				return r.Name, filepath.ToSlash(rel), true
 			}
 		}
-		return "", false
+		return "", "", false
 	}
-	dirty := map[string]bool{}
+	// dirty holds, per root, the sync paths events named; nil for the
+	// whole root.
+	dirty := map[string]map[string]bool{}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -343,7 +403,7 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 			// An overflow loses events: scan everything.
 			slog.Debug("qic: file events", "err", err)
 			for _, r := range roots {
-				dirty[r.Name] = true
+				dirty[r.Name] = nil
 			}
 			timer.Reset(debounce)
 		case ev, ok := <-fw.Events:
@@ -358,13 +418,25 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 					addTree(fw, ev.Name)
 				}
 			}
-			if root, ok := rootOf(ev.Name); ok {
-				dirty[root] = true
+			if root, path, ok := rootOf(ev.Name); ok {
+				set, seen := dirty[root]
+				switch {
+				case path == "":
+					dirty[root] = nil // the root directory itself
+				case !seen:
+					dirty[root] = map[string]bool{path: true}
+				case set != nil:
+					set[path] = true
+				}
 				timer.Reset(debounce)
 			}
 		case <-timer.C:
-			for root := range dirty {
-				w.add(root, true)
+			for root, set := range dirty {
+				if set == nil {
+					w.add(root, true)
+				} else {
+					w.addPaths(root, slices.Collect(maps.Keys(set)))
+				}
 			}
 			clear(dirty)
 		}

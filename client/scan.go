@@ -7,8 +7,10 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -170,6 +172,8 @@ type scanWalk struct {
 	seen map[string]bool
 	// gone holds the paths found gone when they were to be read.
 	gone map[string]bool
+	// scopes, if not nil, are the sync paths a ScanPaths looks at.
+	scopes []string
 	// keep holds paths, and kept holds directory prefixes (ending in "/"),
 	// whose records must stay untouched: they could not be read this time.
 	keep      map[string]bool
@@ -218,13 +222,44 @@ func (w *scanWalk) note(path string, err error, keep bool) error {
 // reported deleted. If the root directory itself is missing, Scan fails
 // with ErrRootMissing instead of reporting every file deleted.
 func (s *Scanner) Scan(ctx context.Context, rootName string) (ScanResult, error) {
-	return s.scan(ctx, rootName, false)
+	return s.scan(ctx, rootName, false, nil)
 }
 
-// scan is Scan. For a sync pass (forPass), it also removes the temporary
-// files a crash left (see CleanTemps for when that is safe), and leaves
-// ScanResult.Changes empty.
-func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (ScanResult, error) {
+// ScanPaths is Scan limited to the given sync paths and what is under
+// each: the files there are compared with their records, and only the
+// records there can be found deleted. It is how `qic run` follows file
+// events without walking a whole large tree for each. A path under a
+// symlink, a refused name or a temporary directory is skipped, as a full
+// scan would skip it.
+func (s *Scanner) ScanPaths(ctx context.Context, rootName string, paths []string) (ScanResult, error) {
+	return s.scan(ctx, rootName, false, scopesOf(paths))
+}
+
+// scopesOf returns paths without those under another of them, sorted;
+// nil if one is the whole root ("" or ".").
+func scopesOf(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if p == "" || p == "." {
+			return nil
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	kept := out[:0]
+	for _, p := range out {
+		if n := len(kept); n > 0 && (p == kept[n-1] || strings.HasPrefix(p, kept[n-1]+"/")) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// scan is Scan, or ScanPaths when scopes is not nil. For a sync pass
+// (forPass), it also removes the temporary files a crash left (see
+// CleanTemps for when that is safe), and leaves ScanResult.Changes empty.
+func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool, scopes []string) (ScanResult, error) {
 	root, err := s.st.Root(ctx, rootName)
 	if err != nil {
 		return ScanResult{}, err
@@ -241,13 +276,27 @@ func (s *Scanner) scan(ctx context.Context, rootName string, forPass bool) (Scan
 		seen: map[string]bool{}, gone: map[string]bool{}, keep: map[string]bool{},
 		cleanTemps: forPass, keepChanges: !forPass,
 	}
-	err = s.st.files(ctx, rootName, false, func(rec FileRecord, stored []byte) error {
-		w.records[rec.Path] = scanEntry{
-			stat: rec.Stat, scannedAt: rec.ScannedAt, deleted: rec.Deleted,
-			sum: maphash.Bytes(w.seed, stored),
+	load := func(under string, in func(path string) bool) error {
+		return s.st.files(ctx, rootName, under, false, func(rec FileRecord, stored []byte) error {
+			if in(rec.Path) {
+				w.records[rec.Path] = scanEntry{
+					stat: rec.Stat, scannedAt: rec.ScannedAt, deleted: rec.Deleted,
+					sum: maphash.Bytes(w.seed, stored),
+				}
+			}
+			return nil
+		})
+	}
+	if scopes == nil {
+		err = load("", func(string) bool { return true })
+	} else {
+		w.scopes = scopes
+		for _, scope := range scopes {
+			if err = load(scope, func(p string) bool { return inScope(p, scope) }); err != nil {
+				break
+			}
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("root %q: load records: %w", rootName, err)
 	}
@@ -400,9 +449,18 @@ func (s *Scanner) walkAndRecord(ctx context.Context, w *scanWalk) error {
 				return gctx.Err()
 			}
 		}
-		err := filepath.WalkDir(w.dir, func(name string, d fs.DirEntry, err error) error {
+		visit := func(name string, d fs.DirEntry, err error) error {
 			return s.visit(hctx, w, name, d, err) // stops when a worker fails too
-		})
+		}
+		var err error
+		if w.scopes == nil {
+			err = filepath.WalkDir(w.dir, visit)
+		}
+		for _, scope := range w.scopes {
+			if err = s.walkScope(w, scope, visit); err != nil {
+				break
+			}
+		}
 		if herr := hg.Wait(); herr != nil {
 			return herr // the walk stopped for it
 		}
@@ -413,6 +471,47 @@ func (s *Scanner) walkAndRecord(ctx context.Context, w *scanWalk) error {
 	})
 	g.Go(func() error { return s.recordQueue(gctx, w, queue) })
 	return g.Wait()
+}
+
+// inScope reports whether path is scope or under it.
+func inScope(path, scope string) bool {
+	return path == scope || (strings.HasPrefix(path, scope) && path[len(scope)] == '/')
+}
+
+// walkScope walks the sync path scope as the walk of the whole root would
+// meet it: not at all when a directory above it is a symlink, a refused
+// name or a temporary directory, or is gone (its records are then found
+// deleted, as they would be).
+func (s *Scanner) walkScope(w *scanWalk, scope string, visit fs.WalkDirFunc) error {
+	if relpath.Check(scope) != nil {
+		return nil
+	}
+	parts := strings.Split(scope, "/")
+	name := w.dir
+	for i, part := range parts {
+		if IsTempName(part) {
+			return nil
+		}
+		name = filepath.Join(name, part)
+		if i == len(parts)-1 {
+			break
+		}
+		fi, err := os.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			// What the full walk would do with an unreadable directory.
+			return visit(name, nil, err)
+		}
+		if !fi.IsDir() { // a symlink or a file: nothing below it is synced
+			return nil
+		}
+	}
+	if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return filepath.WalkDir(name, visit)
 }
 
 // recordQueue records the jobs of queue, in order, in batches.

@@ -621,3 +621,108 @@ func TestInterruptedScanKeepsRecordedBatches(t *testing.T) {
 		t.Fatalf("%d files recorded, want 20", n)
 	}
 }
+
+func TestScopesOf(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"a/b", "a", "c", "a", "ab", "c/d/e"}, []string{"a", "ab", "c"}},
+		{[]string{"x", ""}, nil},
+		{[]string{"."}, nil},
+		{[]string{}, []string{}},
+	}
+	for _, tc := range tests {
+		if got := scopesOf(tc.in); !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+			t.Errorf("scopesOf(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// ScanPaths looks at the given paths and what is under them, and nothing
+// else: a change elsewhere waits for a full scan.
+func TestScanPaths(t *testing.T) {
+	setup := func(t *testing.T) (*Home, string) {
+		h, dir := testRoot(t, testParams)
+		for _, p := range []string{"a/1.txt", "a/2.txt", "a/sub/3.txt", "ab.txt", "b/4.txt", "real/5.txt"} {
+			writeFile(t, dir, p, []byte("first "+p))
+		}
+		mustScan(t, scanner(h, nil, laterClock))
+		return h, dir
+	}
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		paths  []string
+		want   []change
+	}{
+		{
+			name: "a directory",
+			change: func(t *testing.T, dir string) {
+				writeFile(t, dir, "a/1.txt", []byte("second, longer"))
+				writeFile(t, dir, "a/new.txt", []byte("new"))
+				writeFile(t, dir, "b/4.txt", []byte("second, longer")) // outside: not seen
+				if err := os.Remove(filepath.Join(dir, "a/2.txt")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			paths: []string{"a"},
+			want:  []change{{"a/1.txt", ChangeModified}, {"a/2.txt", ChangeDeleted}, {"a/new.txt", ChangeNew}},
+		},
+		{
+			name: "a file, not its namesakes",
+			change: func(t *testing.T, dir string) {
+				writeFile(t, dir, "a/1.txt", []byte("second, longer"))
+				writeFile(t, dir, "ab.txt", []byte("second, longer"))
+			},
+			paths: []string{"a/1.txt", "a/1.txt/x"},
+			want:  []change{{"a/1.txt", ChangeModified}},
+		},
+		{
+			name: "a removed directory",
+			change: func(t *testing.T, dir string) {
+				if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			paths: []string{"a/sub"},
+			want:  []change{{"a/sub/3.txt", ChangeDeleted}},
+		},
+		{
+			name: "under a directory replaced by a symlink",
+			change: func(t *testing.T, dir string) {
+				if err := os.RemoveAll(filepath.Join(dir, "b")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "b")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			// b/5.txt is real/5.txt through the link: not synced.
+			paths: []string{"b/4.txt", "b/5.txt"},
+			want:  []change{{"b/4.txt", ChangeDeleted}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, dir := setup(t)
+			tc.change(t, dir)
+			res, err := scanner(h, nil, laterClock).ScanPaths(context.Background(), "docs", tc.paths)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, changesOf(res)); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// What a scoped scan did not look at, the next full scan finds.
+	h, dir := setup(t)
+	writeFile(t, dir, "b/4.txt", []byte("second, longer"))
+	if res, err := scanner(h, nil, laterClock).ScanPaths(context.Background(), "docs", []string{"a"}); err != nil || len(res.Changes) != 0 {
+		t.Fatalf("scan of a: %v, %v", changesOf(res), err)
+	}
+	if got := changesOf(mustScan(t, scanner(h, nil, laterClock))); !slices.Equal(got, []change{{"b/4.txt", ChangeModified}}) {
+		t.Errorf("full scan after: %v", got)
+	}
+}

@@ -497,15 +497,16 @@ func (s *State) DeleteFile(ctx context.Context, root, path string) error {
 // stat fields only, and a large tree's chunk lists are most of the state.
 // fn runs inside a read transaction and must not write to s.
 func (s *State) Files(ctx context.Context, root string, withChunks bool, fn func(FileRecord) error) error {
-	return s.files(ctx, root, withChunks, func(rec FileRecord, _ []byte) error { return fn(rec) })
+	return s.files(ctx, root, "", withChunks, func(rec FileRecord, _ []byte) error { return fn(rec) })
 }
 
-// files is Files, also giving fn each record's stored bytes (valid during
-// the call only).
-func (s *State) files(ctx context.Context, root string, withChunks bool, fn func(FileRecord, []byte) error) error {
+// files is Files for the records whose path starts with under (bytes, not
+// path components: "a" also gives "ab"), also giving fn each record's
+// stored bytes (valid during the call only).
+func (s *State) files(ctx context.Context, root, under string, withChunks bool, fn func(FileRecord, []byte) error) error {
 	pre := pathPrefix(prefixFile, root)
 	return s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true, PrefetchSize: 100})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pathKey(prefixFile, root, under), PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {

@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestWorkPaths(t *testing.T) {
+	w := newWork()
+	w.addPaths("docs", []string{"a/1.txt", "b"})
+	w.addPaths("docs", []string{"b", "c"})
+	w.add("docs", false) // a notice: the path pass pulls too
+	w.addPaths("photos", []string{"x"})
+	w.add("photos", true) // a full pass covers the paths
+	w.addPaths("photos", []string{"y"})
+	full, paths := w.take()
+	if full["docs"] || !full["photos"] {
+		t.Errorf("full passes %v, want photos only", full)
+	}
+	if got := paths["docs"]; !slices.Equal(got, []string{"a/1.txt", "b", "c"}) {
+		t.Errorf("docs paths %q", got)
+	}
+	if _, ok := paths["photos"]; ok {
+		t.Errorf("photos has paths %q beside its full pass", paths["photos"])
+	}
+	if full, paths := w.take(); len(full) != 0 || len(paths) != 0 {
+		t.Errorf("second take: %v %v, want nothing", full, paths)
+	}
+	// Too many paths: the whole root.
+	for i := range maxEventPaths + 1 {
+		w.addPaths("docs", []string{filepath.Join("d", string(rune('a'+i%26)), time.Duration(i).String())})
+	}
+	if full, paths := w.take(); !full["docs"] || paths["docs"] != nil {
+		t.Errorf("after %d paths: full %v, paths %d", maxEventPaths+1, full, len(paths["docs"]))
+	}
+}
+
+// File events become passes over the paths they name; an event on the
+// root directory itself, a pass over the whole root.
+func TestWatchLocalNamesPaths(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := newWork()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- watchLocal(ctx, []Root{{Name: "docs", Dir: dir}}, 20*time.Millisecond, w) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	want := []string{"new dir", "sub/f.txt"}
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		// Written until the watcher, which starts in the background,
+		// has seen both.
+		writeFile(t, dir, "sub/f.txt", []byte(time.Now().String()))
+		_ = os.Remove(filepath.Join(dir, "new dir"))
+		if err := os.Mkdir(filepath.Join(dir, "new dir"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.signal:
+		case <-time.After(200 * time.Millisecond):
+		}
+		full, paths := w.take()
+		if full["docs"] {
+			t.Fatalf("a full pass for events on named paths")
+		}
+		for _, p := range paths["docs"] {
+			if !slices.Contains(got, p) {
+				got = append(got, p)
+			}
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("paths from events: %q, want %q", got, want)
+}
