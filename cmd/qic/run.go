@@ -61,7 +61,7 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions, errOut io.Write
 			}
 			if res.FilesUploaded+res.FilesDownloaded+res.FilesDeleted > 0 || res.Conflicts > 0 {
 				log.Info("qic: synced", "root", root, "uploaded", res.FilesUploaded, "downloaded", res.FilesDownloaded,
-					"deleted", res.FilesDeleted, "chunks_sent", res.ChunksSent, "conflicts", res.Conflicts)
+					"deleted", res.FilesDeleted, "chunks_sent", res.ChunksSent, "conflicts", res.Conflicts, "duration_ms", res.DurationMS)
 			}
 			for _, c := range res.ConflictList {
 				log.Warn("qic: conflict", "root", c.Root, "path", c.Path)
