@@ -22,8 +22,9 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Use:   "run",
 		Short: "Keep every root in sync until interrupted",
 		Long: `Keep every root in sync until interrupted: changes on the server arrive
-through the watch stream, local changes are seen by file events (debounced),
-and every root gets a full pass at start and every --scan-interval.`,
+through the watch stream, local changes are seen by file events (debounced;
+a pass then scans the paths they name, not the whole root), and every root
+gets a full pass at start and every --scan-interval.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), g, o, cmd.ErrOrStderr())
