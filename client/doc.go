@@ -66,6 +66,15 @@
 // deleted (a record whose file is gone). A rename is a deletion plus a new
 // file with the same hash, which costs no chunk transfer.
 //
+// Walking, reading and recording form one pipeline: the walk hands files
+// to the workers and, in walk order, to one recorder, which writes their
+// records in batches (1,024 files or 256 MiB read). An interrupted first
+// scan of a large tree keeps what it recorded, and memory holds a small
+// entry per recorded file, not the tree's chunk lists.
+// [Scanner.ScanPaths] limits a scan to some paths and what is under them
+// (`qic run` follows file events with it): only the records there can be
+// found deleted.
+//
 // # What a scan skips
 //
 // Symlinks are never followed nor synced: each is skipped with a
