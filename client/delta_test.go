@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,5 +493,26 @@ func TestSyncPaths(t *testing.T) {
 	res, err = eng.SyncRoot(ctx, "docs")
 	if err != nil || res.FilesUploaded != 1 {
 		t.Fatalf("full pass: %+v, %v; want b.bin uploaded", res, err)
+	}
+}
+
+// A pass reports the time its scan took (qic run spaces its full passes
+// by it).
+func TestPassScanTime(t *testing.T) {
+	h, dir := testRoot(t, testParams)
+	writeFile(t, dir, "f", []byte("content"))
+	var ticks atomic.Int64
+	clock := func() time.Time { return time.Unix(0, 0).Add(time.Duration(ticks.Add(1)) * time.Second) }
+	eng := NewEngine(h.State(), newDeltaServer(t), EngineOptions{Now: clock, Scan: ScanOptions{Now: laterClock}})
+	res, err := eng.SyncRoot(context.Background(), "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each reading of the clock moves it a second: the scan saw two.
+	if res.ScanMS != 1000 || res.DurationMS <= res.ScanMS {
+		t.Errorf("scan %d ms of %d ms, want 1000 of more", res.ScanMS, res.DurationMS)
+	}
+	if res, err := eng.PullRoot(context.Background(), "docs"); err != nil || res.ScanMS != 0 {
+		t.Errorf("a pull without a scan: scan %d ms, %v", res.ScanMS, err)
 	}
 }

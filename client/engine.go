@@ -45,6 +45,8 @@ type Stats struct {
 	Superseded      int   `json:"superseded"` // see [Superseded]; also counted as downloaded or deleted
 	Skipped         int   `json:"skipped"`
 	DurationMS      int64 `json:"duration_ms"`
+	// ScanMS is the part of DurationMS spent scanning the local tree.
+	ScanMS int64 `json:"scan_ms"`
 }
 
 // Add adds o's counters to s.
@@ -62,6 +64,7 @@ func (s *Stats) Add(o Stats) {
 	s.Superseded += o.Superseded
 	s.Skipped += o.Skipped
 	s.DurationMS += o.DurationMS
+	s.ScanMS += o.ScanMS
 }
 
 // Conflict is a local change the server refused because the file's head
@@ -296,7 +299,9 @@ func (e *Engine) runLocked(ctx context.Context, root string, scan bool, scopes [
 		// The scan removes the temporary files a crash left: no write
 		// is in progress before the pass (the home lock keeps other qic
 		// processes out).
+		start := e.opts.Now()
 		res, err := e.scanner.scan(ctx, root, true, scopes)
+		p.res.ScanMS = e.opts.Now().Sub(start).Milliseconds()
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -121,10 +122,13 @@ type work struct {
 	full map[string]bool // root → full pass (true) or pull only (false)
 	// paths holds, for a root with no full pass due, the sync paths file
 	// events named: a pass scans those only (Engine.SyncPaths).
-	paths  map[string]map[string]bool
-	needs  []needContent
-	forces map[forceKey]*syncpb.FileHead // see force
-	signal chan struct{}
+	paths map[string]map[string]bool
+	// eventsPartial: some directory could not be watched, or file events
+	// failed altogether (see fullPassGap).
+	eventsPartial atomic.Bool
+	needs         []needContent
+	forces        map[forceKey]*syncpb.FileHead // see force
+	signal        chan struct{}
 }
 
 // needContent is a need-content notice waiting for the worker.
@@ -271,13 +275,16 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 	// Local events.
 	wg.Go(func() {
 		if err := watchLocal(ctx, roots, opts.Debounce, w); err != nil && ctx.Err() == nil {
+			w.eventsPartial.Store(true)
 			opts.Logger.Warn("qic: local file events unavailable; relying on periodic scans", "err", err)
 		}
 	})
-	// Periodic full passes, the first at once.
+	// Periodic full passes, the first at once; then each root's next one
+	// is due fullPassGap after its last.
 	for _, r := range roots {
 		w.add(r.Name, true)
 	}
+	fullDue := map[string]time.Time{}
 	ticker := time.NewTicker(opts.ScanInterval)
 	defer ticker.Stop()
 	for {
@@ -287,8 +294,11 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 		case <-sess.Done():
 			return errors.New("connection closed")
 		case <-ticker.C:
+			now := time.Now()
 			for _, r := range roots {
-				w.add(r.Name, true)
+				if !now.Before(fullDue[r.Name]) {
+					w.add(r.Name, true)
+				}
 			}
 		case <-w.signal:
 			// Content the server lost first: other clients' downloads
@@ -317,6 +327,9 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 				switch {
 				case whole:
 					res, err = eng.SyncRoot(ctx, root)
+					if err == nil {
+						fullDue[root] = time.Now().Add(fullPassGap(opts.ScanInterval, res.ScanMS, w.eventsPartial.Load()))
+					}
 				case paths[root] != nil:
 					res, err = eng.SyncPaths(ctx, root, paths[root])
 				default:
@@ -337,6 +350,30 @@ func runSession(ctx context.Context, st *State, sess Session, opts RunOptions) e
 			}
 		}
 	}
+}
+
+// The periodic full passes of `qic run` spend at most about 1/fullScanShare
+// of the time scanning, or 1/partialScanShare when file events do not
+// cover every directory (then these scans are what finds changes there).
+// A root whose full scan takes longer than that share of the scan
+// interval is scanned whole less often; file events, which scan only the
+// paths they name, keep it in sync meanwhile.
+const (
+	fullScanShare    = 100
+	partialScanShare = 10
+)
+
+// fullPassGap returns the time from one periodic full pass of a root to
+// the next: the scan interval, or the share's multiple of the last full
+// scan (in ms), whichever is longer. A root of millions of files whose
+// full scan takes a minute is then scanned whole every 100 minutes, not
+// every 5.
+func fullPassGap(interval time.Duration, scanMS int64, eventsPartial bool) time.Duration {
+	share := time.Duration(fullScanShare)
+	if eventsPartial {
+		share = partialScanShare
+	}
+	return max(interval, time.Duration(scanMS)*time.Millisecond*share)
 }
 
 // answerNeed re-sends the content a need-content notice asks for, if this
@@ -371,7 +408,7 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 	}
 	defer fw.Close()
 	for _, r := range roots {
-		addTree(fw, r.Dir)
+		addTree(fw, r.Dir, w)
 	}
 	// rootOf returns the root of an event's file name and its sync path
 	// there ("" for the root directory itself).
@@ -415,7 +452,7 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					addTree(fw, ev.Name)
+					addTree(fw, ev.Name, w)
 				}
 			}
 			if root, path, ok := rootOf(ev.Name); ok {
@@ -446,7 +483,7 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 // addTree watches dir and every directory below it, not following
 // symlinks. Directories that cannot be watched are left to the periodic
 // scan.
-func addTree(fw *fsnotify.Watcher, dir string) {
+func addTree(fw *fsnotify.Watcher, dir string, w *work) {
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if d != nil && d.IsDir() {
@@ -454,8 +491,10 @@ func addTree(fw *fsnotify.Watcher, dir string) {
 			}
 			return nil
 		}
-		if d.IsDir() {
-			_ = fw.Add(path)
+		if d.IsDir() && fw.Add(path) != nil {
+			// Out of watches (fs.inotify.max_user_watches), say: the
+			// periodic scans must come as often as the interval says.
+			w.eventsPartial.Store(true)
 		}
 		return nil
 	})

@@ -87,3 +87,23 @@ func TestWatchLocalNamesPaths(t *testing.T) {
 	}
 	t.Fatalf("paths from events: %q, want %q", got, want)
 }
+
+func TestFullPassGap(t *testing.T) {
+	tests := []struct {
+		scanMS  int64
+		partial bool
+		want    time.Duration
+	}{
+		{0, false, 5 * time.Minute},
+		{2_000, false, 5 * time.Minute},  // 200 s: the interval is longer
+		{6_000, false, 10 * time.Minute}, // a 6 s scan: 1 % of the time
+		{60_000, false, 100 * time.Minute},
+		{60_000, true, 10 * time.Minute}, // events do not cover everything: 10 %
+		{10_000, true, 5 * time.Minute},
+	}
+	for _, tc := range tests {
+		if got := fullPassGap(5*time.Minute, tc.scanMS, tc.partial); got != tc.want {
+			t.Errorf("fullPassGap(5m, %d ms, partial %v) = %v, want %v", tc.scanMS, tc.partial, got, tc.want)
+		}
+	}
+}

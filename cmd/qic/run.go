@@ -24,7 +24,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Long: `Keep every root in sync until interrupted: changes on the server arrive
 through the watch stream, local changes are seen by file events (debounced;
 a pass then scans the paths they name, not the whole root), and every root
-gets a full pass at start and every --scan-interval.`,
+gets a full pass at start and every --scan-interval (less often for a root
+whose full scan takes over 1 % of that time).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), g, o, cmd.ErrOrStderr())
