@@ -408,7 +408,10 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 	}
 	defer fw.Close()
 	for _, r := range roots {
-		addTree(fw, r.Dir, w)
+		if failed, why := addTree(fw, r.Dir, w); failed > 0 {
+			slog.Warn("qic: some directories cannot be watched; changes in them are found by the periodic scans (on Linux, raise fs.inotify.max_user_watches)",
+				"root", r.Name, "directories", failed, "err", why)
+		}
 	}
 	// rootOf returns the root of an event's file name and its sync path
 	// there ("" for the root directory itself).
@@ -452,7 +455,9 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					addTree(fw, ev.Name, w)
+					if failed, why := addTree(fw, ev.Name, w); failed > 0 {
+						slog.Debug("qic: new directories not watched", "dir", ev.Name, "directories", failed, "err", why)
+					}
 				}
 			}
 			if root, path, ok := rootOf(ev.Name); ok {
@@ -483,7 +488,10 @@ func watchLocal(ctx context.Context, roots []Root, debounce time.Duration, w *wo
 // addTree watches dir and every directory below it, not following
 // symlinks. Directories that cannot be watched are left to the periodic
 // scan.
-func addTree(fw *fsnotify.Watcher, dir string, w *work) {
+//
+// It returns how many directories could not be watched, and why the first
+// could not.
+func addTree(fw *fsnotify.Watcher, dir string, w *work) (failed int, why error) {
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if d != nil && d.IsDir() {
@@ -491,11 +499,18 @@ func addTree(fw *fsnotify.Watcher, dir string, w *work) {
 			}
 			return nil
 		}
-		if d.IsDir() && fw.Add(path) != nil {
+		if !d.IsDir() {
+			return nil
+		}
+		if err := fw.Add(path); err != nil {
 			// Out of watches (fs.inotify.max_user_watches), say: the
 			// periodic scans must come as often as the interval says.
 			w.eventsPartial.Store(true)
+			if failed++; why == nil {
+				why = err
+			}
 		}
 		return nil
 	})
+	return failed, why
 }

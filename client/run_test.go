@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 func TestWorkPaths(t *testing.T) {
@@ -105,5 +107,28 @@ func TestFullPassGap(t *testing.T) {
 		if got := fullPassGap(5*time.Minute, tc.scanMS, tc.partial); got != tc.want {
 			t.Errorf("fullPassGap(5m, %d ms, partial %v) = %v, want %v", tc.scanMS, tc.partial, got, tc.want)
 		}
+	}
+}
+
+// Directories that cannot be watched are counted, and make the periodic
+// full passes come as often as the interval says (see fullPassGap).
+func TestAddTreeCountsUnwatched(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWork()
+	if failed, why := addTree(fw, dir, w); failed != 0 || why != nil || w.eventsPartial.Load() {
+		t.Fatalf("open watcher: %d failed (%v), partial %v", failed, why, w.eventsPartial.Load())
+	}
+	fw.Close() // every watch now fails, as past the system's limit
+	if failed, why := addTree(fw, dir, w); failed != 4 || why == nil || !w.eventsPartial.Load() {
+		t.Errorf("closed watcher: %d failed (%v), partial %v; want the 4 directories", failed, why, w.eventsPartial.Load())
 	}
 }
