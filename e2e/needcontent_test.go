@@ -113,6 +113,14 @@ func TestInProcessNeedContentRepairsDamagedChunk(t *testing.T) {
 		t.Fatalf("a's record: %d chunks, %v", len(rec.Chunks), err)
 	}
 	victim := rec.Chunks[len(rec.Chunks)/2].ID
+	// The server writes its view of the file in the background, reading
+	// every chunk: damaged first, it would ask a for the content itself,
+	// before b's pull that this test is about.
+	view := filepath.Join(dataDir, server.SyncDir, "vault", "latest", "photos", "big.raw")
+	waitFor(t, "the server's view of photos/big.raw", func() bool {
+		got, err := os.ReadFile(view)
+		return err == nil && cas.Sum(got) == want
+	})
 	corruptChunk(t, srv, dataDir, victim)
 
 	// a answers need-content notices while it runs.
