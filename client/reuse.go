@@ -89,10 +89,8 @@ func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, 
 		x.partial = true
 		return x, nil
 	}
-	err = st.Files(ctx, root, true, func(rec FileRecord) error {
-		if !rec.Deleted {
-			x.addChunks(rec.Path, rec.Chunks)
-		}
+	err = st.chunkLists(ctx, root, func(path string, chunks []syncproto.ChunkRef) error {
+		x.addChunks(path, chunks)
 		return nil
 	})
 	if err != nil {

@@ -534,6 +534,37 @@ func (s *State) files(ctx context.Context, root, under string, withChunks bool, 
 	})
 }
 
+// chunkLists calls fn, in path order, with the path and chunk list of every
+// record of root that has one (a live, non-empty file): the records
+// themselves are not read.
+func (s *State) chunkLists(ctx context.Context, root string, fn func(path string, chunks []syncproto.ChunkRef) error) error {
+	pre := pathPrefix(prefixChunks, root)
+	return s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			path, err := pathFromKey(pre, it.Item().Key())
+			if err != nil {
+				return err
+			}
+			err = it.Item().Value(func(v []byte) error {
+				chunks, err := decodeChunks(path, v)
+				if err != nil {
+					return err
+				}
+				return fn(path, chunks)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // PendingFiles calls fn, in path order, with every record of root that has
 // a local change the server has not accepted yet, with its chunk list. It
 // reads the pending index, not every record. fn runs inside a read
