@@ -504,33 +504,17 @@ func (s *State) Files(ctx context.Context, root string, withChunks bool, fn func
 // path components: "a" also gives "ab"), also giving fn each record's
 // stored bytes (valid during the call only).
 func (s *State) files(ctx context.Context, root, under string, withChunks bool, fn func(FileRecord, []byte) error) error {
-	pre := pathPrefix(prefixFile, root)
 	return s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pathKey(prefixFile, root, under), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
+		return eachPathTxn(ctx, txn, prefixFile, root, under, func(path string, v []byte) error {
+			rec, err := decodeFile(path, v)
+			if err == nil && withChunks {
+				err = loadChunksTxn(txn, root, &rec)
 			}
-			path, err := pathFromKey(pre, it.Item().Key())
 			if err != nil {
 				return err
 			}
-			err = it.Item().Value(func(v []byte) error {
-				rec, err := decodeFile(path, v)
-				if err == nil && withChunks {
-					err = loadChunksTxn(txn, root, &rec)
-				}
-				if err != nil {
-					return err
-				}
-				return fn(rec, v)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+			return fn(rec, v)
+		})
 	})
 }
 
@@ -538,31 +522,37 @@ func (s *State) files(ctx context.Context, root, under string, withChunks bool, 
 // record of root that has one (a live, non-empty file): the records
 // themselves are not read.
 func (s *State) chunkLists(ctx context.Context, root string, fn func(path string, chunks []syncproto.ChunkRef) error) error {
-	pre := pathPrefix(prefixChunks, root)
 	return s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			path, err := pathFromKey(pre, it.Item().Key())
+		return eachPathTxn(ctx, txn, prefixChunks, root, "", func(path string, v []byte) error {
+			chunks, err := decodeChunks(path, v)
 			if err != nil {
 				return err
 			}
-			err = it.Item().Value(func(v []byte) error {
-				chunks, err := decodeChunks(path, v)
-				if err != nil {
-					return err
-				}
-				return fn(path, chunks)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+			return fn(path, chunks)
+		})
 	})
+}
+
+// eachPathTxn calls fn, in path order, with the path and value (valid
+// during the call only) of every key pathKey(p, root, path) whose path
+// starts with under.
+func eachPathTxn(ctx context.Context, txn *badger.Txn, p byte, root, under string, fn func(path string, v []byte) error) error {
+	pre := pathPrefix(p, root)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pathKey(p, root, under), PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		path, err := pathFromKey(pre, it.Item().Key())
+		if err != nil {
+			return err
+		}
+		if err := it.Item().Value(func(v []byte) error { return fn(path, v) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PendingFiles calls fn, in path order, with every record of root that has
