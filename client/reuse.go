@@ -71,15 +71,13 @@ func BuildReuseIndex(ctx context.Context, st *State, root string) (*ReuseIndex, 
 	avg := int64(max(r.Chunking.Avg, 1))
 	chunks := 0
 	err = st.Files(ctx, root, false, func(rec FileRecord) error {
-		if rec.Deleted {
-			return nil
+		if rec.Deleted || rec.Stat.Size == 0 {
+			return nil // no chunks
 		}
-		if rec.BaseSeq != 0 && rec.Hash == rec.BaseHash && rec.Stat.Size > 0 {
+		if rec.BaseSeq != 0 && rec.Hash == rec.BaseHash {
 			x.versions[rec.Hash] = rec.Path
 		}
-		if rec.Stat.Size > 0 {
-			chunks += int(max((rec.Stat.Size+avg-1)/avg, 1))
-		}
+		chunks += int((rec.Stat.Size + avg - 1) / avg)
 		return nil
 	})
 	if err != nil {
