@@ -130,6 +130,9 @@ type Engine struct {
 	// noBatches is set once the server answered that it takes no batch
 	// proposals.
 	noBatches atomic.Bool
+	// noListBatches is set once the server answered that it gives no
+	// chunk list batches.
+	noListBatches atomic.Bool
 
 	mu sync.Mutex // one pass at a time
 }

@@ -93,7 +93,15 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 	if firstDeletion < 0 {
 		firstDeletion = len(heads)
 	}
-	if err := pullAll(heads[:firstDeletion], parallelPulls); err != nil {
+	batches, rest := e.splitBatchable(ctx, r, heads[:firstDeletion])
+	batchFailed, err := e.pullBatches(ctx, r, reuse, batches, p)
+	if err != nil {
+		return 0, false, err
+	}
+	if batchFailed {
+		failed.Store(true)
+	}
+	if err := pullAll(rest, parallelPulls); err != nil {
 		return 0, false, err
 	}
 	if err := pullAll(heads[firstDeletion:], 1); err != nil {

@@ -45,17 +45,8 @@ func IsTempName(name string) bool { return strings.HasPrefix(name, TempPrefix) }
 // target with another one: a scan in between would take it for a local
 // edit.
 func WriteFileAtomic(ctx context.Context, root, relPath string, mode fs.FileMode, mtime time.Time, fill func(w io.Writer) error) (FileStat, error) {
-	target, err := relpath.Join(root, relPath)
+	target, err := prepareTarget(root, relPath)
 	if err != nil {
-		return FileStat{}, err
-	}
-	if IsTempName(filepath.Base(target)) {
-		return FileStat{}, fmt.Errorf("%w: %q: the name prefix %q is reserved for temporary files", ErrInvalidName, relPath, TempPrefix)
-	}
-	if err := makeParents(root, relPath); err != nil {
-		return FileStat{}, err
-	}
-	if err := checkReplaceable(target, relPath); err != nil {
 		return FileStat{}, err
 	}
 	st, err := atomicWrite(ctx, target, mode.Perm(), mtime, fill)
@@ -64,6 +55,77 @@ func WriteFileAtomic(ctx context.Context, root, relPath string, mode fs.FileMode
 	}
 	return st, nil
 }
+
+// prepareTarget checks relPath, creates its missing parents and checks
+// that what is at its target may be replaced; it returns the target.
+func prepareTarget(root, relPath string) (string, error) {
+	target, err := relpath.Join(root, relPath)
+	if err != nil {
+		return "", err
+	}
+	if IsTempName(filepath.Base(target)) {
+		return "", fmt.Errorf("%w: %q: the name prefix %q is reserved for temporary files", ErrInvalidName, relPath, TempPrefix)
+	}
+	if err := makeParents(root, relPath); err != nil {
+		return "", err
+	}
+	if err := checkReplaceable(target, relPath); err != nil {
+		return "", err
+	}
+	return target, nil
+}
+
+// StagedFile is a file written next to its target by StageFile: complete,
+// but neither durable (unless staged with sync) nor visible until Publish.
+type StagedFile struct {
+	p       *atomicfile.Pending
+	relPath string
+	target  string
+	st      FileStat // as written
+}
+
+// StageFile is the first half of WriteFileAtomic for many files made
+// durable together: it writes the pieces of data into a temporary file
+// next to relPath's target, with mode and mtime, fsynced only if sync. The
+// caller makes the staged files durable (atomicfile.SyncFS of the root, or
+// sync here), then publishes each and makes the renames durable.
+func StageFile(ctx context.Context, root, relPath string, mode fs.FileMode, mtime time.Time, sync bool, data [][]byte) (*StagedFile, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	target, err := prepareTarget(root, relPath)
+	if err != nil {
+		return nil, err
+	}
+	f, err := atomicfile.Create(target, TempPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("client: write %q: %w", relPath, err)
+	}
+	for _, d := range data {
+		if _, err := f.Write(d); err != nil {
+			f.Abort()
+			return nil, fmt.Errorf("client: write %q: %w", relPath, err)
+		}
+	}
+	fi, err := f.Stage(mode.Perm(), mtime, sync)
+	if err != nil {
+		return nil, fmt.Errorf("client: write %q: %w", relPath, err)
+	}
+	return &StagedFile{p: f, relPath: relPath, target: target, st: statOf(fi)}, nil
+}
+
+// Publish renames the staged file over its target and returns the stat a
+// scan will see, for its record. The rename is not durable until the
+// directory is synced.
+func (s *StagedFile) Publish() (FileStat, error) {
+	if err := s.p.Publish(); err != nil {
+		return FileStat{}, fmt.Errorf("client: write %q: %w", s.relPath, err)
+	}
+	return statPublished(s.target, s.st), nil
+}
+
+// Abort removes the staged file; the target is left as it is.
+func (s *StagedFile) Abort() { s.p.Abort() }
 
 // checkReplaceable fails when target exists and is not a regular file.
 func checkReplaceable(target, relPath string) error {
@@ -191,20 +253,25 @@ func atomicWrite(ctx context.Context, target string, perm fs.FileMode, mtime tim
 	if err != nil {
 		return FileStat{}, err
 	}
-	st = statOf(fi)
-	// A rename changes the inode's ctime on most file systems; the stat
-	// after it is the one a scan will see. Only if the target was already
-	// replaced by someone else keep the stat of what was written, so the
-	// next scan re-reads it.
-	if after, err := os.Lstat(target); err == nil && after.Mode().IsRegular() {
-		if ast := statOf(after); ast.Inode == st.Inode && ast.Size == st.Size && ast.MTime == st.MTime {
-			st = ast
-		}
-	}
+	st = statPublished(target, statOf(fi))
 	if err := atomicfile.SyncDir(dir); err != nil {
 		return st, err
 	}
 	return st, nil
+}
+
+// statPublished returns the stat of the file just renamed to target,
+// written with stat st. A rename changes the inode's ctime on most file
+// systems; the stat after it is the one a scan will see. Only if the
+// target was already replaced by someone else is st kept, so the next
+// scan re-reads it.
+func statPublished(target string, st FileStat) FileStat {
+	if after, err := os.Lstat(target); err == nil && after.Mode().IsRegular() {
+		if ast := statOf(after); ast.Inode == st.Inode && ast.Size == st.Size && ast.MTime == st.MTime {
+			return ast
+		}
+	}
+	return st
 }
 
 // RemoveFile deletes the file relPath under root (a pulled deletion) and

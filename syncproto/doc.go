@@ -136,6 +136,8 @@
 //	                    (MaxGetChunksIDs, MaxDeltaSources)
 //	ChunkListPart       65536 entries, at least one (MaxChunkListPart)
 //	chunk list           4 Mi entries in all (MaxChunkList)
+//	ChunkListBatchRequest 1024 items, 65536 list entries in the answer
+//	                    (MaxChunkListBatch, MaxBatchEntries)
 //	ChunkListDelta      65536 runs, 65536 new entries (MaxDeltaRuns,
 //	                    MaxDeltaEntries)
 //	SignaturesRequest     256 chunks, blocks of 64 B to 64 KiB
@@ -181,6 +183,7 @@
 //	ProposeBatchRequest, end                 -> ProposeBatchResponse (one result per item)
 //	HeadsRequest                             -> HeadsPart..., the last with done and root_seq
 //	ChunkListRequest                         -> ChunkListHeader, ChunkListPart... or ChunkListDelta
+//	ChunkListBatchRequest, end               -> ChunkListBatchResponse (one result per item)
 //	GetChunksRequest                         -> one chunk frame per ID, in order, end
 //	WatchRequest (stream left open)          -> Notice... until the connection ends
 //

@@ -60,6 +60,8 @@ const (
 	FrameSignaturesResponse     FrameType = 0x39
 	FrameProposeBatchRequest    FrameType = 0x3a
 	FrameProposeBatchResponse   FrameType = 0x3b
+	FrameChunkListBatchRequest  FrameType = 0x3c
+	FrameChunkListBatchResponse FrameType = 0x3d
 )
 
 // Protocol limits on lists carried in messages. Every decoder checks them
@@ -96,6 +98,9 @@ const (
 	// MaxBatchEntries their chunk list entries together (2.3 MiB).
 	MaxBatchProposals = 1024
 	MaxBatchEntries   = 65536
+	// MaxChunkListBatch bounds the items of one ChunkListBatchRequest;
+	// their lists together are bounded by MaxBatchEntries.
+	MaxChunkListBatch = 1024
 )
 
 // messageTypes is the schema's table: the frame type of each message.
@@ -147,6 +152,8 @@ var messageTypes = [...]struct {
 	{FrameSignaturesResponse, (*syncpb.SignaturesResponse)(nil)},
 	{FrameProposeBatchRequest, (*syncpb.ProposeBatchRequest)(nil)},
 	{FrameProposeBatchResponse, (*syncpb.ProposeBatchResponse)(nil)},
+	{FrameChunkListBatchRequest, (*syncpb.ChunkListBatchRequest)(nil)},
+	{FrameChunkListBatchResponse, (*syncpb.ChunkListBatchResponse)(nil)},
 }
 
 var (

@@ -216,6 +216,7 @@ var transactions = map[FrameType]transaction{
 	FrameProposeBatchRequest:   {"propose batch", false, (*tx).proposeBatch},
 	FrameHeadsRequest:          {"heads", false, (*tx).heads},
 	FrameChunkListRequest:      {"chunk list", false, (*tx).chunkList},
+	FrameChunkListBatchRequest: {"chunk list batch", false, (*tx).chunkListBatch},
 	FrameGetChunksRequest:      {"get chunks", false, (*tx).getChunks},
 	FrameWatchRequest:          {"watch", false, (*tx).watch},
 	FrameSignaturesRequest:     {"signatures", false, (*tx).signatures},

@@ -3468,6 +3468,111 @@ func (x *ProposeBatchResponse) GetResults() []*ProposeBatchResponse_Result {
 	return nil
 }
 
+// frame 0x3c. The chunk lists of many versions in one transaction: each
+// item is answered as its own ChunkListRequest without a base would be, and
+// a failure of one item (the version is gone: NotFound) does not fail the
+// others. For a pull of many small files, one round trip instead of one
+// per file.
+type ChunkListBatchRequest struct {
+	state         protoimpl.MessageState        `protogen:"open.v1"`
+	Root          string                        `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	Items         []*ChunkListBatchRequest_Item `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkListBatchRequest) Reset() {
+	*x = ChunkListBatchRequest{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkListBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkListBatchRequest) ProtoMessage() {}
+
+func (x *ChunkListBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkListBatchRequest.ProtoReflect.Descriptor instead.
+func (*ChunkListBatchRequest) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ChunkListBatchRequest) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *ChunkListBatchRequest) GetItems() []*ChunkListBatchRequest_Item {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// frame 0x3d. One result per item, in request order: the version's size
+// and chunk list, or the error its own ChunkListRequest would have failed
+// with. A server keeps the lists of all results within MaxBatchEntries,
+// answering the items past that with BadRequest (ask those on their own).
+type ChunkListBatchResponse struct {
+	state         protoimpl.MessageState           `protogen:"open.v1"`
+	Results       []*ChunkListBatchResponse_Result `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkListBatchResponse) Reset() {
+	*x = ChunkListBatchResponse{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkListBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkListBatchResponse) ProtoMessage() {}
+
+func (x *ChunkListBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkListBatchResponse.ProtoReflect.Descriptor instead.
+func (*ChunkListBatchResponse) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ChunkListBatchResponse) GetResults() []*ChunkListBatchResponse_Result {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type WatchRequest_Cursor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -3478,7 +3583,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3490,7 +3595,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3637,7 @@ type SignaturesRequest_Source struct {
 
 func (x *SignaturesRequest_Source) Reset() {
 	*x = SignaturesRequest_Source{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3544,7 +3649,7 @@ func (x *SignaturesRequest_Source) String() string {
 func (*SignaturesRequest_Source) ProtoMessage() {}
 
 func (x *SignaturesRequest_Source) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3599,7 +3704,7 @@ type ProposeBatchRequest_Item struct {
 
 func (x *ProposeBatchRequest_Item) Reset() {
 	*x = ProposeBatchRequest_Item{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3716,7 @@ func (x *ProposeBatchRequest_Item) String() string {
 func (*ProposeBatchRequest_Item) ProtoMessage() {}
 
 func (x *ProposeBatchRequest_Item) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3764,7 @@ type ProposeBatchResponse_Result struct {
 
 func (x *ProposeBatchResponse_Result) Reset() {
 	*x = ProposeBatchResponse_Result{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3776,7 @@ func (x *ProposeBatchResponse_Result) String() string {
 func (*ProposeBatchResponse_Result) ProtoMessage() {}
 
 func (x *ProposeBatchResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,6 +3807,134 @@ func (x *ProposeBatchResponse_Result) GetErrorCode() uint32 {
 }
 
 func (x *ProposeBatchResponse_Result) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+type ChunkListBatchRequest_Item struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"` // content hash of the wanted version
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkListBatchRequest_Item) Reset() {
+	*x = ChunkListBatchRequest_Item{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkListBatchRequest_Item) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkListBatchRequest_Item) ProtoMessage() {}
+
+func (x *ChunkListBatchRequest_Item) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkListBatchRequest_Item.ProtoReflect.Descriptor instead.
+func (*ChunkListBatchRequest_Item) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51, 0}
+}
+
+func (x *ChunkListBatchRequest_Item) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ChunkListBatchRequest_Item) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+type ChunkListBatchResponse_Result struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Ids           []byte                 `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"` // concatenated 32-byte IDs
+	Sizes         []uint32               `protobuf:"varint,3,rep,packed,name=sizes,proto3" json:"sizes,omitempty"`
+	ErrorCode     uint32                 `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"` // a Code; 0 for a list
+	ErrorMessage  string                 `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkListBatchResponse_Result) Reset() {
+	*x = ChunkListBatchResponse_Result{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkListBatchResponse_Result) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkListBatchResponse_Result) ProtoMessage() {}
+
+func (x *ChunkListBatchResponse_Result) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkListBatchResponse_Result.ProtoReflect.Descriptor instead.
+func (*ChunkListBatchResponse_Result) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52, 0}
+}
+
+func (x *ChunkListBatchResponse_Result) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ChunkListBatchResponse_Result) GetIds() []byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ChunkListBatchResponse_Result) GetSizes() []uint32 {
+	if x != nil {
+		return x.Sizes
+	}
+	return nil
+}
+
+func (x *ChunkListBatchResponse_Result) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ChunkListBatchResponse_Result) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
 	}
@@ -3984,7 +4217,22 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x06commit\x18\x01 \x01(\v2\x1d.quics.sync.v1.CommitResponseR\x06commit\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\rR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessageB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\x9c\x01\n" +
+	"\x15ChunkListBatchRequest\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12?\n" +
+	"\x05items\x18\x02 \x03(\v2).quics.sync.v1.ChunkListBatchRequest.ItemR\x05items\x1a.\n" +
+	"\x04Item\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xeb\x01\n" +
+	"\x16ChunkListBatchResponse\x12F\n" +
+	"\aresults\x18\x01 \x03(\v2,.quics.sync.v1.ChunkListBatchResponse.ResultR\aresults\x1a\x88\x01\n" +
+	"\x06Result\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x10\n" +
+	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x14\n" +
+	"\x05sizes\x18\x03 \x03(\rR\x05sizes\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\rR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessageB*Z(github.com/quic-s/quics/syncproto/syncpbb\x06proto3"
 
 var (
 	file_syncproto_syncpb_sync_proto_rawDescOnce sync.Once
@@ -3999,67 +4247,71 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
-	(CommitResponse_Outcome)(0),         // 0: quics.sync.v1.CommitResponse.Outcome
-	(Notice_Kind)(0),                    // 1: quics.sync.v1.Notice.Kind
-	(ConflictCandidate_Side)(0),         // 2: quics.sync.v1.ConflictCandidate.Side
-	(SetRetentionRequest_Kind)(0),       // 3: quics.sync.v1.SetRetentionRequest.Kind
-	(*RegisterClientRequest)(nil),       // 4: quics.sync.v1.RegisterClientRequest
-	(*RegisterClientResponse)(nil),      // 5: quics.sync.v1.RegisterClientResponse
-	(*AuthRequest)(nil),                 // 6: quics.sync.v1.AuthRequest
-	(*AuthResponse)(nil),                // 7: quics.sync.v1.AuthResponse
-	(*ChunkParams)(nil),                 // 8: quics.sync.v1.ChunkParams
-	(*RegisterRootRequest)(nil),         // 9: quics.sync.v1.RegisterRootRequest
-	(*JoinRootRequest)(nil),             // 10: quics.sync.v1.JoinRootRequest
-	(*RootInfo)(nil),                    // 11: quics.sync.v1.RootInfo
-	(*LeaveRootRequest)(nil),            // 12: quics.sync.v1.LeaveRootRequest
-	(*ListRootsRequest)(nil),            // 13: quics.sync.v1.ListRootsRequest
-	(*ListRootsResponse)(nil),           // 14: quics.sync.v1.ListRootsResponse
-	(*Ack)(nil),                         // 15: quics.sync.v1.Ack
-	(*HaveChunksRequest)(nil),           // 16: quics.sync.v1.HaveChunksRequest
-	(*HaveChunksResponse)(nil),          // 17: quics.sync.v1.HaveChunksResponse
-	(*PutChunksRequest)(nil),            // 18: quics.sync.v1.PutChunksRequest
-	(*ChunkRef)(nil),                    // 19: quics.sync.v1.ChunkRef
-	(*ProposeRequest)(nil),              // 20: quics.sync.v1.ProposeRequest
-	(*ChunkListPart)(nil),               // 21: quics.sync.v1.ChunkListPart
-	(*FileHead)(nil),                    // 22: quics.sync.v1.FileHead
-	(*CommitResponse)(nil),              // 23: quics.sync.v1.CommitResponse
-	(*HeadsRequest)(nil),                // 24: quics.sync.v1.HeadsRequest
-	(*HeadsPart)(nil),                   // 25: quics.sync.v1.HeadsPart
-	(*ChunkListRequest)(nil),            // 26: quics.sync.v1.ChunkListRequest
-	(*ChunkListHeader)(nil),             // 27: quics.sync.v1.ChunkListHeader
-	(*GetChunksRequest)(nil),            // 28: quics.sync.v1.GetChunksRequest
-	(*WatchRequest)(nil),                // 29: quics.sync.v1.WatchRequest
-	(*Notice)(nil),                      // 30: quics.sync.v1.Notice
-	(*Ping)(nil),                        // 31: quics.sync.v1.Ping
-	(*Pong)(nil),                        // 32: quics.sync.v1.Pong
-	(*ListConflictsRequest)(nil),        // 33: quics.sync.v1.ListConflictsRequest
-	(*ConflictCandidate)(nil),           // 34: quics.sync.v1.ConflictCandidate
-	(*Conflict)(nil),                    // 35: quics.sync.v1.Conflict
-	(*ListConflictsResponse)(nil),       // 36: quics.sync.v1.ListConflictsResponse
-	(*ResolveConflictRequest)(nil),      // 37: quics.sync.v1.ResolveConflictRequest
-	(*HistoryRequest)(nil),              // 38: quics.sync.v1.HistoryRequest
-	(*HistoryEntry)(nil),                // 39: quics.sync.v1.HistoryEntry
-	(*HistoryResponse)(nil),             // 40: quics.sync.v1.HistoryResponse
-	(*RestoreRequest)(nil),              // 41: quics.sync.v1.RestoreRequest
-	(*SetRetentionRequest)(nil),         // 42: quics.sync.v1.SetRetentionRequest
-	(*CreateShareRequest)(nil),          // 43: quics.sync.v1.CreateShareRequest
-	(*ShareInfo)(nil),                   // 44: quics.sync.v1.ShareInfo
-	(*CreateShareResponse)(nil),         // 45: quics.sync.v1.CreateShareResponse
-	(*ListSharesRequest)(nil),           // 46: quics.sync.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),          // 47: quics.sync.v1.ListSharesResponse
-	(*StopShareRequest)(nil),            // 48: quics.sync.v1.StopShareRequest
-	(*StopShareResponse)(nil),           // 49: quics.sync.v1.StopShareResponse
-	(*ChunkListDelta)(nil),              // 50: quics.sync.v1.ChunkListDelta
-	(*SignaturesRequest)(nil),           // 51: quics.sync.v1.SignaturesRequest
-	(*SignaturesResponse)(nil),          // 52: quics.sync.v1.SignaturesResponse
-	(*ProposeBatchRequest)(nil),         // 53: quics.sync.v1.ProposeBatchRequest
-	(*ProposeBatchResponse)(nil),        // 54: quics.sync.v1.ProposeBatchResponse
-	(*WatchRequest_Cursor)(nil),         // 55: quics.sync.v1.WatchRequest.Cursor
-	(*SignaturesRequest_Source)(nil),    // 56: quics.sync.v1.SignaturesRequest.Source
-	(*ProposeBatchRequest_Item)(nil),    // 57: quics.sync.v1.ProposeBatchRequest.Item
-	(*ProposeBatchResponse_Result)(nil), // 58: quics.sync.v1.ProposeBatchResponse.Result
+	(CommitResponse_Outcome)(0),           // 0: quics.sync.v1.CommitResponse.Outcome
+	(Notice_Kind)(0),                      // 1: quics.sync.v1.Notice.Kind
+	(ConflictCandidate_Side)(0),           // 2: quics.sync.v1.ConflictCandidate.Side
+	(SetRetentionRequest_Kind)(0),         // 3: quics.sync.v1.SetRetentionRequest.Kind
+	(*RegisterClientRequest)(nil),         // 4: quics.sync.v1.RegisterClientRequest
+	(*RegisterClientResponse)(nil),        // 5: quics.sync.v1.RegisterClientResponse
+	(*AuthRequest)(nil),                   // 6: quics.sync.v1.AuthRequest
+	(*AuthResponse)(nil),                  // 7: quics.sync.v1.AuthResponse
+	(*ChunkParams)(nil),                   // 8: quics.sync.v1.ChunkParams
+	(*RegisterRootRequest)(nil),           // 9: quics.sync.v1.RegisterRootRequest
+	(*JoinRootRequest)(nil),               // 10: quics.sync.v1.JoinRootRequest
+	(*RootInfo)(nil),                      // 11: quics.sync.v1.RootInfo
+	(*LeaveRootRequest)(nil),              // 12: quics.sync.v1.LeaveRootRequest
+	(*ListRootsRequest)(nil),              // 13: quics.sync.v1.ListRootsRequest
+	(*ListRootsResponse)(nil),             // 14: quics.sync.v1.ListRootsResponse
+	(*Ack)(nil),                           // 15: quics.sync.v1.Ack
+	(*HaveChunksRequest)(nil),             // 16: quics.sync.v1.HaveChunksRequest
+	(*HaveChunksResponse)(nil),            // 17: quics.sync.v1.HaveChunksResponse
+	(*PutChunksRequest)(nil),              // 18: quics.sync.v1.PutChunksRequest
+	(*ChunkRef)(nil),                      // 19: quics.sync.v1.ChunkRef
+	(*ProposeRequest)(nil),                // 20: quics.sync.v1.ProposeRequest
+	(*ChunkListPart)(nil),                 // 21: quics.sync.v1.ChunkListPart
+	(*FileHead)(nil),                      // 22: quics.sync.v1.FileHead
+	(*CommitResponse)(nil),                // 23: quics.sync.v1.CommitResponse
+	(*HeadsRequest)(nil),                  // 24: quics.sync.v1.HeadsRequest
+	(*HeadsPart)(nil),                     // 25: quics.sync.v1.HeadsPart
+	(*ChunkListRequest)(nil),              // 26: quics.sync.v1.ChunkListRequest
+	(*ChunkListHeader)(nil),               // 27: quics.sync.v1.ChunkListHeader
+	(*GetChunksRequest)(nil),              // 28: quics.sync.v1.GetChunksRequest
+	(*WatchRequest)(nil),                  // 29: quics.sync.v1.WatchRequest
+	(*Notice)(nil),                        // 30: quics.sync.v1.Notice
+	(*Ping)(nil),                          // 31: quics.sync.v1.Ping
+	(*Pong)(nil),                          // 32: quics.sync.v1.Pong
+	(*ListConflictsRequest)(nil),          // 33: quics.sync.v1.ListConflictsRequest
+	(*ConflictCandidate)(nil),             // 34: quics.sync.v1.ConflictCandidate
+	(*Conflict)(nil),                      // 35: quics.sync.v1.Conflict
+	(*ListConflictsResponse)(nil),         // 36: quics.sync.v1.ListConflictsResponse
+	(*ResolveConflictRequest)(nil),        // 37: quics.sync.v1.ResolveConflictRequest
+	(*HistoryRequest)(nil),                // 38: quics.sync.v1.HistoryRequest
+	(*HistoryEntry)(nil),                  // 39: quics.sync.v1.HistoryEntry
+	(*HistoryResponse)(nil),               // 40: quics.sync.v1.HistoryResponse
+	(*RestoreRequest)(nil),                // 41: quics.sync.v1.RestoreRequest
+	(*SetRetentionRequest)(nil),           // 42: quics.sync.v1.SetRetentionRequest
+	(*CreateShareRequest)(nil),            // 43: quics.sync.v1.CreateShareRequest
+	(*ShareInfo)(nil),                     // 44: quics.sync.v1.ShareInfo
+	(*CreateShareResponse)(nil),           // 45: quics.sync.v1.CreateShareResponse
+	(*ListSharesRequest)(nil),             // 46: quics.sync.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),            // 47: quics.sync.v1.ListSharesResponse
+	(*StopShareRequest)(nil),              // 48: quics.sync.v1.StopShareRequest
+	(*StopShareResponse)(nil),             // 49: quics.sync.v1.StopShareResponse
+	(*ChunkListDelta)(nil),                // 50: quics.sync.v1.ChunkListDelta
+	(*SignaturesRequest)(nil),             // 51: quics.sync.v1.SignaturesRequest
+	(*SignaturesResponse)(nil),            // 52: quics.sync.v1.SignaturesResponse
+	(*ProposeBatchRequest)(nil),           // 53: quics.sync.v1.ProposeBatchRequest
+	(*ProposeBatchResponse)(nil),          // 54: quics.sync.v1.ProposeBatchResponse
+	(*ChunkListBatchRequest)(nil),         // 55: quics.sync.v1.ChunkListBatchRequest
+	(*ChunkListBatchResponse)(nil),        // 56: quics.sync.v1.ChunkListBatchResponse
+	(*WatchRequest_Cursor)(nil),           // 57: quics.sync.v1.WatchRequest.Cursor
+	(*SignaturesRequest_Source)(nil),      // 58: quics.sync.v1.SignaturesRequest.Source
+	(*ProposeBatchRequest_Item)(nil),      // 59: quics.sync.v1.ProposeBatchRequest.Item
+	(*ProposeBatchResponse_Result)(nil),   // 60: quics.sync.v1.ProposeBatchResponse.Result
+	(*ChunkListBatchRequest_Item)(nil),    // 61: quics.sync.v1.ChunkListBatchRequest.Item
+	(*ChunkListBatchResponse_Result)(nil), // 62: quics.sync.v1.ChunkListBatchResponse.Result
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
@@ -4067,7 +4319,7 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
 	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
 	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	55, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	57, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
 	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
 	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
 	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
@@ -4078,16 +4330,18 @@ var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	44, // 13: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
 	44, // 14: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
 	44, // 15: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
-	56, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
-	57, // 17: quics.sync.v1.ProposeBatchRequest.items:type_name -> quics.sync.v1.ProposeBatchRequest.Item
-	58, // 18: quics.sync.v1.ProposeBatchResponse.results:type_name -> quics.sync.v1.ProposeBatchResponse.Result
-	20, // 19: quics.sync.v1.ProposeBatchRequest.Item.request:type_name -> quics.sync.v1.ProposeRequest
-	23, // 20: quics.sync.v1.ProposeBatchResponse.Result.commit:type_name -> quics.sync.v1.CommitResponse
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	58, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
+	59, // 17: quics.sync.v1.ProposeBatchRequest.items:type_name -> quics.sync.v1.ProposeBatchRequest.Item
+	60, // 18: quics.sync.v1.ProposeBatchResponse.results:type_name -> quics.sync.v1.ProposeBatchResponse.Result
+	61, // 19: quics.sync.v1.ChunkListBatchRequest.items:type_name -> quics.sync.v1.ChunkListBatchRequest.Item
+	62, // 20: quics.sync.v1.ChunkListBatchResponse.results:type_name -> quics.sync.v1.ChunkListBatchResponse.Result
+	20, // 21: quics.sync.v1.ProposeBatchRequest.Item.request:type_name -> quics.sync.v1.ProposeRequest
+	23, // 22: quics.sync.v1.ProposeBatchResponse.Result.commit:type_name -> quics.sync.v1.CommitResponse
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -4101,7 +4355,7 @@ func file_syncproto_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   55,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

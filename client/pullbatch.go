@@ -1,0 +1,406 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/internal/atomicfile"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// New small files are pulled in batches: their chunk lists in one
+// ChunkListBatch, their chunks in a few GetChunks runs, written next to
+// their targets and made durable together (one syncfs on Linux) before
+// they are renamed into place and recorded in one transaction. A new
+// device's first pull of a root of many small files then costs a few round
+// trips and syncs per batch instead of two streams and two fsyncs per
+// file. A file with a local version (a delta's base) or over
+// batchPullFileMax is pulled on its own.
+const (
+	batchPullFiles   = 256
+	batchPullBytes   = 8 << 20
+	batchPullFileMax = 1 << 20
+	// batchFetchIDs and batchFetchBytes bound one GetChunks run of a
+	// batch; batchesAhead batches are in flight at once.
+	batchFetchIDs   = 256
+	batchFetchBytes = 2 << 20
+	batchesAhead    = 2
+)
+
+// ListBatchRemote answers many chunk lists in one transaction (see
+// syncproto.Client.ChunkListBatch).
+type ListBatchRemote interface {
+	ChunkListBatch(ctx context.Context, root string, items []syncproto.ChunkListItem) ([]syncproto.ChunkListResult, error)
+}
+
+var _ ListBatchRemote = (*syncproto.Client)(nil)
+
+// listBatchRemote returns the remote's chunk list batches, unless it has
+// none or its server answered that it takes none.
+func (e *Engine) listBatchRemote() (ListBatchRemote, bool) {
+	if e.noListBatches.Load() {
+		return nil, false
+	}
+	b, ok := e.remote.(ListBatchRemote)
+	return b, ok
+}
+
+// pullItem is a head to download and what the local state held for it
+// when it was decided.
+type pullItem struct {
+	head *syncpb.FileHead
+	hash cas.ID
+	rec  *FileRecord
+}
+
+// splitBatchable sorts the heads (no deletions) into batches of new small
+// files to download, and the heads left to pullHead.
+func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.FileHead) (batches [][]pullItem, rest []*syncpb.FileHead) {
+	if _, ok := e.listBatchRemote(); !ok {
+		return nil, heads
+	}
+	var cur []pullItem
+	var curBytes int64
+	for _, h := range heads {
+		hash, err := headHash(h)
+		if err != nil || h.GetSize() > batchPullFileMax || h.GetSize() < 0 || ctx.Err() != nil {
+			rest = append(rest, h)
+			continue
+		}
+		rec, err := e.record(ctx, r.Name, h.GetPath())
+		if err != nil || decidePull(rec, h, hash) != pullContent || localVersion(rec) != nil {
+			rest = append(rest, h) // pullHead decides again, or reports the error
+			continue
+		}
+		if len(cur) == batchPullFiles || curBytes+h.GetSize() > batchPullBytes {
+			batches = append(batches, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, pullItem{head: h, hash: hash, rec: rec})
+		curBytes += h.GetSize()
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches, rest
+}
+
+// pullBatches downloads batches, batchesAhead at once. A file that fails
+// on its own is warned about and reported in the returned flag; an error
+// return ends the pass.
+func (e *Engine) pullBatches(ctx context.Context, r Root, reuse func() (*ReuseIndex, error), batches [][]pullItem, p *pass) (failed bool, err error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchesAhead)
+	results := make(chan bool, len(batches))
+	for _, b := range batches {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			ok, err := e.pullBatch(gctx, r, reuse, b, p)
+			results <- ok
+			return err
+		})
+	}
+	err = g.Wait()
+	close(results)
+	for ok := range results {
+		failed = failed || !ok
+	}
+	if err != nil {
+		return failed, err
+	}
+	return failed, ctx.Err()
+}
+
+// pullBatch downloads one batch. Items the batch cannot take (their list
+// failed, or the server has no batches) go through pullHead one by one.
+func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*ReuseIndex, error), items []pullItem, p *pass) (ok bool, err error) {
+	ok = true
+	fail := func(path string, err error) error {
+		if isFatal(err) {
+			return fmt.Errorf("%q: %w", path, err)
+		}
+		e.warn(p, path, err)
+		ok = false
+		return nil
+	}
+	alone := func(its []pullItem) error {
+		for _, it := range its {
+			if err := e.pullHead(ctx, r, reuseIndex, it.head, p); err != nil {
+				if err := fail(it.head.GetPath(), err); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	lists, err := e.batchLists(ctx, r, items)
+	if errors.Is(err, syncproto.ErrUnsupported) {
+		e.noListBatches.Store(true)
+		return ok, alone(items)
+	}
+	if err != nil {
+		return false, err
+	}
+	var solo []pullItem
+	kept := items[:0:0]
+	var keptLists []syncproto.ChunkListResult
+	for i, l := range lists {
+		if l.Err != nil || l.Size != items[i].head.GetSize() {
+			solo = append(solo, items[i]) // its own ChunkList reports why
+			continue
+		}
+		kept = append(kept, items[i])
+		keptLists = append(keptLists, l)
+	}
+	if err := alone(solo); err != nil {
+		return ok, err
+	}
+	if len(kept) == 0 {
+		return ok, nil
+	}
+	reuse, err := reuseIndex()
+	if err != nil {
+		return false, err
+	}
+	chunks, err := e.batchChunks(ctx, r, reuse, keptLists, p)
+	if err != nil {
+		return false, err
+	}
+	staged, err := e.stageBatch(ctx, r, kept, keptLists, chunks, fail, p)
+	if err != nil {
+		return false, err
+	}
+	return ok, e.publishBatch(ctx, r, reuse, staged, fail, p)
+}
+
+// batchLists asks the chunk lists of items in one transaction.
+func (e *Engine) batchLists(ctx context.Context, r Root, items []pullItem) ([]syncproto.ChunkListResult, error) {
+	lb, ok := e.listBatchRemote()
+	if !ok {
+		return nil, syncproto.ErrUnsupported
+	}
+	req := make([]syncproto.ChunkListItem, len(items))
+	for i, it := range items {
+		req[i] = syncproto.ChunkListItem{Path: it.head.GetPath(), Hash: it.hash}
+	}
+	return lb.ChunkListBatch(ctx, r.Name, req)
+}
+
+// batchChunks returns every chunk of lists: from a verified local copy
+// where there is one, else fetched in runs of up to batchFetchIDs chunks,
+// fetchAhead runs at once, each chunk once however many files hold it.
+func (e *Engine) batchChunks(ctx context.Context, r Root, reuse *ReuseIndex, lists []syncproto.ChunkListResult, p *pass) (map[cas.ID][]byte, error) {
+	have := make(map[cas.ID][]byte)
+	var runs [][]syncproto.ChunkRef
+	var run []syncproto.ChunkRef
+	var runBytes int
+	asked := make(map[cas.ID]bool)
+	for _, l := range lists {
+		for _, c := range l.Chunks {
+			if _, dup := have[c.ID]; dup || asked[c.ID] {
+				continue
+			}
+			if data, ok := reuse.ReadLocal(ctx, c.ID); ok && len(data) == int(c.Size) {
+				have[c.ID] = data
+				p.count(func(s *Stats) { s.ChunksReused++ })
+				continue
+			}
+			if len(run) == batchFetchIDs || runBytes+int(c.Size) > batchFetchBytes && len(run) > 0 {
+				runs = append(runs, run)
+				run, runBytes = nil, 0
+			}
+			asked[c.ID] = true
+			run = append(run, c)
+			runBytes += int(c.Size)
+		}
+	}
+	if len(run) > 0 {
+		runs = append(runs, run)
+	}
+	fetched := make([][][]byte, len(runs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchAhead)
+	for i, run := range runs {
+		g.Go(func() error {
+			data, err := e.fetchRun(gctx, r.Name, run, reuse, nil, p)
+			fetched[i] = data
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, run := range runs {
+		for j, c := range run {
+			have[c.ID] = fetched[i][j]
+		}
+	}
+	return have, nil
+}
+
+// stagedItem is a batch's file written next to its target.
+type stagedItem struct {
+	pullItem
+	refs      []syncproto.ChunkRef
+	file      *StagedFile
+	scannedAt int64
+}
+
+// stageBatch writes each file of the batch next to its target after
+// checking its content against its hash; fsynced one by one only where
+// the file system cannot be synced whole. A file that cannot be written
+// goes to fail.
+func (e *Engine) stageBatch(ctx context.Context, r Root, items []pullItem, lists []syncproto.ChunkListResult, chunks map[cas.ID][]byte, fail func(string, error) error, p *pass) ([]stagedItem, error) {
+	staged := make([]stagedItem, 0, len(items))
+	abortAll := func() {
+		for _, s := range staged {
+			s.file.Abort()
+		}
+	}
+	for i, it := range items {
+		path := it.head.GetPath()
+		pieces := make([][]byte, len(lists[i].Chunks))
+		for j, c := range lists[i].Chunks {
+			pieces[j] = chunks[c.ID]
+		}
+		scannedAt := e.opts.Now().UnixNano()
+		mode := fs.FileMode(it.head.GetMode()).Perm()
+		err := checkContent(pieces, lists[i].Chunks, lists[i].Size, it.hash)
+		var f *StagedFile
+		if err == nil {
+			f, err = StageFile(ctx, r.Dir, path, mode, time.Unix(0, it.head.GetMtime()), !atomicfile.CanSyncFS, pieces)
+		}
+		if err != nil {
+			if err := fail(path, err); err != nil {
+				abortAll()
+				return nil, err
+			}
+			continue
+		}
+		staged = append(staged, stagedItem{pullItem: it, refs: lists[i].Chunks, file: f, scannedAt: scannedAt})
+		p.progress.moved(Download, lists[i].Size)
+	}
+	return staged, nil
+}
+
+// checkContent checks that pieces, the chunks of list, are size bytes
+// hashing to hash. A one-chunk file's hash is its chunk's ID, which the
+// chunk was checked against when it arrived.
+func checkContent(pieces [][]byte, list []syncproto.ChunkRef, size int64, hash cas.ID) error {
+	if len(list) == 1 && list[0].ID == hash && int64(len(pieces[0])) == size {
+		return nil
+	}
+	h := blake3.New()
+	var n int64
+	for _, d := range pieces {
+		_, _ = h.Write(d) // a hasher never fails
+		n += int64(len(d))
+	}
+	var got cas.ID
+	h.Sum(got[:0])
+	if n != size || got != hash {
+		return fmt.Errorf("%w: downloaded %d bytes hashing to %s, want %d bytes hashing to %s",
+			syncproto.ErrHashMismatch, n, got.Short(), size, hash.Short())
+	}
+	return nil
+}
+
+// publishBatch makes the staged files durable, renames each into place
+// unless its local file changed since it was decided, makes the renames
+// durable and records the files in one transaction. A crash before the
+// records leaves complete files in place without records, as a crash
+// between WriteFileAtomic and its record does: the next scan finds them
+// and their content equals the server's.
+func (e *Engine) publishBatch(ctx context.Context, r Root, reuse *ReuseIndex, staged []stagedItem, fail func(string, error) error, p *pass) error {
+	if len(staged) == 0 {
+		return nil
+	}
+	abortFrom := func(i int) {
+		for _, s := range staged[i:] {
+			s.file.Abort()
+		}
+	}
+	if atomicfile.CanSyncFS {
+		if err := atomicfile.SyncFS(r.Dir); err != nil {
+			abortFrom(0)
+			return fmt.Errorf("client: sync the files of %q: %w", r.Dir, err)
+		}
+	}
+	recs := make([]FileRecord, 0, len(staged))
+	var olds [][]syncproto.ChunkRef
+	dirs := make(map[string]bool)
+	for i, s := range staged {
+		path := s.head.GetPath()
+		safe, err := SafeToReplace(ctx, r.Dir, path, s.rec)
+		if err == nil && !safe {
+			s.file.Abort() // the next scan finds the local change and pushes it
+			continue
+		}
+		var st FileStat
+		if err == nil {
+			st, err = s.file.Publish()
+		}
+		if err != nil {
+			s.file.Abort()
+			if err := fail(path, err); err != nil {
+				abortFrom(i + 1)
+				return err
+			}
+			continue
+		}
+		dirs[filepath.Dir(s.file.target)] = true
+		rec := FileRecord{
+			Path: path, BaseSeq: s.head.GetSeq(), BaseHash: s.hash, Hash: s.hash, Chunks: s.refs,
+			Stat: st, ScannedAt: s.scannedAt,
+		}
+		var old []syncproto.ChunkRef
+		if s.rec != nil {
+			rec.LastUpdate = s.rec.LastUpdate
+			old = s.rec.Chunks
+		}
+		recs = append(recs, rec)
+		olds = append(olds, old)
+	}
+	if err := syncDirs(r.Dir, dirs); err != nil {
+		return err
+	}
+	if err := e.st.PutFiles(ctx, r.Name, recs); err != nil {
+		return err
+	}
+	for i, rec := range recs {
+		reuse.replaceFile(rec.Path, olds[i], rec.Chunks)
+	}
+	p.count(func(s *Stats) { s.FilesDownloaded += len(recs) })
+	return nil
+}
+
+// syncDirs makes the renames into dirs durable: one syncfs of the root
+// where there is one, else an fsync per directory.
+func syncDirs(root string, dirs map[string]bool) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	if atomicfile.CanSyncFS {
+		if err := atomicfile.SyncFS(root); err != nil {
+			return fmt.Errorf("client: sync the renames in %q: %w", root, err)
+		}
+		return nil
+	}
+	for d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			return fmt.Errorf("client: sync directory %q: %w", d, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// listBatchServer is the fake server with heads to pull and chunk list
+// batches, each item answered by the fake's ChunkList unless a rule
+// answers it first.
+type listBatchServer struct {
+	*fakeServer
+
+	unsupported bool                    // every batch is ErrUnsupported
+	itemErr     func(path string) error // an error for an item, or nil
+	swap        map[string]cas.ID       // answer the list of this hash instead
+	during      func()                  // runs inside each batch
+	batches     [][]string              // paths of each batch
+	singles     []string                // paths asked one by one
+}
+
+var _ ListBatchRemote = (*listBatchServer)(nil)
+
+func newListBatchEngine(t *testing.T) (*Engine, *listBatchServer, *Home, string, *warnings) {
+	h, dir := testRoot(t, testParams)
+	srv := &listBatchServer{fakeServer: newFakeServer(t), swap: map[string]cas.ID{}}
+	w := &warnings{}
+	eng := NewEngine(h.State(), srv, EngineOptions{Scan: ScanOptions{Now: laterClock}, Warn: w.add})
+	return eng, srv, h, dir, w
+}
+
+func (s *listBatchServer) Heads(_ context.Context, _ string, after uint64) ([]*syncpb.FileHead, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*syncpb.FileHead
+	for _, h := range s.heads {
+		if h.GetSeq() > after {
+			out = append(out, h)
+		}
+	}
+	return out, s.seq, nil
+}
+
+func (s *listBatchServer) ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error) {
+	s.mu.Lock()
+	s.singles = append(s.singles, path)
+	s.mu.Unlock()
+	return s.fakeServer.ChunkList(ctx, root, path, hash)
+}
+
+func (s *listBatchServer) ChunkListBatch(ctx context.Context, root string, items []syncproto.ChunkListItem) ([]syncproto.ChunkListResult, error) {
+	s.mu.Lock()
+	var paths []string
+	for _, it := range items {
+		paths = append(paths, it.Path)
+	}
+	s.batches = append(s.batches, paths)
+	unsupported, during := s.unsupported, s.during
+	s.mu.Unlock()
+	if unsupported {
+		return nil, fmt.Errorf("%w: frame 0x3c", syncproto.ErrUnsupported)
+	}
+	if during != nil {
+		during()
+	}
+	out := make([]syncproto.ChunkListResult, len(items))
+	for i, it := range items {
+		if s.itemErr != nil {
+			if err := s.itemErr(it.Path); err != nil {
+				out[i].Err = err
+				continue
+			}
+		}
+		hash := it.Hash
+		if other, ok := s.swap[it.Path]; ok {
+			hash = other
+		}
+		out[i].Size, out[i].Chunks, out[i].Err = s.fakeServer.ChunkList(ctx, root, it.Path, hash)
+	}
+	return out, nil
+}
+
+func smallPath(i int) string { return fmt.Sprintf("d%d/f%03d.txt", i%5, i) }
+
+func TestPullBatchesNewSmallFiles(t *testing.T) {
+	ctx := context.Background()
+	eng, srv, h, dir, w := newListBatchEngine(t)
+	const small = batchPullFiles + 44 // two batches
+	for i := range small {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 10+i*7))
+	}
+	srv.setHead("empty", []byte{})
+	srv.setHead("big.bin", randomBytes(1, batchPullFileMax+1))
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != small+2 || len(w.paths()) != 0 {
+		t.Fatalf("sync: %+v, %v, warnings %v", res, err, w.paths())
+	}
+	batched := 0
+	for _, b := range srv.batches {
+		if len(b) > batchPullFiles {
+			t.Errorf("a batch of %d files, limit %d", len(b), batchPullFiles)
+		}
+		batched += len(b)
+	}
+	if batched != small+1 || len(srv.batches) != 2 {
+		t.Errorf("%d files in %d batches, want %d in 2", batched, len(srv.batches), small+1)
+	}
+	if !slices.Equal(srv.singles, []string{"big.bin"}) {
+		t.Errorf("asked one by one: %v, want only big.bin (over the batch file limit)", srv.singles)
+	}
+	for i := range small {
+		got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(smallPath(i))))
+		if err != nil || string(got) != string(randomBytes(uint64(i), 10+i*7)) {
+			t.Fatalf("%s: %d bytes, %v", smallPath(i), len(got), err)
+		}
+		rec, err := h.State().File(ctx, "docs", smallPath(i))
+		if err != nil || rec.Pending || rec.BaseSeq == 0 || rec.Hash != rec.BaseHash {
+			t.Fatalf("%s's record after the pull: %+v, %v", smallPath(i), rec, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "empty")); err != nil || fi.Size() != 0 {
+		t.Errorf("empty file: %v, %v", fi, err)
+	}
+	// The records hold the stat the files have: nothing to do next.
+	res, err = eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesUploaded+res.FilesDownloaded != 0 {
+		t.Fatalf("second pass: %+v, %v", res, err)
+	}
+}
+
+// TestPullBatchFallsBack: an item the batch cannot answer, and every item
+// of a server without batches, are pulled one by one.
+func TestPullBatchFallsBack(t *testing.T) {
+	ctx := context.Background()
+	eng, srv, _, dir, w := newListBatchEngine(t)
+	for i := range 10 {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 100))
+	}
+	srv.itemErr = func(path string) error {
+		if path == smallPath(3) {
+			return fmt.Errorf("%w: busy", syncproto.ErrUnavailable)
+		}
+		return nil
+	}
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != 10 || len(w.paths()) != 0 {
+		t.Fatalf("sync: %+v, %v, warnings %v", res, err, w.paths())
+	}
+	if !slices.Equal(srv.singles, []string{smallPath(3)}) {
+		t.Errorf("asked one by one: %v, want the item the batch failed", srv.singles)
+	}
+
+	srv.mu.Lock()
+	srv.unsupported, srv.batches, srv.singles = true, nil, nil
+	srv.mu.Unlock()
+	for i := 10; i < 20; i++ {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 100))
+	}
+	res, err = eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != 10 {
+		t.Fatalf("sync with a server without batches: %+v, %v", res, err)
+	}
+	if len(srv.batches) != 1 || len(srv.singles) != 10 {
+		t.Errorf("%d batches asked, %d files alone; want one refused batch, then 10 alone", len(srv.batches), len(srv.singles))
+	}
+	if !eng.noListBatches.Load() {
+		t.Error("the engine still asks batches of a server that refused them")
+	}
+	for i := range 20 {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(smallPath(i)))); err != nil {
+			t.Errorf("%s not pulled: %v", smallPath(i), err)
+		}
+	}
+}
+
+// TestPullBatchKeepsLocalChanges: a file created locally while the batch
+// downloads is not replaced, and content that does not hash to its head
+// is not written; both are warned or left for the next pass, and the
+// others land.
+func TestPullBatchKeepsLocalChanges(t *testing.T) {
+	ctx := context.Background()
+	eng, srv, h, dir, w := newListBatchEngine(t)
+	for i := range 4 {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 100))
+	}
+	other := srv.store(randomBytes(99, 100)) // same size, other content
+	srv.swap[smallPath(2)] = other
+	srv.during = func() { writeFile(t, dir, smallPath(1), []byte("written here meanwhile")) }
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if res.FilesDownloaded != 2 {
+		t.Errorf("%d files downloaded, want 2 (not the local one, not the wrong one)", res.FilesDownloaded)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(smallPath(1)))); string(got) != "written here meanwhile" {
+		t.Errorf("a local file created during the pull was replaced: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(smallPath(2)))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("content that does not hash to its head was written: %v", err)
+	}
+	if !slices.Equal(w.paths(), []string{smallPath(2)}) {
+		t.Errorf("warnings %v, want the file whose content did not match", w.paths())
+	}
+	if rec, err := h.State().File(ctx, "docs", smallPath(1)); err == nil && rec.BaseSeq != 0 {
+		t.Errorf("the local file got the server's record: %+v", rec)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if IsTempName(e.Name()) {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package syncproto
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+func TestChunkListBatch(t *testing.T) {
+	h := newMemHandler(testServerPassword)
+	s := startSyncServer(t, h, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	mustRoot(ctx, t, c, "r")
+
+	var items []BatchProposal
+	var chunks []Chunk
+	for _, f := range []struct{ path, data string }{{"a.txt", "alpha"}, {"dir/b.txt", "bravo!"}} {
+		ch := storedChunk(t, []byte(f.data))
+		chunks = append(chunks, ch)
+		items = append(items, BatchProposal{
+			Request: &syncpb.ProposeRequest{Path: f.path, Hash: ch.ID[:], Size: int64(len(f.data))},
+			Chunks:  []ChunkRef{{ID: ch.ID, Size: uint32(len(f.data))}},
+		})
+	}
+	if err := c.PutChunks(ctx, "r", chunks); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ProposeBatch(ctx, "r", items); err != nil {
+		t.Fatal(err)
+	}
+	never := cas.Sum([]byte("never committed"))
+	res, err := c.ChunkListBatch(ctx, "r", []ChunkListItem{
+		{Path: "dir/b.txt", Hash: chunks[1].ID},
+		{Path: "gone", Hash: never},
+		{Path: "a.txt", Hash: chunks[0].ID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d results for 3 items", len(res))
+	}
+	for i, want := range map[int]BatchProposal{0: items[1], 2: items[0]} {
+		if res[i].Err != nil || res[i].Size != want.Request.GetSize() || len(res[i].Chunks) != 1 || res[i].Chunks[0] != want.Chunks[0] {
+			t.Errorf("item %d: %+v, want the list of %q", i, res[i], want.Request.GetPath())
+		}
+	}
+	if !errors.Is(res[1].Err, ErrNotFound) {
+		t.Errorf("version never committed: %v, want ErrNotFound", res[1].Err)
+	}
+	// The chunks named by the batch's lists can be downloaded.
+	var got []cas.ID
+	if err := c.GetChunks(ctx, "r", []cas.ID{chunks[0].ID, chunks[1].ID}, func(ch Chunk) error {
+		got = append(got, ch.ID)
+		return nil
+	}); err != nil || len(got) != 2 {
+		t.Errorf("GetChunks after the batch: %v, %d chunks", err, len(got))
+	}
+	// A root the client is not a member of fails every item, not the
+	// transaction.
+	res, err = c.ChunkListBatch(ctx, "elsewhere", []ChunkListItem{{Path: "a.txt", Hash: chunks[0].ID}})
+	if err != nil || !errors.Is(res[0].Err, ErrNotFound) && !errors.Is(res[0].Err, ErrForbidden) {
+		t.Errorf("batch in a root never joined: %v, %v", res, err)
+	}
+	if _, err := c.ChunkListBatch(ctx, "r", nil); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("empty batch: %v, want ErrBadRequest", err)
+	}
+	tooMany := &syncpb.ChunkListBatchRequest{Root: "r"}
+	for range MaxChunkListBatch + 1 {
+		tooMany.Items = append(tooMany.Items, &syncpb.ChunkListBatchRequest_Item{Path: "a.txt", Hash: chunks[0].ID[:]})
+	}
+	if err := transact(ctx, c.conn, tooMany, &syncpb.ChunkListBatchResponse{}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("batch of %d items: %v, want ErrBadRequest", len(tooMany.Items), err)
+	}
+	short := &syncpb.ChunkListBatchRequest{Root: "r", Items: []*syncpb.ChunkListBatchRequest_Item{{Path: "a.txt", Hash: []byte{1, 2}}}}
+	var resp syncpb.ChunkListBatchResponse
+	if err := transact(ctx, c.conn, short, &resp); err != nil || len(resp.GetResults()) != 1 || resp.GetResults()[0].GetErrorCode() != uint32(CodeBadRequest) {
+		t.Errorf("item with a 2-byte hash: %v, %v; want its result BadRequest", resp.GetResults(), err)
+	}
+	if _, err := c.Ping(ctx); err != nil {
+		t.Errorf("connection after refused batches: %v", err)
+	}
+}
+
+func TestDecodeListResults(t *testing.T) {
+	id := cas.Sum([]byte("x"))
+	list := &syncpb.ChunkListBatchResponse_Result{Size: 5, Ids: id[:], Sizes: []uint32{5}}
+	tests := []struct {
+		name string
+		res  []*syncpb.ChunkListBatchResponse_Result
+		ok   bool
+	}{
+		{"list", []*syncpb.ChunkListBatchResponse_Result{list}, true},
+		{"empty file", []*syncpb.ChunkListBatchResponse_Result{{}}, true},
+		{"error", []*syncpb.ChunkListBatchResponse_Result{{ErrorCode: uint32(CodeNotFound), ErrorMessage: "gone"}}, true},
+		{"both", []*syncpb.ChunkListBatchResponse_Result{{Size: 5, Ids: id[:], Sizes: []uint32{5}, ErrorCode: uint32(CodeNotFound)}}, false},
+		{"size mismatch", []*syncpb.ChunkListBatchResponse_Result{{Size: 6, Ids: id[:], Sizes: []uint32{5}}}, false},
+		{"size without list", []*syncpb.ChunkListBatchResponse_Result{{Size: 6}}, false},
+		{"ids without sizes", []*syncpb.ChunkListBatchResponse_Result{{Size: 0, Ids: id[:]}}, false},
+		{"ragged ids", []*syncpb.ChunkListBatchResponse_Result{{Size: 5, Ids: id[:31], Sizes: []uint32{5}}}, false},
+		{"zero-size chunk", []*syncpb.ChunkListBatchResponse_Result{{Size: 0, Ids: id[:], Sizes: []uint32{0}}}, false},
+		{"oversized chunk", []*syncpb.ChunkListBatchResponse_Result{{Size: DefaultMaxChunkSize + 1, Ids: id[:], Sizes: []uint32{DefaultMaxChunkSize + 1}}}, false},
+		{"too few", nil, false},
+		{"too many", []*syncpb.ChunkListBatchResponse_Result{list, list}, false},
+		{"invalid UTF-8", []*syncpb.ChunkListBatchResponse_Result{{ErrorCode: uint32(CodeNotFound), ErrorMessage: "\xff"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeListResults(&syncpb.ChunkListBatchResponse{Results: tt.res}, 1, DefaultMaxChunkSize)
+			if (err == nil) != tt.ok {
+				t.Errorf("err = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// FuzzDecodeListResults: any ChunkListBatchResponse payload is decoded
+// within its bounds or refused, and every result is an error or a list of
+// chunks within the size limit adding up to its size.
+func FuzzDecodeListResults(f *testing.F) {
+	id := cas.Sum([]byte("x"))
+	seed, _ := proto.Marshal(&syncpb.ChunkListBatchResponse{Results: []*syncpb.ChunkListBatchResponse_Result{
+		{Size: 5, Ids: id[:], Sizes: []uint32{5}},
+		{ErrorCode: uint32(CodeNotFound), ErrorMessage: "gone"},
+	}})
+	f.Add(seed, 2)
+	f.Add([]byte{}, 1)
+	f.Fuzz(func(t *testing.T, payload []byte, n int) {
+		if n < 1 || n > MaxChunkListBatch {
+			return
+		}
+		var resp syncpb.ChunkListBatchResponse
+		if DecodeMessage(FrameChunkListBatchResponse, payload, &resp) != nil {
+			return
+		}
+		out, err := decodeListResults(&resp, n, DefaultMaxChunkSize)
+		if err != nil {
+			return
+		}
+		entries := 0
+		for i, r := range out {
+			if r.Err != nil {
+				continue
+			}
+			var total int64
+			for _, c := range r.Chunks {
+				if c.Size == 0 || c.Size > DefaultMaxChunkSize {
+					t.Fatalf("result %d: chunk of %d bytes", i, c.Size)
+				}
+				total += int64(c.Size)
+			}
+			entries += len(r.Chunks)
+			if total != r.Size {
+				t.Fatalf("result %d: list of %d bytes for a file of %d", i, total, r.Size)
+			}
+		}
+		if entries > MaxBatchEntries {
+			t.Fatalf("%d entries decoded", entries)
+		}
+	})
+}
