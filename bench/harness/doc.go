@@ -15,6 +15,8 @@
 //     against a fresh server without it (its wall time without the
 //     relay's cost, for the time targets: the relay's copies run on the
 //     same cores as the client and the server);
+//   - first pull of small: a new client joins the small root and pulls
+//     every file (rsync: a copy of its module into an empty directory);
 //   - nothing changed; insert 100 B in the middle of the big file; append
 //     1 MiB to it; overwrite 4 KiB at 10 MiB; rename a 10 MiB file; copy a
 //     64 MiB file; rewrite 64 B in 1 % of the small files;

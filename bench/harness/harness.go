@@ -195,6 +195,8 @@ func layoutRows(rep *report.Report, n names, wan, baseline bool) {
 	}
 	initial(n.ceilingMixed, n.initialMixed, true)
 	initial(n.ceilingSmall, n.initialSmall, true)
+	rep.Row(n.pullSmall, report.Quics).Key = report.Wall
+	peers(n.pullSmall)
 	for _, s := range []string{n.unchanged, n.insert, n.appendMiB, n.overwrite, n.rename, n.copy, n.smallEdit} {
 		rep.Row(s, report.Quics).Key = report.Wire
 		peers(s)
@@ -281,6 +283,9 @@ func (r *runner) do(ctx context.Context) (err error) {
 	if sel.small() {
 		if err := r.initial(ctx, n.initialSmall, r.srvSmall, r.devSmall, "small", sel.has(KeyInitialSmall) && r.o.WAN == nil); err != nil {
 			return err
+		}
+		if sel.has(KeyPullSmall) {
+			r.try(n.pullSmall, func() error { return r.pullSmall(ctx) })
 		}
 	}
 	big := filepath.Join(r.mixedDir, filepath.FromSlash(dataset.BigFile))
@@ -591,19 +596,25 @@ func (r *runner) edit(ctx context.Context, scenario, tree string, change func() 
 
 // quicsSync runs qic sync on dev and records the figures under tool.
 func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *server, dev *device) error {
+	_, err := r.quicsSyncStats(ctx, scenario, tool, srv, dev)
+	return err
+}
+
+// quicsSyncStats is quicsSync returning what qic reported.
+func (r *runner) quicsSyncStats(ctx context.Context, scenario, tool string, srv *server, dev *device) (syncStats, error) {
 	flushDirty()
 	m := r.meter(dev)
 	var before relay.Counts
 	if m != nil {
 		var err error
 		if before, err = m(ctx); err != nil {
-			return fmt.Errorf("%s: %w", scenario, err)
+			return syncStats{}, fmt.Errorf("%s: %w", scenario, err)
 		}
 	}
 	srv.resetPeak()
 	st, res, err := dev.sync(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", scenario, err)
+		return syncStats{}, fmt.Errorf("%s: %w", scenario, err)
 	}
 	s := report.Sample{
 		report.Wall:          res.wall.Seconds(),
@@ -619,19 +630,19 @@ func (r *runner) quicsSync(ctx context.Context, scenario, tool string, srv *serv
 		settle(ctx, 100*time.Millisecond, 2*time.Second, m)
 		after, err := m(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", scenario, err)
+			return syncStats{}, fmt.Errorf("%s: %w", scenario, err)
 		}
 		w := after.Sub(before)
 		s.SetWire(w.UpBytes, w.DownBytes)
 		s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
 	}
 	if err := storeSizes(s, srv); err != nil {
-		return err
+		return syncStats{}, err
 	}
 	r.rep.Add(scenario, tool, s)
 	r.logf("%s: %s %s, wire %s up %s down, %d chunks sent, %d skipped", scenario, tool, report.Seconds(s[report.Wall]),
 		wireText(s, report.WireUp), wireText(s, report.WireDown), st.ChunksSent, st.ChunksSkipped)
-	return nil
+	return st, nil
 }
 
 func wireText(s report.Sample, m report.Metric) string {
@@ -658,6 +669,21 @@ func storeSizes(s report.Sample, srv *server) error {
 // its wire bytes are the link's counters, like quics'; its --stats
 // totals are kept beside them.
 func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) error {
+	return r.rsyncBoth(ctx, scenario, func(v rsyncd.Variant) (rsyncd.Result, error) {
+		return r.rsync.Push(ctx, src, module(tree, v), v)
+	})
+}
+
+// rsyncPull copies the tree's modules from the daemon into empty
+// directories named after dst, with both variants.
+func (r *runner) rsyncPull(ctx context.Context, scenario, tree, dst string) error {
+	return r.rsyncBoth(ctx, scenario, func(v rsyncd.Variant) (rsyncd.Result, error) {
+		return r.rsync.Pull(ctx, module(tree, v), dst+"-"+module(tree, v), v)
+	})
+}
+
+// rsyncBoth runs one rsync transfer per variant and records its figures.
+func (r *runner) rsyncBoth(ctx context.Context, scenario string, transfer func(rsyncd.Variant) (rsyncd.Result, error)) error {
 	if r.rsync == nil {
 		return nil
 	}
@@ -671,7 +697,7 @@ func (r *runner) rsyncPush(ctx context.Context, scenario, src, tree string) erro
 				return err
 			}
 		}
-		res, err := r.rsync.Push(ctx, src, module(tree, v), v)
+		res, err := transfer(v)
 		if err != nil {
 			return err
 		}

@@ -125,6 +125,7 @@ func TestNamesFollowScale(t *testing.T) {
 		n.insert:       "insert 100 B mid 256 MiB file",
 		n.overwrite:    "overwrite 4 KiB at 10 MiB",
 		n.initialSmall: "initial sync, 20000 small files",
+		n.pullSmall:    "first pull, 20000 small files, new device",
 		n.smallEdit:    "64 B in 1 % of small files (200)",
 		n.copy:         "copy 64 MiB file",
 	} {

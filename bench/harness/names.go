@@ -22,6 +22,7 @@ const (
 // names are the scenario names of one scale: they say the actual sizes.
 type names struct {
 	ceilingMixed, initialMixed, ceilingSmall, initialSmall string
+	pullSmall                                              string
 	unchanged, idle                                        string
 	insert, appendMiB, overwrite, rename, copy, smallEdit  string
 	store, restore, gc, propagation                        string
@@ -43,6 +44,7 @@ func newNames(mixed, small []dataset.Entry, o Options) names {
 		initialMixed: "initial sync, mixed " + total,
 		ceilingSmall: "ceiling: " + size(dataset.TotalSize(small)) + " over quic-go",
 		initialSmall: fmt.Sprintf("initial sync, %d small files", len(small)),
+		pullSmall:    fmt.Sprintf("first pull, %d small files, new device", len(small)),
 		unchanged:    "nothing changed (mixed)",
 		idle:         fmt.Sprintf("nothing changed, 2× qic run, %s idle", o.Idle),
 		insert:       fmt.Sprintf("insert %d B mid %s file", insertBytes, big),

@@ -268,3 +268,28 @@ func (r *runner) edits(ctx context.Context, fileA, fileB string, runs ...*backgr
 	}
 	return lat, missed, nil
 }
+
+// pullSmall joins a new device to the small tree's root, after its
+// initial sync, and times its first pull of every file; rsync's figures
+// are a copy of the same tree from the daemon into an empty directory.
+func (r *runner) pullSmall(ctx context.Context) error {
+	dir := filepath.Join(r.dir, "small-pulled")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	dev, err := r.newDevice(ctx, r.srvSmall, "small-pull", dir, true, r.o.Qic)
+	if err != nil {
+		return err
+	}
+	if _, err := dev.qic(ctx, "root", "join", "small", dir, "--root-password", rootPassword); err != nil {
+		return err
+	}
+	st, err := r.quicsSyncStats(ctx, r.n.pullSmall, report.Quics, r.srvSmall, dev)
+	if err != nil {
+		return err
+	}
+	if st.FilesDownloaded != len(r.small) {
+		return fmt.Errorf("pull: %d of %d files downloaded", st.FilesDownloaded, len(r.small))
+	}
+	return r.rsyncPull(ctx, r.n.pullSmall, "small", filepath.Join(r.dir, "small-pulled-rsync"))
+}

@@ -12,6 +12,7 @@ const (
 	KeyCeiling      = "ceiling"
 	KeyInitialMixed = "initial-mixed"
 	KeyInitialSmall = "initial-small"
+	KeyPullSmall    = "pull-small"
 	KeyUnchanged    = "unchanged"
 	KeyInsert       = "insert"
 	KeyAppend       = "append"
@@ -27,7 +28,7 @@ const (
 
 // ScenarioKeys lists every key, in the order the scenarios run.
 var ScenarioKeys = []string{
-	KeyCeiling, KeyInitialMixed, KeyInitialSmall, KeyUnchanged, KeyInsert, KeyAppend, KeyOverwrite,
+	KeyCeiling, KeyInitialMixed, KeyInitialSmall, KeyPullSmall, KeyUnchanged, KeyInsert, KeyAppend, KeyOverwrite,
 	KeyRename, KeyCopy, KeySmallEdit, KeyStore, KeyRestore, KeyGC, KeyPropagation,
 }
 
@@ -78,13 +79,13 @@ func (s selection) mixed() bool {
 		KeyStore, KeyRestore, KeyGC, KeyPropagation)
 }
 
-func (s selection) small() bool { return s.any(KeyInitialSmall, KeySmallEdit) }
+func (s selection) small() bool { return s.any(KeyInitialSmall, KeyPullSmall, KeySmallEdit) }
 
 // keyOf maps the table's scenario names to their keys.
 func (n names) keyOf() map[string]string {
 	return map[string]string{
 		n.ceilingMixed: KeyCeiling, n.ceilingSmall: KeyCeiling,
-		n.initialMixed: KeyInitialMixed, n.initialSmall: KeyInitialSmall,
+		n.initialMixed: KeyInitialMixed, n.initialSmall: KeyInitialSmall, n.pullSmall: KeyPullSmall,
 		n.unchanged: KeyUnchanged, n.idle: KeyPropagation,
 		n.insert: KeyInsert, n.appendMiB: KeyAppend, n.overwrite: KeyOverwrite,
 		n.rename: KeyRename, n.copy: KeyCopy, n.smallEdit: KeySmallEdit,

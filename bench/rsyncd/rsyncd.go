@@ -188,8 +188,23 @@ type Result struct {
 
 // Push mirrors the directory src into module with the variant's flags.
 func (d *Daemon) Push(ctx context.Context, src, module string, v Variant) (Result, error) {
+	return d.transfer(ctx, v, strings.TrimSuffix(src, "/")+"/", d.moduleURL(module))
+}
+
+// Pull copies module from the daemon into dst (created if missing) with
+// variant v's flags, in the direction a new device's first sync goes.
+func (d *Daemon) Pull(ctx context.Context, module, dst string, v Variant) (Result, error) {
+	return d.transfer(ctx, v, d.moduleURL(module), strings.TrimSuffix(dst, "/")+"/")
+}
+
+func (d *Daemon) moduleURL(module string) string {
+	return fmt.Sprintf("rsync://%s/%s/", net.JoinHostPort(d.addr, strconv.Itoa(d.port)), module)
+}
+
+// transfer runs one rsync client from src to dst and reads its figures.
+func (d *Daemon) transfer(ctx context.Context, v Variant, src, dst string) (Result, error) {
 	args := append([]string{"-a", "--delete-delay", "--stats"}, v.Flags...)
-	args = append(args, strings.TrimSuffix(src, "/")+"/", fmt.Sprintf("rsync://%s/%s/", net.JoinHostPort(d.addr, strconv.Itoa(d.port)), module))
+	args = append(args, src, dst)
 	var out, errOut bytes.Buffer
 	cmd := d.client(ctx, d.bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -117,6 +117,22 @@ func TestDaemonPush(t *testing.T) {
 	if _, err := d.Push(ctx, src, "nosuchmodule", Plain); err == nil {
 		t.Fatal("a push to a missing module succeeded")
 	}
+
+	// Pull copies the module into a new directory: the daemon sends.
+	pulled := filepath.Join(base, "pulled")
+	got, err := d.Pull(ctx, "m", pulled, Plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(pulled, "sub", "f.txt")); !bytes.Equal(b, data) {
+		t.Fatal("the pulled file differs from the module's")
+	}
+	if got.BytesReceived < int64(len(data)) || got.BytesSent >= got.BytesReceived {
+		t.Fatalf("plain pull of %d bytes: %+v", len(data), got)
+	}
+	if _, err := d.Pull(ctx, "nosuchmodule", filepath.Join(base, "none"), Plain); err == nil {
+		t.Fatal("a pull of a missing module succeeded")
+	}
 }
 
 func TestFindMissing(t *testing.T) {

@@ -17,7 +17,7 @@
 // remove.
 //
 // --scenarios runs only the named scenarios (a comma list of keys:
-// ceiling, initial-mixed, initial-small, unchanged, insert, append,
+// ceiling, initial-mixed, initial-small, pull-small, unchanged, insert, append,
 // overwrite, rename, copy, small-edit, store, restore, gc, propagation;
 // "edits" is insert,append,overwrite,rename,copy), plus the initial sync
 // of the tree they start from.
