@@ -263,6 +263,7 @@ type stagedItem struct {
 // goes to fail.
 func (e *Engine) stageBatch(ctx context.Context, r Root, items []pullItem, lists []syncproto.ChunkListResult, chunks map[cas.ID][]byte, fail func(string, error) error, p *pass) ([]stagedItem, error) {
 	staged := make([]stagedItem, 0, len(items))
+	checked := make(map[string]bool) // directories made and checked by this batch
 	abortAll := func() {
 		for _, s := range staged {
 			s.file.Abort()
@@ -279,7 +280,7 @@ func (e *Engine) stageBatch(ctx context.Context, r Root, items []pullItem, lists
 		err := checkContent(pieces, lists[i].Chunks, lists[i].Size, it.hash)
 		var f *StagedFile
 		if err == nil {
-			f, err = StageFile(ctx, r.Dir, path, mode, time.Unix(0, it.head.GetMtime()), !atomicfile.CanSyncFS, pieces)
+			f, err = StageFile(ctx, r.Dir, path, mode, time.Unix(0, it.head.GetMtime()), !atomicfile.CanSyncFS, pieces, checked)
 		}
 		if err != nil {
 			if err := fail(path, err); err != nil {
@@ -331,6 +332,10 @@ func (e *Engine) publishBatch(ctx context.Context, r Root, reuse *ReuseIndex, st
 			s.file.Abort()
 		}
 	}
+	if err := checkRootDir(r.Dir); err != nil {
+		abortFrom(0)
+		return err
+	}
 	if atomicfile.CanSyncFS {
 		if err := atomicfile.SyncFS(r.Dir); err != nil {
 			abortFrom(0)
@@ -342,7 +347,7 @@ func (e *Engine) publishBatch(ctx context.Context, r Root, reuse *ReuseIndex, st
 	dirs := make(map[string]bool)
 	for i, s := range staged {
 		path := s.head.GetPath()
-		safe, err := SafeToReplace(ctx, r.Dir, path, s.rec)
+		safe, err := safeToReplaceTarget(ctx, s.file.target, path, s.rec)
 		if err == nil && !safe {
 			s.file.Abort() // the next scan finds the local change and pushes it
 			continue

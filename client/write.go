@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ func IsTempName(name string) bool { return strings.HasPrefix(name, TempPrefix) }
 // target with another one: a scan in between would take it for a local
 // edit.
 func WriteFileAtomic(ctx context.Context, root, relPath string, mode fs.FileMode, mtime time.Time, fill func(w io.Writer) error) (FileStat, error) {
-	target, err := prepareTarget(root, relPath)
+	target, err := prepareTarget(root, relPath, nil)
 	if err != nil {
 		return FileStat{}, err
 	}
@@ -58,7 +59,9 @@ func WriteFileAtomic(ctx context.Context, root, relPath string, mode fs.FileMode
 
 // prepareTarget checks relPath, creates its missing parents and checks
 // that what is at its target may be replaced; it returns the target.
-func prepareTarget(root, relPath string) (string, error) {
+// Directories already in checked (relative paths; nil: none) are not
+// looked at again, and relPath's parent is added to it.
+func prepareTarget(root, relPath string, checked map[string]bool) (string, error) {
 	target, err := relpath.Join(root, relPath)
 	if err != nil {
 		return "", err
@@ -66,8 +69,14 @@ func prepareTarget(root, relPath string) (string, error) {
 	if IsTempName(filepath.Base(target)) {
 		return "", fmt.Errorf("%w: %q: the name prefix %q is reserved for temporary files", ErrInvalidName, relPath, TempPrefix)
 	}
-	if err := makeParents(root, relPath); err != nil {
-		return "", err
+	parent := path.Dir(relPath)
+	if !checked[parent] {
+		if err := makeParents(root, relPath); err != nil {
+			return "", err
+		}
+		if checked != nil {
+			checked[parent] = true
+		}
 	}
 	if err := checkReplaceable(target, relPath); err != nil {
 		return "", err
@@ -78,7 +87,7 @@ func prepareTarget(root, relPath string) (string, error) {
 // StagedFile is a file written next to its target by StageFile: complete,
 // but neither durable (unless staged with sync) nor visible until Publish.
 type StagedFile struct {
-	p       *atomicfile.Pending
+	tmp     string
 	relPath string
 	target  string
 	st      FileStat // as written
@@ -88,44 +97,36 @@ type StagedFile struct {
 // durable together: it writes the pieces of data into a temporary file
 // next to relPath's target, with mode and mtime, fsynced only if sync. The
 // caller makes the staged files durable (atomicfile.SyncFS of the root, or
-// sync here), then publishes each and makes the renames durable.
-func StageFile(ctx context.Context, root, relPath string, mode fs.FileMode, mtime time.Time, sync bool, data [][]byte) (*StagedFile, error) {
+// sync here), then publishes each and makes the renames durable. checked
+// is prepareTarget's: the batch's directories already made and checked.
+func StageFile(ctx context.Context, root, relPath string, mode fs.FileMode, mtime time.Time, sync bool, data [][]byte, checked map[string]bool) (*StagedFile, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	target, err := prepareTarget(root, relPath)
+	target, err := prepareTarget(root, relPath, checked)
 	if err != nil {
 		return nil, err
 	}
-	f, err := atomicfile.Create(target, TempPrefix+"*")
+	tmp, st, err := writeTemp(filepath.Dir(target), data, mode, mtime, sync)
 	if err != nil {
 		return nil, fmt.Errorf("client: write %q: %w", relPath, err)
 	}
-	for _, d := range data {
-		if _, err := f.Write(d); err != nil {
-			f.Abort()
-			return nil, fmt.Errorf("client: write %q: %w", relPath, err)
-		}
-	}
-	fi, err := f.Stage(mode.Perm(), mtime, sync)
-	if err != nil {
-		return nil, fmt.Errorf("client: write %q: %w", relPath, err)
-	}
-	return &StagedFile{p: f, relPath: relPath, target: target, st: statOf(fi)}, nil
+	return &StagedFile{tmp: tmp, relPath: relPath, target: target, st: st}, nil
 }
 
 // Publish renames the staged file over its target and returns the stat a
 // scan will see, for its record. The rename is not durable until the
-// directory is synced.
+// directory is synced. A failed Publish removes the staged file.
 func (s *StagedFile) Publish() (FileStat, error) {
-	if err := s.p.Publish(); err != nil {
+	if err := renameOver(s.tmp, s.target); err != nil {
+		s.Abort()
 		return FileStat{}, fmt.Errorf("client: write %q: %w", s.relPath, err)
 	}
 	return statPublished(s.target, s.st), nil
 }
 
 // Abort removes the staged file; the target is left as it is.
-func (s *StagedFile) Abort() { s.p.Abort() }
+func (s *StagedFile) Abort() { _ = os.Remove(s.tmp) }
 
 // checkReplaceable fails when target exists and is not a regular file.
 func checkReplaceable(target, relPath string) error {
@@ -375,6 +376,12 @@ func SafeToReplace(ctx context.Context, root, relPath string, rec *FileRecord) (
 	if err := checkRootDir(root); err != nil {
 		return false, err
 	}
+	return safeToReplaceTarget(ctx, target, relPath, rec)
+}
+
+// safeToReplaceTarget is SafeToReplace of the path target, whose root the
+// caller has checked.
+func safeToReplaceTarget(ctx context.Context, target, relPath string, rec *FileRecord) (bool, error) {
 	if rec != nil && rec.Pending {
 		return false, nil
 	}

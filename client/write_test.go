@@ -164,6 +164,10 @@ func TestWriteFileAtomicRefuses(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
+			_, err = StageFile(ctx, root, tc.path, 0o644, time.Now(), false, [][]byte{[]byte("x")}, map[string]bool{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("StageFile: error %v, want %v", err, tc.want)
+			}
 			entries, _ := os.ReadDir(outside)
 			if len(entries) != 0 {
 				t.Errorf("something was written outside the root: %v", entries)
@@ -354,5 +358,65 @@ func TestWriteThenScanIsUnchanged(t *testing.T) {
 	res := mustScan(t, scanner(h, nil, time.Now))
 	if len(res.Changes) != 0 || res.Hashed != 0 {
 		t.Errorf("scan after a pull: changes %v, %d hashed; want none", changesOf(res), res.Hashed)
+	}
+}
+
+// A staged file is invisible until Publish, which returns the stat a scan
+// sees; Abort leaves the target as it was; files of a directory the batch
+// has checked are staged without checking it again.
+func TestStageFilePublishAndAbort(t *testing.T) {
+	ctx := context.Background()
+	h, dir := testRoot(t, testParams)
+	writeFile(t, dir, "d/kept", []byte("old"))
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	checked := map[string]bool{}
+	before := time.Now()
+	a, err := StageFile(ctx, dir, "d/a", 0o640, mtime, false, [][]byte{[]byte("al"), []byte("pha")}, checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checked["d"] {
+		t.Errorf("checked directories after staging d/a: %v", checked)
+	}
+	b, err := StageFile(ctx, dir, "d/kept", 0o644, mtime, true, [][]byte{[]byte("never published")}, checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d", "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("staged file visible before Publish: %v", err)
+	}
+	if temps := tempsIn(t, dir); len(temps) != 2 {
+		t.Fatalf("temporary files while staged: %v, want 2", temps)
+	}
+	st, err := a.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Abort()
+	if got, _ := os.ReadFile(filepath.Join(dir, "d", "a")); string(got) != "alpha" {
+		t.Errorf("published content %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "d", "kept")); string(got) != "old" {
+		t.Errorf("an aborted staged file changed its target: %q", got)
+	}
+	if temps := tempsIn(t, dir); len(temps) != 0 {
+		t.Errorf("temporary files left: %v", temps)
+	}
+	want, err := Stat(filepath.Join(dir, "d", "a"))
+	if err != nil || st != want || st.Mode != 0o640 || st.MTime != mtime.UnixNano() {
+		t.Fatalf("Publish returned %+v, the file has %+v (%v); want mode 0640, mtime %v", st, want, err, mtime)
+	}
+	rec := FileRecord{Path: "d/a", BaseSeq: 1, BaseHash: cas.Sum([]byte("alpha")), Hash: cas.Sum([]byte("alpha")), Stat: st, ScannedAt: before.UnixNano()}
+	if err := h.State().PutFile(ctx, "docs", rec); err != nil {
+		t.Fatal(err)
+	}
+	res := mustScan(t, scanner(h, nil, time.Now))
+	for _, c := range res.Changes {
+		if c.Path == "d/a" {
+			t.Errorf("scan after a publish takes d/a for a local edit")
+		}
+	}
+	if res.Hashed != 1 {
+		t.Errorf("scan after a publish hashed %d files, want 1 (d/kept, which has no record)", res.Hashed)
 	}
 }

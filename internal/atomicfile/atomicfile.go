@@ -23,7 +23,6 @@ type Pending struct {
 	f      *os.File
 	target string
 	done   bool
-	staged bool // closed by Stage, waiting for Publish
 	// written counts what Write wrote, for a Sync on another goroutine.
 	written atomic.Int64
 }
@@ -81,19 +80,6 @@ func (p *Pending) Commit(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error)
 }
 
 func (p *Pending) finish(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
-	fi, err := p.close(perm, mtime, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Rename(p.f.Name(), p.target); err != nil {
-		return nil, err
-	}
-	return fi, nil
-}
-
-// close gives the file its permissions and mtime, fsyncs it if sync, and
-// closes it; it returns the file's info as written.
-func (p *Pending) close(perm fs.FileMode, mtime time.Time, sync bool) (fs.FileInfo, error) {
 	if err := p.f.Chmod(perm); err != nil {
 		return nil, err
 	}
@@ -102,10 +88,8 @@ func (p *Pending) close(perm fs.FileMode, mtime time.Time, sync bool) (fs.FileIn
 			return nil, err
 		}
 	}
-	if sync {
-		if err := p.f.Sync(); err != nil {
-			return nil, err
-		}
+	if err := p.f.Sync(); err != nil {
+		return nil, err
 	}
 	fi, err := p.f.Stat()
 	if err != nil {
@@ -114,52 +98,19 @@ func (p *Pending) close(perm fs.FileMode, mtime time.Time, sync bool) (fs.FileIn
 	if err := p.f.Close(); err != nil {
 		return nil, err
 	}
-	return fi, nil
-}
-
-// Stage is the first half of Commit, for many files made durable
-// together: it gives the pending file its permissions and (unless zero)
-// mtime and closes it, fsynced only if sync, still under its temporary
-// name. Make the staged files durable (SyncFS, or sync here), then
-// Publish each. It returns the file's info as written.
-func (p *Pending) Stage(perm fs.FileMode, mtime time.Time, sync bool) (fs.FileInfo, error) {
-	if p.done {
-		return nil, errors.New("atomicfile: stage after commit or abort")
-	}
-	fi, err := p.close(perm, mtime, sync)
-	if err != nil {
-		p.Abort()
+	if err := os.Rename(p.f.Name(), p.target); err != nil {
 		return nil, err
 	}
-	p.staged = true
 	return fi, nil
 }
 
-// Publish renames a staged file over its target. It does not fsync the
-// directory (SyncDir, or SyncFS for many). A failed Publish removes the
-// staged file.
-func (p *Pending) Publish() error {
-	if !p.staged || p.done {
-		return errors.New("atomicfile: publish of a file not staged")
-	}
-	if err := os.Rename(p.f.Name(), p.target); err != nil {
-		p.Abort()
-		return err
-	}
-	p.done = true
-	return nil
-}
-
-// Abort discards the pending or staged file; after Commit or Publish it
-// does nothing.
+// Abort discards the pending file; after Commit it does nothing.
 func (p *Pending) Abort() {
 	if p.done {
 		return
 	}
 	p.done = true
-	if !p.staged {
-		_ = p.f.Close()
-	}
+	_ = p.f.Close()
 	_ = os.Remove(p.f.Name())
 }
 

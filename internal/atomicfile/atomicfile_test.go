@@ -158,59 +158,20 @@ func TestPendingSyncWhileWriting(t *testing.T) {
 	}
 }
 
-// Stage leaves a complete file under its temporary name; Publish puts it
-// in place; Abort of a staged file removes it and leaves the target.
-func TestPendingStagePublishAbort(t *testing.T) {
+// SyncFS syncs the file system of a directory that exists.
+func TestSyncFS(t *testing.T) {
+	if !CanSyncFS {
+		if err := SyncFS(t.TempDir()); !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("SyncFS where it cannot work: %v, want ErrUnsupported", err)
+		}
+		return
+	}
 	dir := t.TempDir()
-	mtime := time.Unix(1_600_000_000, 0)
-	stage := func(name, data string) *Pending {
-		t.Helper()
-		p, err := Create(filepath.Join(dir, name), ".pending-*")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.Write([]byte(data)); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := p.Stage(0o600, mtime, !CanSyncFS)
-		if err != nil || fi.Size() != int64(len(data)) {
-			t.Fatalf("Stage: %v, %v", fi, err)
-		}
-		return p
-	}
-	if err := os.WriteFile(filepath.Join(dir, "kept"), []byte("old"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, b := stage("a", "alpha"), stage("kept", "never published")
-	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("target visible before Publish: %v", err)
-	}
-	if CanSyncFS {
-		if err := SyncFS(dir); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := a.Publish(); err != nil {
+	if err := SyncFS(dir); err != nil {
 		t.Fatal(err)
-	}
-	b.Abort()
-	if got, err := os.ReadFile(filepath.Join(dir, "a")); err != nil || string(got) != "alpha" {
-		t.Errorf("published file: %q, %v", got, err)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "a")); err != nil || fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(mtime) {
-		t.Errorf("published file: %v, %v; want mode 0600 and mtime %v", fi, err, mtime)
-	}
-	if got, _ := os.ReadFile(filepath.Join(dir, "kept")); string(got) != "old" {
-		t.Errorf("an aborted staged file changed its target: %q", got)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
-		t.Errorf("directory holds %d entries, want the two targets and no temporary file", len(entries))
-	}
-	if err := a.Publish(); err == nil {
-		t.Error("a second Publish succeeded")
-	}
-	if _, err := a.Stage(0o600, mtime, false); err == nil {
-		t.Error("Stage after Publish succeeded")
 	}
 }
 
