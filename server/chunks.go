@@ -123,11 +123,35 @@ func (s *Server) ChunkList(ctx context.Context, sess *syncproto.Session, req *sy
 	if err != nil {
 		return 0, nil, err
 	}
-	p := req.GetPath()
+	return s.chunkList(ctx, st, r, req.GetPath(), req.GetHash())
+}
+
+// ChunkListBatch answers the items of a ChunkListBatchRequest as
+// ChunkList would, looking the root and the session's membership up once.
+func (s *Server) ChunkListBatch(ctx context.Context, sess *syncproto.Session, root string, items []syncproto.ChunkListItem) []syncproto.ChunkListResult {
+	out := make([]syncproto.ChunkListResult, len(items))
+	st, err := sessionOf(sess)
+	var r manifest.Root
+	if err == nil {
+		r, err = s.memberRoot(ctx, st, root)
+	}
+	for i, it := range items {
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		size, refs, ierr := s.chunkList(ctx, st, r, it.Path, it.Hash[:])
+		out[i] = syncproto.ChunkListResult{Size: size, Chunks: refs, Err: ierr}
+	}
+	return out
+}
+
+// chunkList is ChunkList in root r, of which the session is a member.
+func (s *Server) chunkList(ctx context.Context, st *session, r manifest.Root, p string, rawHash []byte) (int64, []syncproto.ChunkRef, error) {
 	if err := relpath.Check(p); err != nil {
 		return 0, nil, err
 	}
-	hash, err := cas.IDFromBytes(req.GetHash())
+	hash, err := cas.IDFromBytes(rawHash)
 	if err != nil || hash.IsZero() {
 		return 0, nil, fmt.Errorf("%w: chunk list of %q: hash must be 32 bytes", syncproto.ErrBadRequest, p)
 	}

@@ -661,3 +661,52 @@ func TestPrepareBatchFoundChunkStillChecked(t *testing.T) {
 		t.Fatalf("lying size: err = %v, want ErrBadRequest", err)
 	}
 }
+
+// ChunkListBatch answers each item as ChunkList would: lists of versions
+// the session can reach (whose chunks it may then download), NotFound or
+// a path error for the others, and every item refused outside the
+// session's roots.
+func TestChunkListBatch(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b, stranger := e.client(t, "a"), e.client(t, "b"), e.client(t, "c")
+	e.root(t, a, "docs")
+	e.join(t, b, "docs")
+	x, y := newFile(t, randomData(1, 200<<10)), newFile(t, []byte("small"))
+	e.mustPush(t, a, "docs", "x", nil, x)
+	e.mustPush(t, a, "docs", "d/y", nil, y)
+
+	if err := e.srv.GetChunks(ctx, b, "docs", x.ids(), func(syncproto.Chunk) error { return nil }); err == nil {
+		t.Fatal("b downloaded x's chunks before any chunk list named them")
+	}
+	res := e.srv.ChunkListBatch(ctx, b, "docs", []syncproto.ChunkListItem{
+		{Path: "x", Hash: x.hash},
+		{Path: "x", Hash: y.hash}, // a version of another path
+		{Path: "d/y", Hash: y.hash},
+		{Path: "../y", Hash: y.hash},
+	})
+	if len(res) != 4 {
+		t.Fatalf("%d results for 4 items", len(res))
+	}
+	for i, f := range map[int]file{0: x, 2: y} {
+		if res[i].Err != nil || res[i].Size != int64(len(f.data)) || !slices.Equal(res[i].Chunks, f.refs) {
+			t.Errorf("item %d: %d bytes, %d chunks, %v", i, res[i].Size, len(res[i].Chunks), res[i].Err)
+		}
+	}
+	if !errors.Is(res[1].Err, syncproto.ErrNotFound) {
+		t.Errorf("a hash that is not a version of the path: %v, want ErrNotFound", res[1].Err)
+	}
+	if res[3].Err == nil {
+		t.Error("an escaping path got a chunk list")
+	}
+	// The batch made x's chunks reachable for b, as ChunkList does.
+	fetched := 0
+	if err := e.srv.GetChunks(ctx, b, "docs", x.ids(), func(syncproto.Chunk) error { fetched++; return nil }); err != nil || fetched != len(x.refs) {
+		t.Errorf("GetChunks after the batch: %d of %d chunks, %v", fetched, len(x.refs), err)
+	}
+	for i, r := range e.srv.ChunkListBatch(ctx, stranger, "docs", []syncproto.ChunkListItem{{Path: "x", Hash: x.hash}, {Path: "d/y", Hash: y.hash}}) {
+		if !errors.Is(r.Err, syncproto.ErrForbidden) && !errors.Is(r.Err, syncproto.ErrNotFound) || r.Chunks != nil {
+			t.Errorf("item %d for a client outside the root: %+v", i, r)
+		}
+	}
+}

@@ -107,13 +107,14 @@ func (t *tx) chunkListBatch(ctx context.Context, payload []byte) error {
 	if err := expectEnd(ctx, t.st); err != nil {
 		return fmt.Errorf("chunk list batch: after the request: %w", err)
 	}
+	answers := t.answerListBatch(ctx, req)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	results := make([]*syncpb.ChunkListBatchResponse_Result, n)
 	entries := 0
 	for i, it := range req.GetItems() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		size, refs, err := t.batchChunkList(ctx, req.GetRoot(), it)
+		size, refs, err := answers[i].Size, answers[i].Chunks, answers[i].Err
 		if err == nil && entries+len(refs) > MaxBatchEntries {
 			err = fmt.Errorf("%w: chunk list of %q does not fit in this batch's %d entries; ask it alone", ErrBadRequest, it.GetPath(), MaxBatchEntries)
 		}
@@ -130,22 +131,64 @@ func (t *tx) chunkListBatch(ctx context.Context, payload []byte) error {
 	return WriteMessage(ctx, t.st, &syncpb.ChunkListBatchResponse{Results: results})
 }
 
-// batchChunkList answers one item of a batch through the Handler's
-// ChunkList, with the checks a ChunkListRequest gets.
-func (t *tx) batchChunkList(ctx context.Context, root string, it *syncpb.ChunkListBatchRequest_Item) (int64, []ChunkRef, error) {
-	if len(it.GetHash()) != cas.IDSize {
-		return 0, nil, fmt.Errorf("%w: chunk list %q: hash of %d bytes, want %d", ErrBadRequest, it.GetPath(), len(it.GetHash()), cas.IDSize)
+// ChunkListBatcher is a Handler that answers the items of a
+// ChunkListBatchRequest itself, cheaper than ChunkList for each (the root
+// and the membership looked up once). Results are in item order, each as
+// ChunkList would have answered it; a Handler without it gets ChunkList
+// per item.
+type ChunkListBatcher interface {
+	ChunkListBatch(ctx context.Context, s *Session, root string, items []ChunkListItem) []ChunkListResult
+}
+
+// answerListBatch asks the Handler for each well-formed item of req and
+// checks what it answers: a list adding up to its size.
+func (t *tx) answerListBatch(ctx context.Context, req *syncpb.ChunkListBatchRequest) []ChunkListResult {
+	out := make([]ChunkListResult, len(req.GetItems()))
+	var valid []ChunkListItem
+	var at []int
+	for i, it := range req.GetItems() {
+		hash, err := cas.IDFromBytes(it.GetHash())
+		if err != nil {
+			out[i].Err = fmt.Errorf("%w: chunk list %q: hash of %d bytes, want %d", ErrBadRequest, it.GetPath(), len(it.GetHash()), cas.IDSize)
+			continue
+		}
+		valid = append(valid, ChunkListItem{Path: it.GetPath(), Hash: hash})
+		at = append(at, i)
 	}
-	size, refs, err := t.srv.h.ChunkList(ctx, t.session, &syncpb.ChunkListRequest{Root: root, Path: it.GetPath(), Hash: it.GetHash()})
-	if err != nil {
-		return 0, nil, err
+	var answers []ChunkListResult
+	if b, ok := t.srv.h.(ChunkListBatcher); ok && len(valid) > 0 {
+		answers = b.ChunkListBatch(ctx, t.session, req.GetRoot(), valid)
+	} else {
+		answers = make([]ChunkListResult, len(valid))
+		for i, it := range valid {
+			if ctx.Err() != nil {
+				break
+			}
+			answers[i].Size, answers[i].Chunks, answers[i].Err = t.srv.h.ChunkList(ctx, t.session, &syncpb.ChunkListRequest{Root: req.GetRoot(), Path: it.Path, Hash: it.Hash[:]})
+		}
+	}
+	for j, i := range at {
+		if j >= len(answers) {
+			out[i].Err = internalf("ChunkListBatch answered %d of %d items", len(answers), len(valid))
+			continue
+		}
+		out[i] = checkedAnswer(answers[j], valid[j].Path)
+	}
+	return out
+}
+
+// checkedAnswer is a Handler's answer for one chunk list, refused when
+// its list does not add up to its size.
+func checkedAnswer(a ChunkListResult, path string) ChunkListResult {
+	if a.Err != nil {
+		return ChunkListResult{Err: a.Err}
 	}
 	var total int64
-	for _, r := range refs {
+	for _, r := range a.Chunks {
 		total += int64(r.Size)
 	}
-	if total != size {
-		return 0, nil, internalf("ChunkList of %q adds up to %d bytes, size %d", it.GetPath(), total, size)
+	if total != a.Size {
+		return ChunkListResult{Err: internalf("ChunkList of %q adds up to %d bytes, size %d", path, total, a.Size)}
 	}
-	return size, refs, nil
+	return a
 }

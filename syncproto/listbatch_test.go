@@ -1,6 +1,7 @@
 package syncproto
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -163,4 +164,46 @@ func FuzzDecodeListResults(f *testing.F) {
 			t.Fatalf("%d entries decoded", entries)
 		}
 	})
+}
+
+// batchingHandler answers chunk list batches itself, with answer.
+type batchingHandler struct {
+	*memHandler
+	answer func(items []ChunkListItem) []ChunkListResult
+}
+
+func (h batchingHandler) ChunkListBatch(_ context.Context, _ *Session, _ string, items []ChunkListItem) []ChunkListResult {
+	return h.answer(items)
+}
+
+// A Handler's own batch answers are checked like its ChunkList answers:
+// a missing answer or a list that does not add up fails that item alone.
+func TestChunkListBatcherAnswersChecked(t *testing.T) {
+	id := cas.Sum([]byte("12345"))
+	var got []ChunkListItem
+	h := batchingHandler{memHandler: newMemHandler(testServerPassword), answer: func(items []ChunkListItem) []ChunkListResult {
+		got = items
+		return []ChunkListResult{
+			{Size: 5, Chunks: []ChunkRef{{ID: id, Size: 5}}},
+			{Size: 6, Chunks: []ChunkRef{{ID: id, Size: 5}}}, // does not add up
+		} // and no answer for the third
+	}}
+	s := startServerOf(t, h, h.memHandler, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	res, err := c.ChunkListBatch(ctx, "r", []ChunkListItem{{Path: "a", Hash: id}, {Path: "b", Hash: id}, {Path: "c", Hash: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Path != "c" || got[0].Hash != id {
+		t.Errorf("the handler was asked %+v", got)
+	}
+	if res[0].Err != nil || res[0].Size != 5 {
+		t.Errorf("item 0: %+v", res[0])
+	}
+	for _, i := range []int{1, 2} {
+		if !errors.Is(res[i].Err, ErrInternal) {
+			t.Errorf("item %d: %v, want ErrInternal", i, res[i].Err)
+		}
+	}
 }
