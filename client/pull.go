@@ -321,8 +321,8 @@ func (e *Engine) pullDeletion(ctx context.Context, r Root, rec *FileRecord, path
 // chunk from a verified local copy when there is one, else fetched from
 // the server (see fetchRun). Every chunk is checked against its ID and the
 // whole content against hash.
-func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, dicts map[cas.ID][]cas.ID, w io.Writer, p *pass) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (e *Engine) fill(parent context.Context, root string, reuse *ReuseIndex, refs []syncproto.ChunkRef, size int64, hash cas.ID, dicts map[cas.ID][]cas.ID, w io.Writer, p *pass) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	// segs holds the pieces of the file in order; its capacity bounds how
@@ -389,7 +389,9 @@ func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs 
 		select {
 		case <-s.done:
 		case <-gctx.Done():
-			writeErr = gctx.Err()
+			// A fetch failed (its error comes from Wait below, not as
+			// the group's cancellation), or the caller gave up.
+			writeErr = errFetchStopped
 			cancel()
 			continue
 		}
@@ -407,7 +409,10 @@ func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs 
 			written += int64(len(d))
 		}
 	}
-	if err := g.Wait(); err != nil && writeErr == nil {
+	if err := g.Wait(); err != nil && (writeErr == nil || writeErr == errFetchStopped) {
+		writeErr = err
+	}
+	if err := parent.Err(); writeErr == errFetchStopped && err != nil {
 		writeErr = err
 	}
 	if writeErr != nil {
@@ -421,6 +426,10 @@ func (e *Engine) fill(ctx context.Context, root string, reuse *ReuseIndex, refs 
 	}
 	return nil
 }
+
+// errFetchStopped marks, inside fill, a download whose fetches stopped:
+// the error that stopped them replaces it.
+var errFetchStopped = errors.New("client: fetch stopped")
 
 // segment is a piece of a file being downloaded: chunks read from a local
 // copy, or a run fetched from the server once done is closed.

@@ -144,13 +144,20 @@ func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*Reus
 		}
 		return nil
 	}
+	// A failure of the batch's own requests that concerns files, not the
+	// session (a damaged chunk the server is having re-sent, a list it
+	// refuses), sends the batch's files one by one: then it fails the
+	// file it concerns alone, with a warning.
 	lists, err := e.batchLists(ctx, r, items)
 	if errors.Is(err, syncproto.ErrUnsupported) {
 		e.noListBatches.Store(true)
 		return ok, alone(items)
 	}
 	if err != nil {
-		return false, err
+		if isFatal(err) {
+			return false, err
+		}
+		return ok, alone(items)
 	}
 	var solo []pullItem
 	kept := items[:0:0]
@@ -175,7 +182,10 @@ func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*Reus
 	}
 	chunks, err := e.batchChunks(ctx, r, reuse, keptLists, p)
 	if err != nil {
-		return false, err
+		if isFatal(err) {
+			return false, err
+		}
+		return ok, alone(kept)
 	}
 	staged, err := e.stageBatch(ctx, r, kept, keptLists, chunks, fail, p)
 	if err != nil {

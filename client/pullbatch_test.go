@@ -24,6 +24,7 @@ type listBatchServer struct {
 	itemErr     func(path string) error // an error for an item, or nil
 	swap        map[string]cas.ID       // answer the list of this hash instead
 	during      func()                  // runs inside each batch
+	badChunk    cas.ID                  // GetChunks answers Unavailable for it
 	batches     [][]string              // paths of each batch
 	singles     []string                // paths asked one by one
 }
@@ -87,6 +88,13 @@ func (s *listBatchServer) ChunkListBatch(ctx context.Context, root string, items
 		out[i].Size, out[i].Chunks, out[i].Err = s.fakeServer.ChunkList(ctx, root, it.Path, hash)
 	}
 	return out, nil
+}
+
+func (s *listBatchServer) GetChunks(ctx context.Context, root string, ids []cas.ID, fn func(syncproto.Chunk) error) error {
+	if slices.Contains(ids, s.badChunk) {
+		return syncproto.Errorf(syncproto.CodeUnavailable, "chunk %s is damaged here; asked again of its clients", s.badChunk.Short())
+	}
+	return s.fakeServer.GetChunks(ctx, root, ids, fn)
 }
 
 func smallPath(i int) string { return fmt.Sprintf("d%d/f%03d.txt", i%5, i) }
@@ -222,5 +230,47 @@ func TestPullBatchKeepsLocalChanges(t *testing.T) {
 		if IsTempName(e.Name()) {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+// TestPullDamagedChunkFailsOneFile: a chunk the server cannot send fails
+// the file that holds it, with a warning, not the pass: the other files of
+// its batch land. Also for a large file pulled alone, whose failed fetch
+// must surface as its own error, not as the cancellation of its other
+// fetches.
+func TestPullDamagedChunkFailsOneFile(t *testing.T) {
+	for _, large := range []bool{false, true} {
+		t.Run(fmt.Sprintf("large=%v", large), func(t *testing.T) {
+			ctx := context.Background()
+			eng, srv, _, dir, w := newListBatchEngine(t)
+			for i := range 20 {
+				srv.setHead(smallPath(i), randomBytes(uint64(i), 100))
+			}
+			bad := smallPath(7)
+			srv.badChunk = cas.Sum(randomBytes(7, 100)) // its only chunk
+			if large {
+				data := randomBytes(99, batchPullFileMax+1)
+				srv.setHead("big.bin", data)
+				bad = "big.bin"
+				srv.mu.Lock()
+				list := srv.lists[cas.Sum(data)]
+				srv.badChunk = list[len(list)/2].ID
+				srv.mu.Unlock()
+			}
+			res, err := eng.SyncRoot(ctx, "docs")
+			if err != nil {
+				t.Fatalf("sync failed whole for one damaged chunk: %v", err)
+			}
+			want := 19
+			if large {
+				want = 20
+			}
+			if res.FilesDownloaded != want || !slices.Equal(w.paths(), []string{bad}) {
+				t.Errorf("%d files downloaded, warnings %v; want %d and %s warned", res.FilesDownloaded, w.paths(), want, bad)
+			}
+			if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(bad))); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the file with the damaged chunk was written: %v", err)
+			}
+		})
 	}
 }
