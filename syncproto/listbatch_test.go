@@ -180,9 +180,9 @@ func (h batchingHandler) ChunkListBatch(_ context.Context, _ *Session, _ string,
 // a missing answer or a list that does not add up fails that item alone.
 func TestChunkListBatcherAnswersChecked(t *testing.T) {
 	id := cas.Sum([]byte("12345"))
-	var got []ChunkListItem
+	asked := make(chan []ChunkListItem, 1)
 	h := batchingHandler{memHandler: newMemHandler(testServerPassword), answer: func(items []ChunkListItem) []ChunkListResult {
-		got = items
+		asked <- items
 		return []ChunkListResult{
 			{Size: 5, Chunks: []ChunkRef{{ID: id, Size: 5}}},
 			{Size: 6, Chunks: []ChunkRef{{ID: id, Size: 5}}}, // does not add up
@@ -195,7 +195,7 @@ func TestChunkListBatcherAnswersChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[2].Path != "c" || got[0].Hash != id {
+	if got := <-asked; len(got) != 3 || got[2].Path != "c" || got[0].Hash != id {
 		t.Errorf("the handler was asked %+v", got)
 	}
 	if res[0].Err != nil || res[0].Size != 5 {
