@@ -42,15 +42,8 @@ func newDeltaServer(t *testing.T) *deltaServer {
 var _ DeltaRemote = (*deltaServer)(nil)
 
 func (s *deltaServer) Heads(_ context.Context, _ string, after uint64) ([]*syncpb.FileHead, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*syncpb.FileHead
-	for _, h := range s.heads {
-		if h.GetSeq() > after {
-			out = append(out, h)
-		}
-	}
-	return out, s.seq, nil
+	out, seq := s.headsAfter(after)
+	return out, seq, nil
 }
 
 func (s *deltaServer) HaveChunks(ctx context.Context, root string, ids []cas.ID) ([]bool, error) {

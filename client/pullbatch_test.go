@@ -40,15 +40,8 @@ func newListBatchEngine(t *testing.T) (*Engine, *listBatchServer, *Home, string,
 }
 
 func (s *listBatchServer) Heads(_ context.Context, _ string, after uint64) ([]*syncpb.FileHead, uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*syncpb.FileHead
-	for _, h := range s.heads {
-		if h.GetSeq() > after {
-			out = append(out, h)
-		}
-	}
-	return out, s.seq, nil
+	out, seq := s.headsAfter(after)
+	return out, seq, nil
 }
 
 func (s *listBatchServer) ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error) {

@@ -93,6 +93,20 @@ func (s *fakeServer) Heads(context.Context, string, uint64) ([]*syncpb.FileHead,
 	return nil, 0, nil // nothing new: these tests drive changes through proposals
 }
 
+// headsAfter returns the heads changed after seq after, and the last seq,
+// for the fakes whose pulls see the heads set here.
+func (s *fakeServer) headsAfter(after uint64) ([]*syncpb.FileHead, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*syncpb.FileHead
+	for _, h := range s.heads {
+		if h.GetSeq() > after {
+			out = append(out, h)
+		}
+	}
+	return out, s.seq
+}
+
 func (s *fakeServer) ChunkList(_ context.Context, _, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
