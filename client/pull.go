@@ -418,11 +418,17 @@ func (e *Engine) fill(parent context.Context, root string, reuse *ReuseIndex, re
 	if writeErr != nil {
 		return writeErr
 	}
+	return checkDownloaded(h, written, size, hash)
+}
+
+// checkDownloaded checks that the n bytes written into h are the content
+// of size bytes hashing to hash.
+func checkDownloaded(h *blake3.Hasher, n, size int64, hash cas.ID) error {
 	var got cas.ID
 	h.Sum(got[:0])
-	if written != size || got != hash {
+	if n != size || got != hash {
 		return fmt.Errorf("%w: downloaded %d bytes hashing to %s, want %d bytes hashing to %s",
-			syncproto.ErrHashMismatch, written, got.Short(), size, hash.Short())
+			syncproto.ErrHashMismatch, n, got.Short(), size, hash.Short())
 	}
 	return nil
 }

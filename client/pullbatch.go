@@ -318,13 +318,7 @@ func checkContent(pieces [][]byte, list []syncproto.ChunkRef, size int64, hash c
 		_, _ = h.Write(d) // a hasher never fails
 		n += int64(len(d))
 	}
-	var got cas.ID
-	h.Sum(got[:0])
-	if n != size || got != hash {
-		return fmt.Errorf("%w: downloaded %d bytes hashing to %s, want %d bytes hashing to %s",
-			syncproto.ErrHashMismatch, n, got.Short(), size, hash.Short())
-	}
-	return nil
+	return checkDownloaded(h, n, size, hash)
 }
 
 // publishBatch makes the staged files durable, renames each into place
