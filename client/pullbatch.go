@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 // they are renamed into place and recorded in one transaction. A new
 // device's first pull of a root of many small files then costs a few round
 // trips and syncs per batch instead of two streams and two fsyncs per
-// file. A file with a local version (a delta's base) or over
-// batchPullFileMax is pulled on its own.
+// file. A file over batchPullFileMax is pulled on its own. A file whose
+// local copy is a server version (an edit pulled) names it as its base, so
+// its changed chunks may come delta-encoded against the old ones.
 const (
 	batchPullFiles   = 256
 	batchPullBytes   = 8 << 20
@@ -55,11 +57,15 @@ func (e *Engine) listBatchRemote() (ListBatchRemote, bool) {
 }
 
 // pullItem is a head to download and what the local state held for it
-// when it was decided.
+// when it was decided; base is a local server version of the file (its
+// record, or another path's with the same content as the head), basePath
+// its path.
 type pullItem struct {
-	head *syncpb.FileHead
-	hash cas.ID
-	rec  *FileRecord
+	head     *syncpb.FileHead
+	hash     cas.ID
+	rec      *FileRecord
+	base     *FileRecord
+	basePath string
 }
 
 // splitBatchable sorts the heads (no deletions) into batches of new small
@@ -77,7 +83,7 @@ func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.Fil
 			continue
 		}
 		rec, err := e.record(ctx, r.Name, h.GetPath())
-		if err != nil || decidePull(rec, h, hash) != pullContent || localVersion(rec) != nil {
+		if err != nil || decidePull(rec, h, hash) != pullContent {
 			rest = append(rest, h) // pullHead decides again, or reports the error
 			continue
 		}
@@ -148,6 +154,15 @@ func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*Reus
 	// session (a damaged chunk the server is having re-sent, a list it
 	// refuses), sends the batch's files one by one: then it fails the
 	// file it concerns alone, with a warning.
+	reuse, err := reuseIndex()
+	if err != nil {
+		return false, err
+	}
+	release, err := e.batchBases(ctx, r, reuse, items)
+	defer release()
+	if err != nil {
+		return false, err
+	}
 	lists, err := e.batchLists(ctx, r, items)
 	if errors.Is(err, syncproto.ErrUnsupported) {
 		e.noListBatches.Store(true)
@@ -176,11 +191,7 @@ func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*Reus
 	if len(kept) == 0 {
 		return ok, nil
 	}
-	reuse, err := reuseIndex()
-	if err != nil {
-		return false, err
-	}
-	chunks, err := e.batchChunks(ctx, r, reuse, keptLists, p)
+	chunks, err := e.batchChunks(ctx, r, reuse, kept, keptLists, p)
 	if err != nil {
 		if isFatal(err) {
 			return false, err
@@ -194,6 +205,41 @@ func (e *Engine) pullBatch(ctx context.Context, r Root, reuseIndex func() (*Reus
 	return ok, e.publishBatch(ctx, r, reuse, staged, fail, p)
 }
 
+// batchBases finds each item's base, as chunkList does for a file pulled
+// alone: its own record when that is a server version, else a local file
+// with the head's content under another path (a rename or a copy). A base
+// is added to reuse for the batch; release takes them out again.
+func (e *Engine) batchBases(ctx context.Context, r Root, reuse *ReuseIndex, items []pullItem) (release func(), err error) {
+	var releases []func()
+	release = func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	for i := range items {
+		it := &items[i]
+		path := it.head.GetPath()
+		if b := localVersion(it.rec); b != nil {
+			it.base = b
+			releases = append(releases, reuse.AddFile(path, b.Chunks))
+			continue
+		}
+		other, found := reuse.versionPath(it.hash)
+		if !found || other == path {
+			continue
+		}
+		orec, err := e.record(ctx, r.Name, other)
+		if err != nil {
+			return release, err
+		}
+		if b := localVersion(orec); b != nil {
+			it.base, it.basePath = b, other
+			releases = append(releases, reuse.AddFile(other, b.Chunks))
+		}
+	}
+	return release, nil
+}
+
 // batchLists asks the chunk lists of items in one transaction.
 func (e *Engine) batchLists(ctx context.Context, r Root, items []pullItem) ([]syncproto.ChunkListResult, error) {
 	lb, ok := e.listBatchRemote()
@@ -203,14 +249,25 @@ func (e *Engine) batchLists(ctx context.Context, r Root, items []pullItem) ([]sy
 	req := make([]syncproto.ChunkListItem, len(items))
 	for i, it := range items {
 		req[i] = syncproto.ChunkListItem{Path: it.head.GetPath(), Hash: it.hash}
+		if it.base != nil {
+			req[i].BasePath, req[i].BaseHash = it.basePath, it.base.Hash
+		}
 	}
 	return lb.ChunkListBatch(ctx, r.Name, req)
 }
 
 // batchChunks returns every chunk of lists: from a verified local copy
 // where there is one, else fetched in runs of up to batchFetchIDs chunks,
-// fetchAhead runs at once, each chunk once however many files hold it.
-func (e *Engine) batchChunks(ctx context.Context, r Root, reuse *ReuseIndex, lists []syncproto.ChunkListResult, p *pass) (map[cas.ID][]byte, error) {
+// fetchAhead runs at once, each chunk once however many files hold it. A
+// chunk that replaced chunks of its item's base may come delta-encoded
+// against them.
+func (e *Engine) batchChunks(ctx context.Context, r Root, reuse *ReuseIndex, items []pullItem, lists []syncproto.ChunkListResult, p *pass) (map[cas.ID][]byte, error) {
+	dicts := make(map[cas.ID][]cas.ID)
+	for i, it := range items {
+		if it.base != nil {
+			maps.Copy(dicts, dictionaries(it.base.Chunks, lists[i].Chunks))
+		}
+	}
 	have := make(map[cas.ID][]byte)
 	var runs [][]syncproto.ChunkRef
 	var run []syncproto.ChunkRef
@@ -243,7 +300,7 @@ func (e *Engine) batchChunks(ctx context.Context, r Root, reuse *ReuseIndex, lis
 	g.SetLimit(fetchAhead)
 	for i, run := range runs {
 		g.Go(func() error {
-			data, err := e.fetchRun(gctx, r.Name, run, reuse, nil, p)
+			data, err := e.fetchRun(gctx, r.Name, run, reuse, dicts, p)
 			fetched[i] = data
 			return err
 		})

@@ -97,18 +97,27 @@ func TestInProcessPullBatchesSmallFiles(t *testing.T) {
 		t.Fatalf("idle pass on b after the batched pull: %+v", res.Stats)
 	}
 
-	// An edit of a pulled small file comes back through its delta base,
-	// alone, and the batch path stays out of its way.
-	a.write("d00/e0/f000.txt", []byte("edited on a"), 0o644)
+	// An edit of a pulled small file is batched too, naming the old
+	// version as its base: the changed chunk comes delta-encoded against
+	// the old one, so far fewer bytes than the file arrive.
+	const edited = 243 // 8,992 bytes of random data: one chunk
+	rel := fmt.Sprintf("d%02d/e%d/f%03d.txt", edited%13, edited%3, edited)
+	data := randomBytes(uint64(edited), 1+edited*37%9000)
+	data[len(data)/2] ^= 0xff
+	a.write(rel, data, 0o644)
 	if res := a.sync(); res.FilesUploaded != 1 {
 		t.Fatalf("a's edit: %+v", res.Stats)
 	}
-	before := counted.batched.Load()
-	if res := b.sync(); res.FilesDownloaded != 1 {
+	before, singles := counted.batched.Load(), counted.singles.Load()
+	res = b.sync()
+	if res.FilesDownloaded != 1 || res.ChunksFetched != 1 {
 		t.Fatalf("b's pull of the edit: %+v", res.Stats)
 	}
-	if counted.batched.Load() != before {
-		t.Errorf("a file with a local base was batched")
+	if counted.batched.Load() != before+1 || counted.singles.Load() != singles {
+		t.Errorf("the edit was asked alone, not in a batch")
+	}
+	if res.BytesReceived >= int64(len(data)) {
+		t.Errorf("b received %d bytes for a 1-byte edit of a %d-byte file: no delta against its old version", res.BytesReceived, len(data))
 	}
 	sameTree(t, a.dir, b.dir)
 }

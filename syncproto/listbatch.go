@@ -8,10 +8,14 @@ import (
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
-// ChunkListItem names one version for ChunkListBatch.
+// ChunkListItem names one version for ChunkListBatch, and the version the
+// client holds, if any (BaseHash zero: none), of BasePath ("" for Path):
+// its chunks become dictionaries for GetChunksDict, as with ChunkListFrom.
 type ChunkListItem struct {
-	Path string
-	Hash cas.ID
+	Path     string
+	Hash     cas.ID
+	BasePath string
+	BaseHash cas.ID
 }
 
 // ChunkListResult is one answer of ChunkListBatch: the version's size and
@@ -34,7 +38,10 @@ func (c *Client) ChunkListBatch(ctx context.Context, root string, items []ChunkL
 	}
 	req := &syncpb.ChunkListBatchRequest{Root: root, Items: make([]*syncpb.ChunkListBatchRequest_Item, len(items))}
 	for i, it := range items {
-		req.Items[i] = &syncpb.ChunkListBatchRequest_Item{Path: it.Path, Hash: it.Hash[:]}
+		req.Items[i] = &syncpb.ChunkListBatchRequest_Item{Path: it.Path, Hash: it.Hash[:], BasePath: it.BasePath}
+		if !it.BaseHash.IsZero() {
+			req.Items[i].BaseHash = it.BaseHash[:]
+		}
 	}
 	var resp syncpb.ChunkListBatchResponse
 	if err := transact(ctx, c.conn, req, &resp); err != nil {
@@ -152,7 +159,11 @@ func (t *tx) answerListBatch(ctx context.Context, req *syncpb.ChunkListBatchRequ
 			out[i].Err = fmt.Errorf("%w: chunk list %q: hash of %d bytes, want %d", ErrBadRequest, it.GetPath(), len(it.GetHash()), cas.IDSize)
 			continue
 		}
-		valid = append(valid, ChunkListItem{Path: it.GetPath(), Hash: hash})
+		item := ChunkListItem{Path: it.GetPath(), Hash: hash, BasePath: it.GetBasePath()}
+		if base, err := cas.IDFromBytes(it.GetBaseHash()); err == nil {
+			item.BaseHash = base
+		}
+		valid = append(valid, item)
 		at = append(at, i)
 	}
 	var answers []ChunkListResult
@@ -167,12 +178,23 @@ func (t *tx) answerListBatch(ctx context.Context, req *syncpb.ChunkListBatchRequ
 			answers[i].Size, answers[i].Chunks, answers[i].Err = t.srv.h.ChunkList(ctx, t.session, &syncpb.ChunkListRequest{Root: req.GetRoot(), Path: it.Path, Hash: it.Hash[:]})
 		}
 	}
+	dh, deltas := t.srv.h.(DeltaHandler)
 	for j, i := range at {
 		if j >= len(answers) {
 			out[i].Err = internalf("ChunkListBatch answered %d of %d items", len(answers), len(valid))
 			continue
 		}
 		out[i] = checkedAnswer(answers[j], valid[j].Path)
+		if it := valid[j]; deltas && out[i].Err == nil && len(out[i].Chunks) > 0 && !it.BaseHash.IsZero() {
+			// As for a ChunkListRequest's base: its chunks become the
+			// session's dictionaries. A base the client cannot reach
+			// is not an error (it may hold content the server forgot).
+			basePath := it.BasePath
+			if basePath == "" {
+				basePath = it.Path
+			}
+			_, _ = dh.SourceChunkList(ctx, t.session, req.GetRoot(), basePath, it.BaseHash)
+		}
 	}
 	return out
 }

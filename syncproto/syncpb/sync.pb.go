@@ -3469,10 +3469,11 @@ func (x *ProposeBatchResponse) GetResults() []*ProposeBatchResponse_Result {
 }
 
 // frame 0x3c. The chunk lists of many versions in one transaction: each
-// item is answered as its own ChunkListRequest without a base would be, and
-// a failure of one item (the version is gone: NotFound) does not fail the
-// others. For a pull of many small files, one round trip instead of one
-// per file.
+// item is answered as its own ChunkListRequest would be, its list always
+// whole, and a failure of one item (the version is gone: NotFound) does
+// not fail the others. An item's base, as a ChunkListRequest's, makes the
+// base's chunks dictionaries the client may name in GetChunksRequest. For
+// a pull of many small files, one round trip instead of one per file.
 type ChunkListBatchRequest struct {
 	state         protoimpl.MessageState        `protogen:"open.v1"`
 	Root          string                        `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -3816,7 +3817,9 @@ func (x *ProposeBatchResponse_Result) GetErrorMessage() string {
 type ChunkListBatchRequest_Item struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"` // content hash of the wanted version
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`                         // content hash of the wanted version
+	BasePath      string                 `protobuf:"bytes,3,opt,name=base_path,json=basePath,proto3" json:"base_path,omitempty"` // "" for path
+	BaseHash      []byte                 `protobuf:"bytes,4,opt,name=base_hash,json=baseHash,proto3" json:"base_hash,omitempty"` // empty: no base
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3861,6 +3864,20 @@ func (x *ChunkListBatchRequest_Item) GetPath() string {
 func (x *ChunkListBatchRequest_Item) GetHash() []byte {
 	if x != nil {
 		return x.Hash
+	}
+	return nil
+}
+
+func (x *ChunkListBatchRequest_Item) GetBasePath() string {
+	if x != nil {
+		return x.BasePath
+	}
+	return ""
+}
+
+func (x *ChunkListBatchRequest_Item) GetBaseHash() []byte {
+	if x != nil {
+		return x.BaseHash
 	}
 	return nil
 }
@@ -4217,13 +4234,15 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x06commit\x18\x01 \x01(\v2\x1d.quics.sync.v1.CommitResponseR\x06commit\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\rR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\x9c\x01\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\xd6\x01\n" +
 	"\x15ChunkListBatchRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12?\n" +
-	"\x05items\x18\x02 \x03(\v2).quics.sync.v1.ChunkListBatchRequest.ItemR\x05items\x1a.\n" +
+	"\x05items\x18\x02 \x03(\v2).quics.sync.v1.ChunkListBatchRequest.ItemR\x05items\x1ah\n" +
 	"\x04Item\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xeb\x01\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x1b\n" +
+	"\tbase_path\x18\x03 \x01(\tR\bbasePath\x12\x1b\n" +
+	"\tbase_hash\x18\x04 \x01(\fR\bbaseHash\"\xeb\x01\n" +
 	"\x16ChunkListBatchResponse\x12F\n" +
 	"\aresults\x18\x01 \x03(\v2,.quics.sync.v1.ChunkListBatchResponse.ResultR\aresults\x1a\x88\x01\n" +
 	"\x06Result\x12\x12\n" +
