@@ -36,21 +36,67 @@ const (
 // parallelPulls is how many files one pass downloads at once.
 const parallelPulls = 4
 
+// pullPage is how many heads a pull asks of a server at a time: a pull
+// holds one page of heads, however many files changed (a new device's
+// first pull of a root of millions of files).
+var pullPage = 16384
+
+// HeadsPager lists a root's heads a page at a time (see
+// syncproto.Client.HeadsPage).
+type HeadsPager interface {
+	HeadsPage(ctx context.Context, root string, afterSeq uint64, limit int) ([]*syncpb.FileHead, uint64, bool, error)
+}
+
+var _ HeadsPager = (*syncproto.Client)(nil)
+
 // pull applies the heads that changed on the server since the root's
-// cursor. It returns the cursor to save; ok is false when a file could not
-// be pulled and the cursor must stay so the next pass tries again.
+// cursor, a page at a time. It returns the cursor to save; ok is false
+// when a file could not be pulled and the cursor must stay so the next
+// pass tries again. Deletions wait for the downloads of their page: a
+// rename whose two halves land in different pages fetches the moved file
+// instead of copying it.
 func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok bool, err error) {
-	heads, cursor, err := e.remote.Heads(ctx, r.Name, r.Cursor)
-	if err != nil {
-		return 0, false, err
-	}
-	if len(heads) == 0 {
-		return cursor, true, nil
-	}
 	// The reuse index reads every chunk list of the root: built only once
 	// a head really needs a download, not for the echo of our own commits
 	// or a base that only moves.
 	reuse := sync.OnceValues(func() (*ReuseIndex, error) { return BuildReuseIndex(ctx, e.st, r.Name) })
+	ok = true
+	after := r.Cursor
+	for {
+		heads, resume, more, err := e.headsPage(ctx, r.Name, after)
+		if err != nil {
+			return 0, false, err
+		}
+		if more && resume <= after {
+			return 0, false, fmt.Errorf("%w: a page of heads after %d resumes at %d", syncproto.ErrBadRequest, after, resume)
+		}
+		pageOK, err := e.pullHeads(ctx, r, reuse, heads, p)
+		if err != nil {
+			return 0, false, err
+		}
+		ok = ok && pageOK
+		if !more {
+			return resume, ok, nil
+		}
+		after = resume
+	}
+}
+
+// headsPage asks the heads changed after seq after, a page of them when
+// the remote pages.
+func (e *Engine) headsPage(ctx context.Context, root string, after uint64) ([]*syncpb.FileHead, uint64, bool, error) {
+	if hp, ok := e.remote.(HeadsPager); ok {
+		return hp.HeadsPage(ctx, root, after, pullPage)
+	}
+	heads, resume, err := e.remote.Heads(ctx, root, after)
+	return heads, resume, false, err
+}
+
+// pullHeads applies one page of heads; ok is false when a file failed.
+func (e *Engine) pullHeads(ctx context.Context, r Root, reuse func() (*ReuseIndex, error), heads []*syncpb.FileHead, p *pass) (ok bool, err error) {
+	if len(heads) == 0 {
+		return true, nil
+	}
 	// Deletions go last: a renamed file's new path reuses the chunks of
 	// the old one before it is removed.
 	slices.SortStableFunc(heads, func(x, y *syncpb.FileHead) int {
@@ -96,18 +142,18 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 	batches, rest := e.splitBatchable(ctx, r, heads[:firstDeletion])
 	batchFailed, err := e.pullBatches(ctx, r, reuse, batches, p)
 	if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	if batchFailed {
 		failed.Store(true)
 	}
 	if err := pullAll(rest, parallelPulls); err != nil {
-		return 0, false, err
+		return false, err
 	}
 	if err := pullAll(heads[firstDeletion:], 1); err != nil {
-		return 0, false, err
+		return false, err
 	}
-	return cursor, !failed.Load(), nil
+	return !failed.Load(), nil
 }
 
 // isFatal tells errors that end a pass (the session or the local state

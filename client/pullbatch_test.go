@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,31 @@ func newListBatchEngine(t *testing.T) (*Engine, *listBatchServer, *Home, string,
 func (s *listBatchServer) Heads(_ context.Context, _ string, after uint64) ([]*syncpb.FileHead, uint64, error) {
 	out, seq := s.headsAfter(after)
 	return out, seq, nil
+}
+
+// pagingServer is the list-batch fake that also answers heads a page at a
+// time, in seq order, as the server does.
+type pagingServer struct {
+	*listBatchServer
+	pages []int // heads per page asked
+}
+
+var _ HeadsPager = (*pagingServer)(nil)
+
+func (s *pagingServer) HeadsPage(_ context.Context, _ string, after uint64, limit int) ([]*syncpb.FileHead, uint64, bool, error) {
+	all, seq := s.headsAfter(after)
+	slices.SortFunc(all, func(x, y *syncpb.FileHead) int { return cmp.Compare(x.GetSeq(), y.GetSeq()) })
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+		s.mu.Lock()
+		s.pages = append(s.pages, len(all))
+		s.mu.Unlock()
+		return all, all[len(all)-1].GetSeq(), true, nil
+	}
+	s.mu.Lock()
+	s.pages = append(s.pages, len(all))
+	s.mu.Unlock()
+	return all, seq, false, nil
 }
 
 func (s *listBatchServer) ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error) {
@@ -265,5 +291,42 @@ func TestPullDamagedChunkFailsOneFile(t *testing.T) {
 				t.Errorf("the file with the damaged chunk was written: %v", err)
 			}
 		})
+	}
+}
+
+// TestPullPages: a pull asks the heads a page at a time and applies each
+// page (downloads, then its deletions) before asking the next; the cursor
+// saved is where the last page ended.
+func TestPullPages(t *testing.T) {
+	ctx := context.Background()
+	eng, lb, h, dir, w := newListBatchEngine(t)
+	srv := &pagingServer{listBatchServer: lb}
+	eng.remote = srv
+	defer func(n int) { pullPage = n }(pullPage)
+	pullPage = 7
+	for i := range 40 {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 50))
+	}
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != 40 || len(w.paths()) != 0 {
+		t.Fatalf("sync: %+v, %v, warnings %v", res, err, w.paths())
+	}
+	if !slices.Equal(srv.pages, []int{7, 7, 7, 7, 7, 5}) {
+		t.Errorf("pages of %v heads, want 5 of 7 and the last 5", srv.pages)
+	}
+	root, err := h.State().Root(ctx, "docs")
+	if err != nil || root.Cursor != 40 {
+		t.Errorf("cursor after the pull: %d, %v; want 40", root.Cursor, err)
+	}
+	// A deletion and an edit after that come in the next pull's page.
+	srv.setHead(smallPath(3), nil)
+	srv.setHead(smallPath(4), []byte("changed"))
+	srv.pages = nil
+	res, err = eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != 1 || res.FilesDeleted != 1 || !slices.Equal(srv.pages, []int{2}) {
+		t.Fatalf("second pull: %+v, %v, pages %v", res, err, srv.pages)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(smallPath(3)))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("deleted file still there: %v", err)
 	}
 }

@@ -710,3 +710,61 @@ func TestChunkListBatch(t *testing.T) {
 		}
 	}
 }
+
+// HeadsPage follows the feed a page at a time, from 0 for a full listing:
+// every path once, at most limit per page, more until the last, and a path
+// changed between pages comes again in a later one.
+func TestHeadsPage(t *testing.T) {
+	e := newEnv(t)
+	e.srv.headsPart = 2
+	ctx := context.Background()
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	heads := make(map[string]*syncpb.FileHead)
+	for i := range 7 {
+		p := "f" + string(rune('a'+i))
+		heads[p] = e.mustPush(t, a, "docs", p, nil, newFile(t, []byte{byte(i)}))
+	}
+	page := func(after uint64, limit uint32) (map[string]uint64, uint64, bool) {
+		t.Helper()
+		got := map[string]uint64{}
+		resume, more, err := e.srv.HeadsPage(ctx, a, &syncpb.HeadsRequest{Root: "docs", AfterSeq: after, Limit: limit}, func(hs []*syncpb.FileHead) error {
+			for _, h := range hs {
+				got[h.GetPath()] = h.GetSeq()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, resume, more
+	}
+	p1, resume, more := page(0, 3)
+	if len(p1) != 3 || !more || resume != 3 {
+		t.Fatalf("first page: %v, resume %d, more %v; want 3 heads, resume 3, more", p1, resume, more)
+	}
+	// fa, listed already, changes: it moves past the pages to come.
+	heads["fa"] = e.mustPush(t, a, "docs", "fa", heads["fa"], newFile(t, []byte("x")))
+	p2, resume, more := page(resume, 3)
+	if len(p2) != 3 || !more || resume != 6 {
+		t.Fatalf("second page: %v, resume %d, more %v", p2, resume, more)
+	}
+	p3, resume, more := page(resume, 3)
+	if more || resume != 8 || len(p3) != 2 || p3["fa"] != 8 || p3["fg"] != 7 {
+		t.Fatalf("last page: %v, resume %d, more %v; want fg and fa (at 8), resume 8 (the root's seq), no more", p3, resume, more)
+	}
+	for _, p := range []string{"fb", "fc", "fd", "fe", "ff"} {
+		if _, in1 := p1[p]; !in1 && p2[p] == 0 {
+			t.Errorf("%s in no page", p)
+		}
+	}
+	// A page that ends exactly at the feed's end says no more.
+	if all, resume, more := page(0, 7); len(all) != 7 || more || resume != 8 {
+		t.Errorf("a page of exactly the rest: %d heads, resume %d, more %v", len(all), resume, more)
+	}
+	// Heads ignores the limit: every head.
+	all, _, _ := e.heads(t, a, "docs", 0)
+	if len(all) != 7 {
+		t.Errorf("Heads with no paging: %d heads", len(all))
+	}
+}

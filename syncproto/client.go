@@ -387,26 +387,36 @@ func (c *Client) Signatures(ctx context.Context, root string, srcs []SignatureSo
 // Heads returns the heads of root changed after afterSeq (0: all of them,
 // a full scan) and the root sequence to resume from.
 func (c *Client) Heads(ctx context.Context, root string, afterSeq uint64) ([]*syncpb.FileHead, uint64, error) {
+	heads, resume, _, err := c.HeadsPage(ctx, root, afterSeq, 0)
+	return heads, resume, err
+}
+
+// HeadsPage is Heads asking at most limit heads (0: all). When more is
+// true the server stopped at the limit: ask the next page after resume.
+// A server that does not page answers every head, with more false.
+func (c *Client) HeadsPage(ctx context.Context, root string, afterSeq uint64, limit int) (heads []*syncpb.FileHead, resume uint64, more bool, err error) {
+	if limit < 0 || limit > MaxHeadsPage {
+		return nil, 0, false, fmt.Errorf("%w: heads page of %d", ErrBadRequest, limit)
+	}
 	st, err := openStream(ctx, c.conn)
 	if err != nil {
-		return nil, 0, fmt.Errorf("heads of %q: %w", root, err)
+		return nil, 0, false, fmt.Errorf("heads of %q: %w", root, err)
 	}
-	if err := WriteMessage(ctx, st, &syncpb.HeadsRequest{Root: root, AfterSeq: afterSeq}); err != nil {
-		return nil, 0, fmt.Errorf("heads of %q: %w", root, writeFailed(ctx, st, err))
+	if err := WriteMessage(ctx, st, &syncpb.HeadsRequest{Root: root, AfterSeq: afterSeq, Limit: uint32(limit)}); err != nil {
+		return nil, 0, false, fmt.Errorf("heads of %q: %w", root, writeFailed(ctx, st, err))
 	}
 	endRequest(st)
-	var heads []*syncpb.FileHead
 	for {
 		var part syncpb.HeadsPart
 		if err := ReadMessage(ctx, st, &part); err != nil {
-			return nil, 0, fmt.Errorf("heads of %q after %d: %w", root, len(heads), abort(st, err))
+			return nil, 0, false, fmt.Errorf("heads of %q after %d: %w", root, len(heads), abort(st, err))
 		}
 		heads = append(heads, part.GetHeads()...)
 		if part.GetDone() {
 			if err := finish(ctx, st); err != nil {
-				return nil, 0, fmt.Errorf("heads of %q: %w", root, err)
+				return nil, 0, false, fmt.Errorf("heads of %q: %w", root, err)
 			}
-			return heads, part.GetRootSeq(), nil
+			return heads, part.GetRootSeq(), part.GetMore(), nil
 		}
 	}
 }

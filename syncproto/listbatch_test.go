@@ -207,3 +207,42 @@ func TestChunkListBatcherAnswersChecked(t *testing.T) {
 		}
 	}
 }
+
+// pagingHandler answers paged heads requests with a fixed page.
+type pagingHandler struct {
+	*memHandler
+	limits chan uint32
+}
+
+func (h pagingHandler) HeadsPage(_ context.Context, _ *Session, req *syncpb.HeadsRequest, emit func([]*syncpb.FileHead) error) (uint64, bool, error) {
+	h.limits <- req.GetLimit()
+	return 42, true, emit([]*syncpb.FileHead{{Path: "a", Seq: 41}, {Path: "b", Seq: 42}})
+}
+
+// A limit reaches a HeadsPager, whose resume point and more come back; a
+// request without one, or to a Handler that does not page, is answered
+// whole with more false.
+func TestHeadsPageOverTheWire(t *testing.T) {
+	h := pagingHandler{memHandler: newMemHandler(testServerPassword), limits: make(chan uint32, 1)}
+	s := startServerOf(t, h, h.memHandler, Config{})
+	ctx := testCtx(t)
+	c := s.client(t)
+	mustRoot(ctx, t, c, "r")
+	heads, resume, more, err := c.HeadsPage(ctx, "r", 40, 2)
+	if err != nil || len(heads) != 2 || resume != 42 || !more || <-h.limits != 2 {
+		t.Fatalf("paged heads: %v, resume %d, more %v, %v", heads, resume, more, err)
+	}
+	if _, _, more, err := c.HeadsPage(ctx, "r", 0, 0); err != nil || more {
+		t.Errorf("heads without a limit: more %v, %v", more, err)
+	}
+	if _, _, _, err := c.HeadsPage(ctx, "r", 0, MaxHeadsPage+1); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a limit over MaxHeadsPage: %v, want ErrBadRequest", err)
+	}
+
+	plain := startSyncServer(t, newMemHandler(testServerPassword), Config{})
+	pc := plain.client(t)
+	mustRoot(ctx, t, pc, "r")
+	if _, _, more, err := pc.HeadsPage(ctx, "r", 0, 2); err != nil || more {
+		t.Errorf("a server that does not page: more %v, %v", more, err)
+	}
+}

@@ -98,6 +98,8 @@ const (
 	// MaxBatchEntries their chunk list entries together (2.3 MiB).
 	MaxBatchProposals = 1024
 	MaxBatchEntries   = 65536
+	// MaxHeadsPage bounds the limit a client asks of one HeadsRequest.
+	MaxHeadsPage = 1 << 20
 	// MaxChunkListBatch bounds the items of one ChunkListBatchRequest;
 	// their lists together are bounded by MaxBatchEntries.
 	MaxChunkListBatch = 1024

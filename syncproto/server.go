@@ -641,11 +641,26 @@ func (t *tx) heads(ctx context.Context, payload []byte) error {
 		}
 		return nil
 	}
+	if hp, ok := t.srv.h.(HeadsPager); ok && req.GetLimit() > 0 {
+		resume, more, err := hp.HeadsPage(ctx, t.session, req, emit)
+		if err != nil {
+			return err
+		}
+		return WriteMessage(ctx, t.st, &syncpb.HeadsPart{Done: true, RootSeq: resume, More: more})
+	}
 	rootSeq, err := t.srv.h.Heads(ctx, t.session, req, emit)
 	if err != nil {
 		return err
 	}
 	return WriteMessage(ctx, t.st, &syncpb.HeadsPart{Done: true, RootSeq: rootSeq})
+}
+
+// HeadsPager is a Handler that answers a HeadsRequest's limit: it emits
+// at most Limit heads, in the order of their last change, and reports
+// whether it stopped there (more) and the sequence to ask the next page
+// after. Without it a limit is ignored and every head is answered.
+type HeadsPager interface {
+	HeadsPage(ctx context.Context, s *Session, req *syncpb.HeadsRequest, emit func([]*syncpb.FileHead) error) (resume uint64, more bool, err error)
 }
 
 func (t *tx) chunkList(ctx context.Context, payload []byte) error {

@@ -1438,9 +1438,13 @@ func (x *CommitResponse) GetHead() *FileHead {
 // frame 0x21. Heads of a root changed after a sequence (0: all heads; the
 // full scan). Answered by HeadsPart frames, the last one with done set.
 type HeadsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
-	AfterSeq      uint64                 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Root     string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	AfterSeq uint64                 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// At most this many heads, in the order of their last change (0: all).
+	// A server that pages ends with more set when it stopped at the limit:
+	// ask again with after_seq = root_seq. One that does not answers all.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1489,12 +1493,20 @@ func (x *HeadsRequest) GetAfterSeq() uint64 {
 	return 0
 }
 
+func (x *HeadsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // frame 0x22.
 type HeadsPart struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Heads         []*FileHead            `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
 	Done          bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
 	RootSeq       uint64                 `protobuf:"varint,3,opt,name=root_seq,json=rootSeq,proto3" json:"root_seq,omitempty"` // on the last part: the cursor to resume from
+	More          bool                   `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`                      // on the last part: stopped at the request's limit
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1548,6 +1560,13 @@ func (x *HeadsPart) GetRootSeq() uint64 {
 		return x.RootSeq
 	}
 	return 0
+}
+
+func (x *HeadsPart) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // frame 0x23. The chunk list of a version. Answered by ChunkListPart
@@ -4044,14 +4063,16 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x15\n" +
 	"\x11OUTCOME_CONVERGED\x10\x02\x12\x16\n" +
-	"\x12OUTCOME_SUPERSEDED\x10\x03\"?\n" +
+	"\x12OUTCOME_SUPERSEDED\x10\x03\"U\n" +
 	"\fHeadsRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x1b\n" +
-	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\"i\n" +
+	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"}\n" +
 	"\tHeadsPart\x12-\n" +
 	"\x05heads\x18\x01 \x03(\v2\x17.quics.sync.v1.FileHeadR\x05heads\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x19\n" +
-	"\broot_seq\x18\x03 \x01(\x04R\arootSeq\"\x88\x01\n" +
+	"\broot_seq\x18\x03 \x01(\x04R\arootSeq\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"\x88\x01\n" +
 	"\x10ChunkListRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
