@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,8 +98,11 @@ func (e *Engine) pullHeads(ctx context.Context, r Root, reuse func() (*ReuseInde
 	if len(heads) == 0 {
 		return true, nil
 	}
-	// Deletions go last: a renamed file's new path reuses the chunks of
-	// the old one before it is removed.
+	// Path order: a page comes in the order of the last changes, which
+	// scatters a directory's files over its batches. Deletions go last: a
+	// renamed file's new path reuses the chunks of the old one before it
+	// is removed.
+	slices.SortFunc(heads, func(x, y *syncpb.FileHead) int { return strings.Compare(x.GetPath(), y.GetPath()) })
 	slices.SortStableFunc(heads, func(x, y *syncpb.FileHead) int {
 		switch {
 		case x.GetDeleted() == y.GetDeleted():

@@ -100,15 +100,19 @@ func (s *Server) changedHeads(ctx context.Context, root manifest.RootID, after u
 		if err != nil {
 			return 0, false, err
 		}
-		for _, c := range changes {
-			h, err := s.db.Head(ctx, root, c.Path)
-			if errors.Is(err, manifest.ErrNotFound) {
+		paths := make([]string, len(changes))
+		for i, c := range changes {
+			paths[i] = c.Path
+		}
+		heads, found, err := s.db.Heads(ctx, root, paths)
+		if err != nil {
+			return 0, false, err
+		}
+		for i, h := range heads {
+			if !found[i] {
 				continue // every feed entry has a head; tolerate damage
 			}
-			if err != nil {
-				return 0, false, err
-			}
-			if err := add(c.Path, h); err != nil {
+			if err := add(paths[i], h); err != nil {
 				return 0, false, err
 			}
 		}
