@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -106,26 +107,23 @@ func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.Fil
 func (e *Engine) pullBatches(ctx context.Context, r Root, reuse func() (*ReuseIndex, error), batches [][]pullItem, p *pass) (failed bool, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchesAhead)
-	results := make(chan bool, len(batches))
+	var anyFailed atomic.Bool
 	for _, b := range batches {
 		if gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
 			ok, err := e.pullBatch(gctx, r, reuse, b, p)
-			results <- ok
+			if !ok {
+				anyFailed.Store(true)
+			}
 			return err
 		})
 	}
-	err = g.Wait()
-	close(results)
-	for ok := range results {
-		failed = failed || !ok
+	if err := g.Wait(); err != nil {
+		return anyFailed.Load(), err
 	}
-	if err != nil {
-		return failed, err
-	}
-	return failed, ctx.Err()
+	return anyFailed.Load(), ctx.Err()
 }
 
 // pullBatch downloads one batch. Items the batch cannot take (their list
