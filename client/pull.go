@@ -55,7 +55,9 @@ var _ HeadsPager = (*syncproto.Client)(nil)
 // when a file could not be pulled and the cursor must stay so the next
 // pass tries again. Deletions wait for the downloads of their page: a
 // rename whose two halves land in different pages fetches the moved file
-// instead of copying it.
+// instead of copying it. While every page so far was applied whole, the
+// cursor is saved after each one: an interrupted first pull of a large
+// root resumes after its last page instead of listing everything again.
 func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok bool, err error) {
 	// The reuse index reads every chunk list of the root: built only once
 	// a head really needs a download, not for the echo of our own commits
@@ -79,8 +81,28 @@ func (e *Engine) pull(ctx context.Context, r Root, p *pass) (cursor uint64, ok b
 		if !more {
 			return resume, ok, nil
 		}
+		if ok {
+			if err := e.saveCursor(ctx, r.Name, resume); err != nil {
+				return 0, false, err
+			}
+		}
 		after = resume
 	}
+}
+
+// saveCursor moves the root's saved cursor forward to seq, durably: the
+// records of the page before it are written first, so they survive too.
+func (e *Engine) saveCursor(ctx context.Context, root string, seq uint64) error {
+	err := e.st.UpdateRoot(ctx, root, func(rr *Root) error {
+		if seq > rr.Cursor {
+			rr.Cursor = seq
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.st.Flush()
 }
 
 // headsPage asks the heads changed after seq after, a page of them when

@@ -49,12 +49,21 @@ func (s *listBatchServer) Heads(_ context.Context, _ string, after uint64) ([]*s
 // time, in seq order, as the server does.
 type pagingServer struct {
 	*listBatchServer
-	pages []int // heads per page asked
+	pages  []int    // heads per page asked
+	afters []uint64 // the after_seq of each page asked
+	failAt uint64   // a page asked after this seq fails (0: none)
 }
 
 var _ HeadsPager = (*pagingServer)(nil)
 
 func (s *pagingServer) HeadsPage(_ context.Context, _ string, after uint64, limit int) ([]*syncpb.FileHead, uint64, bool, error) {
+	s.mu.Lock()
+	s.afters = append(s.afters, after)
+	failAt := s.failAt
+	s.mu.Unlock()
+	if failAt > 0 && after >= failAt {
+		return nil, 0, false, fmt.Errorf("%w: the connection dropped", syncproto.ErrConnClosed)
+	}
 	all, seq := s.headsAfter(after)
 	slices.SortFunc(all, func(x, y *syncpb.FileHead) int { return cmp.Compare(x.GetSeq(), y.GetSeq()) })
 	if limit > 0 && len(all) > limit {
@@ -328,5 +337,33 @@ func TestPullPages(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(smallPath(3)))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("deleted file still there: %v", err)
+	}
+}
+
+// TestPullSavesCursorPerPage: a pull that stops after some pages keeps
+// their progress; the next pass asks from the last page it applied.
+func TestPullSavesCursorPerPage(t *testing.T) {
+	ctx := context.Background()
+	eng, lb, h, _, _ := newListBatchEngine(t)
+	srv := &pagingServer{listBatchServer: lb, failAt: 14}
+	eng.remote = srv
+	defer func(n int) { pullPage = n }(pullPage)
+	pullPage = 7
+	for i := range 20 {
+		srv.setHead(smallPath(i), randomBytes(uint64(i), 50))
+	}
+	if _, err := eng.SyncRoot(ctx, "docs"); !errors.Is(err, syncproto.ErrConnClosed) {
+		t.Fatalf("sync with the third page failing: %v", err)
+	}
+	root, err := h.State().Root(ctx, "docs")
+	if err != nil || root.Cursor != 14 {
+		t.Fatalf("cursor after two pages: %d, %v; want 14", root.Cursor, err)
+	}
+	srv.mu.Lock()
+	srv.failAt, srv.afters = 0, nil
+	srv.mu.Unlock()
+	res, err := eng.SyncRoot(ctx, "docs")
+	if err != nil || res.FilesDownloaded != 6 || !slices.Equal(srv.afters, []uint64{14}) {
+		t.Fatalf("resumed pull: %+v, %v, pages asked after %v; want the last 6 files, after 14", res, err, srv.afters)
 	}
 }
