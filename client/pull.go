@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,17 +125,12 @@ func (e *Engine) pullHeads(ctx context.Context, r Root, reuse func() (*ReuseInde
 	// scatters a directory's files over its batches. Deletions go last: a
 	// renamed file's new path reuses the chunks of the old one before it
 	// is removed.
-	slices.SortFunc(heads, func(x, y *syncpb.FileHead) int { return strings.Compare(x.GetPath(), y.GetPath()) })
-	slices.SortStableFunc(heads, func(x, y *syncpb.FileHead) int {
-		switch {
-		case x.GetDeleted() == y.GetDeleted():
-			return 0
-		case y.GetDeleted():
-			return -1
+	slices.SortFunc(heads, func(x, y *syncpb.FileHead) int {
+		if x.GetDeleted() != y.GetDeleted() {
+			return cmp.Compare(b2i(x.GetDeleted()), b2i(y.GetDeleted()))
 		}
-		return 1
+		return strings.Compare(x.GetPath(), y.GetPath())
 	})
-	e.planDownloads(ctx, r, heads, p)
 	// Files download in parallel (each on its own streams), deletions after
 	// all of them. A fatal error cancels the rest of the pass.
 	var failed atomic.Bool
@@ -165,7 +161,8 @@ func (e *Engine) pullHeads(ctx context.Context, r Root, reuse func() (*ReuseInde
 	if firstDeletion < 0 {
 		firstDeletion = len(heads)
 	}
-	batches, rest := e.splitBatchable(ctx, r, heads[:firstDeletion])
+	batches, rest, planned := e.splitBatchable(ctx, r, heads[:firstDeletion], p.progress.to != nil)
+	p.progress.plan(Download, planned)
 	batchFailed, err := e.pullBatches(ctx, r, reuse, batches, p)
 	if err != nil {
 		return false, err
@@ -256,32 +253,6 @@ func (e *Engine) record(ctx context.Context, root, path string) (*FileRecord, er
 		return nil, nil
 	}
 	return nil, err
-}
-
-// planDownloads tells the progress listener, if there is one, the content
-// bytes of the heads a pull is going to write, before the first is
-// written, so that a bar's total is known from the start. It is advisory:
-// a head whose record cannot be read here is left out, and pullHead
-// reports that failure.
-func (e *Engine) planDownloads(ctx context.Context, r Root, heads []*syncpb.FileHead, p *pass) {
-	if p.progress.to == nil {
-		return
-	}
-	var total int64
-	for _, h := range heads {
-		if ctx.Err() != nil {
-			return
-		}
-		hash, err := headHash(h)
-		if err != nil {
-			continue
-		}
-		rec, err := e.record(ctx, r.Name, h.GetPath())
-		if err == nil && decidePull(rec, h, hash) == pullContent {
-			total += h.GetSize()
-		}
-	}
-	p.progress.plan(Download, total)
 }
 
 // pullHead brings one remote head into the local tree, unless the local
@@ -714,4 +685,12 @@ func (x *ReuseIndex) dropPath(path string, chunks []syncproto.ChunkRef) {
 			x.locs[id] = kept
 		}
 	}
+}
+
+// b2i orders false before true.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

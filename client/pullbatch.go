@@ -69,22 +69,29 @@ type pullItem struct {
 	basePath string
 }
 
-// splitBatchable sorts the heads (no deletions) into batches of new small
-// files to download, and the heads left to pullHead.
-func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.FileHead) (batches [][]pullItem, rest []*syncpb.FileHead) {
-	if _, ok := e.listBatchRemote(); !ok {
-		return nil, heads
+// splitBatchable sorts the heads (no deletions) into batches of small
+// files to download and the heads left to pullHead, reading each record
+// once; planned is the bytes the heads will download, counted when plan
+// is set (someone follows the progress).
+func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.FileHead, plan bool) (batches [][]pullItem, rest []*syncpb.FileHead, planned int64) {
+	_, batching := e.listBatchRemote()
+	if !batching && !plan {
+		return nil, heads, 0
 	}
 	var cur []pullItem
 	var curBytes int64
 	for _, h := range heads {
 		hash, err := headHash(h)
-		if err != nil || h.GetSize() > batchPullFileMax || h.GetSize() < 0 || ctx.Err() != nil {
+		if err != nil || ctx.Err() != nil {
 			rest = append(rest, h)
 			continue
 		}
 		rec, err := e.record(ctx, r.Name, h.GetPath())
-		if err != nil || decidePull(rec, h, hash) != pullContent {
+		content := err == nil && decidePull(rec, h, hash) == pullContent
+		if content {
+			planned += h.GetSize()
+		}
+		if !content || !batching || h.GetSize() > batchPullFileMax || h.GetSize() < 0 {
 			rest = append(rest, h) // pullHead decides again, or reports the error
 			continue
 		}
@@ -98,7 +105,7 @@ func (e *Engine) splitBatchable(ctx context.Context, r Root, heads []*syncpb.Fil
 	if len(cur) > 0 {
 		batches = append(batches, cur)
 	}
-	return batches, rest
+	return batches, rest, planned
 }
 
 // pullBatches downloads batches, batchesAhead at once. A file that fails

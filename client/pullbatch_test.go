@@ -66,17 +66,15 @@ func (s *pagingServer) HeadsPage(_ context.Context, _ string, after uint64, limi
 	}
 	all, seq := s.headsAfter(after)
 	slices.SortFunc(all, func(x, y *syncpb.FileHead) int { return cmp.Compare(x.GetSeq(), y.GetSeq()) })
-	if limit > 0 && len(all) > limit {
+	more := limit > 0 && len(all) > limit
+	if more {
 		all = all[:limit]
-		s.mu.Lock()
-		s.pages = append(s.pages, len(all))
-		s.mu.Unlock()
-		return all, all[len(all)-1].GetSeq(), true, nil
+		seq = all[len(all)-1].GetSeq()
 	}
 	s.mu.Lock()
 	s.pages = append(s.pages, len(all))
 	s.mu.Unlock()
-	return all, seq, false, nil
+	return all, seq, more, nil
 }
 
 func (s *listBatchServer) ChunkList(ctx context.Context, root, path string, hash cas.ID) (int64, []syncproto.ChunkRef, error) {

@@ -109,11 +109,7 @@ func TestHeadsAfterSeqAndParts(t *testing.T) {
 	e.srv.headsPart = 3
 	a := e.client(t, "a")
 	e.root(t, a, "docs")
-	heads := make(map[string]*syncpb.FileHead)
-	for i := range 7 {
-		p := "f" + string(rune('a'+i))
-		heads[p] = e.mustPush(t, a, "docs", p, nil, newFile(t, []byte{byte(i)}))
-	}
+	heads := e.pushLetters(t, a, 7)
 	// fa changes twice more after seq 7: it is listed once, at its latest.
 	heads["fa"] = e.mustPush(t, a, "docs", "fa", heads["fa"], newFile(t, []byte("x")))
 	heads["fa"] = e.mustPush(t, a, "docs", "fa", heads["fa"], newFile(t, []byte("y")))
@@ -720,11 +716,7 @@ func TestHeadsPage(t *testing.T) {
 	ctx := context.Background()
 	a := e.client(t, "a")
 	e.root(t, a, "docs")
-	heads := make(map[string]*syncpb.FileHead)
-	for i := range 7 {
-		p := "f" + string(rune('a'+i))
-		heads[p] = e.mustPush(t, a, "docs", p, nil, newFile(t, []byte{byte(i)}))
-	}
+	heads := e.pushLetters(t, a, 7)
 	page := func(after uint64, limit uint32) (map[string]uint64, uint64, bool) {
 		t.Helper()
 		got := map[string]uint64{}
@@ -767,4 +759,16 @@ func TestHeadsPage(t *testing.T) {
 	if len(all) != 7 {
 		t.Errorf("Heads with no paging: %d heads", len(all))
 	}
+}
+
+// pushLetters commits n one-byte files fa, fb, … to root "docs" and
+// returns their heads.
+func (e *env) pushLetters(t *testing.T, sess *syncproto.Session, n int) map[string]*syncpb.FileHead {
+	t.Helper()
+	heads := make(map[string]*syncpb.FileHead)
+	for i := range n {
+		p := "f" + string(rune('a'+i))
+		heads[p] = e.mustPush(t, sess, "docs", p, nil, newFile(t, []byte{byte(i)}))
+	}
+	return heads
 }
