@@ -253,6 +253,15 @@ func (s *Store) PutReader(ctx context.Context, id ID, r io.Reader, size int64) (
 // form stays raw. The payload is decoded and hashed first: a wrong digest
 // is ErrHashMismatch.
 func (s *Store) PutStored(ctx context.Context, id ID, st Stored) (bool, error) {
+	return s.PutStoredFunc(ctx, id, st, nil)
+}
+
+// PutStoredFunc is PutStored that also hands the decoded chunk, once it
+// hashes to id, to verified (when not nil) before storing it, whether or
+// not the store has it already: a caller hashing a whole file as its
+// chunks arrive gets each chunk's bytes without decoding them twice. The
+// bytes are valid only during the call.
+func (s *Store) PutStoredFunc(ctx context.Context, id ID, st Stored, verified func(data []byte)) (bool, error) {
 	if err := s.life.enter(); err != nil {
 		return false, err
 	}
@@ -266,6 +275,9 @@ func (s *Store) PutStored(ctx context.Context, id ID, st Stored) (bool, error) {
 	}
 	if got := Sum(data); got != id {
 		return false, fmt.Errorf("%w: chunk offered as %s hashes to %s", ErrHashMismatch, id, got)
+	}
+	if verified != nil {
+		verified(data)
 	}
 	switch {
 	case st.Codec == CodecZstd && len(st.Data) < st.RawLen:

@@ -79,7 +79,7 @@ func (e *Engine) sendAll(ctx context.Context, r Root, rec FileRecord) (int, erro
 		if len(batch) == 0 {
 			return nil
 		}
-		res, err := e.putStream(ctx, r, batchReader{dir: r.Dir, verify: true}, batch, buf)
+		res, err := e.putStream(ctx, r, batchReader{dir: r.Dir, verify: true}, batch, buf, nil)
 		if err != nil {
 			return err
 		}

@@ -321,6 +321,7 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, clai
 	}
 	seen := make(cas.IDSet)
 	var srcs []chunkSource
+	var wholes []wholeSpan
 	choices := map[cas.ID]deltaChoice{}
 	skipped := 0
 	var mine, theirs []chan struct{}
@@ -337,6 +338,7 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, clai
 			continue
 		}
 		var off int64
+		start := len(srcs)
 		for _, c := range rec.Chunks {
 			switch {
 			case seen.Has(c.ID):
@@ -357,12 +359,18 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, clai
 			}
 			off += int64(c.Size)
 		}
+		if n := len(rec.Chunks); n > 1 && len(srcs)-start == n {
+			// Every chunk of the file is this group's to send, once
+			// each: if the server lacks them all, they can go as one
+			// run that the server hashes as it receives it.
+			wholes = append(wholes, wholeSpan{hash: rec.Hash, start: start, end: len(srcs)})
+		}
 		for id, ch := range deltaChoices(&plans[i]) {
 			choices[id] = ch
 		}
 	}
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
-	changed, err := e.uploadSources(ctx, r, srcs, choices, p)
+	changed, err := e.uploadSources(ctx, r, srcs, wholes, choices, p)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +390,26 @@ func (e *Engine) uploadPlans(ctx context.Context, r Root, plans []pushPlan, clai
 	return changed, nil
 }
 
-func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, choices map[cas.ID]deltaChoice, p *pass) (map[string]bool, error) {
+// wholeSpan is the chunks of one file among an upload's sources,
+// srcs[start:end]: its whole chunk list, in order.
+type wholeSpan struct {
+	hash       cas.ID
+	start, end int
+}
+
+// uploadBatch is what one PutChunks stream sends: chunks, and the runs of
+// them that are whole files (syncproto.WholeRun).
+type uploadBatch struct {
+	srcs []chunkSource
+	runs []syncproto.WholeRun
+}
+
+// uploadSources sends the sources the server lacks in batches of about
+// UploadBatchBytes, several at once. A file of wholes whose chunks the
+// server lacks all goes whole in one batch (alone when larger than a
+// batch), named as a run, so that the server hashes it as it arrives
+// instead of reading it back when it is proposed.
+func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, wholes []wholeSpan, choices map[cas.ID]deltaChoice, p *pass) (map[string]bool, error) {
 	changed := make(map[string]bool)
 	if len(srcs) == 0 {
 		return changed, nil
@@ -398,29 +425,62 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	if len(have) != len(srcs) {
 		return nil, fmt.Errorf("%w: have chunks: %d answers for %d chunks", syncproto.ErrBadRequest, len(have), len(srcs))
 	}
-	var batches [][]chunkSource
-	var cur []chunkSource
+	var batches []uploadBatch
+	var cur uploadBatch
 	curBytes := 0
+	loose := uint32(0) // chunks in cur since its last run
 	skipped := 0
 	var planned int64 // raw bytes to send, for the progress listener
 	wanted := map[cas.ID]deltaChoice{}
-	for i, s := range srcs {
-		if have[i] {
-			skipped++
-			continue
+	flushIfOver := func(n int) {
+		if len(cur.srcs) > 0 && curBytes+n > e.opts.UploadBatchBytes {
+			batches = append(batches, cur)
+			cur, curBytes, loose = uploadBatch{}, 0, 0
 		}
+	}
+	add := func(s chunkSource) {
 		if ch, ok := choices[s.id]; ok {
 			wanted[s.id] = ch
 		}
-		if len(cur) > 0 && curBytes+int(s.size) > e.opts.UploadBatchBytes {
-			batches = append(batches, cur)
-			cur, curBytes = nil, 0
-		}
-		cur = append(cur, s)
+		cur.srcs = append(cur.srcs, s)
 		curBytes += int(s.size)
 		planned += int64(s.size)
 	}
-	if len(cur) > 0 {
+	for i := 0; i < len(srcs); {
+		if len(wholes) > 0 && wholes[0].start == i {
+			w := wholes[0]
+			wholes = wholes[1:]
+			if !slices.Contains(have[w.start:w.end], true) {
+				n := 0
+				for _, s := range srcs[w.start:w.end] {
+					n += int(s.size)
+				}
+				flushIfOver(n)
+				if len(cur.runs) == syncproto.MaxWholeRuns {
+					batches = append(batches, cur)
+					cur, curBytes, loose = uploadBatch{}, 0, 0
+				}
+				cur.runs = append(cur.runs, syncproto.WholeRun{Skip: loose, Hash: w.hash, Chunks: uint32(w.end - w.start)})
+				loose = 0
+				for _, s := range srcs[w.start:w.end] {
+					add(s)
+				}
+				i = w.end
+				continue
+			}
+		}
+		s := srcs[i]
+		if have[i] {
+			skipped++
+			i++
+			continue
+		}
+		flushIfOver(int(s.size))
+		add(s)
+		loose++
+		i++
+	}
+	if len(cur.srcs) > 0 {
 		batches = append(batches, cur)
 	}
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
@@ -437,7 +497,7 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 		g.Go(func() error {
 			buf := p.uploadBuf()
 			defer p.doneWith(buf)
-			sent, rawBytes, bad, err := e.sendBatch(gctx, r, batch, deltas, buf)
+			sent, bad, err := e.sendBatch(gctx, r, batch, deltas, buf, p)
 			if err != nil {
 				return err
 			}
@@ -449,7 +509,6 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 				mu.Unlock()
 			}
 			p.count(func(s *Stats) { s.ChunksSent += sent })
-			p.progress.moved(Upload, rawBytes)
 			return nil
 		})
 	}
@@ -459,28 +518,75 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	return changed, nil
 }
 
-// sendBatch uploads one batch of chunks, read as they are sent. It returns
-// how many chunks and raw bytes went out, and the files that changed since
-// the scan.
-func (e *Engine) sendBatch(ctx context.Context, r Root, batch []chunkSource, deltas map[cas.ID][]syncproto.DeltaSource, buf *uploadBuf) (int, int64, []string, error) {
-	br := batchReader{dir: r.Dir, deltas: deltas}
-	res, err := e.putStream(ctx, r, br, batch, buf)
+// sendBatch uploads one batch of chunks, read as they are sent, and
+// reports their bytes to the pass's progress as they go. It returns how
+// many chunks went out and the files that changed since the scan.
+func (e *Engine) sendBatch(ctx context.Context, r Root, batch uploadBatch, deltas map[cas.ID][]syncproto.DeltaSource, buf *uploadBuf, p *pass) (int, []string, error) {
+	br := batchReader{dir: r.Dir, deltas: deltas, runs: batch.runs}
+	// A batch sent again (below) counts its bytes once.
+	var reported int64
+	report := func(read int64, last bool) {
+		if n := read - reported; n >= progressStep || (last && n > 0) {
+			p.progress.moved(Upload, n)
+			reported = read
+		}
+	}
+	srcs := batch.srcs
+	res, err := e.putStream(ctx, r, br, srcs, buf, report)
 	if err != nil && res.deltas && deltaRefused(err) {
 		// The server could not rebuild a delta (a source gone, or a
 		// signature that matched wrong bytes): send them whole.
 		br.deltas = nil
-		res, err = e.putStream(ctx, r, br, batch, buf)
+		if srcs, err = e.retrySources(ctx, r, &br, srcs); err == nil {
+			res, err = e.putStream(ctx, r, br, srcs, buf, report)
+		}
 	}
 	if errors.Is(err, syncproto.ErrHashMismatch) {
 		// A file changed under an unchanged stat: find it by hashing.
 		br.deltas, br.verify = nil, true
-		res, err = e.putStream(ctx, r, br, batch, buf)
+		if srcs, err = e.retrySources(ctx, r, &br, srcs); err == nil {
+			res, err = e.putStream(ctx, r, br, srcs, buf, report)
+		}
 	}
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, nil, err
 	}
-	return res.sent, res.rawBytes, res.changed, nil
+	report(res.rawBytes, true)
+	return res.sent, res.changed, nil
 }
+
+// retrySources is what a batch sends again after a refusal. A batch with
+// whole runs may be one large file: the chunks the server stored before
+// the refusal are left out rather than sent again, and the runs with them
+// (they no longer match the stream).
+func (e *Engine) retrySources(ctx context.Context, r Root, br *batchReader, srcs []chunkSource) ([]chunkSource, error) {
+	if len(br.runs) == 0 {
+		return srcs, nil
+	}
+	br.runs = nil
+	ids := make([]cas.ID, len(srcs))
+	for i, s := range srcs {
+		ids[i] = s.id
+	}
+	have, err := e.remote.HaveChunks(ctx, r.Name, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(have) != len(srcs) {
+		return nil, fmt.Errorf("%w: have chunks: %d answers for %d chunks", syncproto.ErrBadRequest, len(have), len(srcs))
+	}
+	var left []chunkSource
+	for i, s := range srcs {
+		if !have[i] {
+			left = append(left, s)
+		}
+	}
+	return left, nil
+}
+
+// progressStep is how many bytes an upload reads between progress
+// reports: a large file sent in one batch still shows it moving.
+const progressStep = 1 << 20
 
 // streamed is what one streamed upload of a batch sent.
 type streamed struct {
@@ -498,11 +604,23 @@ type chunkStreamer interface {
 
 var _ chunkStreamer = (*syncproto.Client)(nil)
 
-// putStream uploads batch as br reads it, and closes its files.
-func (e *Engine) putStream(ctx context.Context, r Root, br batchReader, batch []chunkSource, buf *uploadBuf) (streamed, error) {
+// runStreamer is a chunkStreamer that can name an upload's whole runs.
+type runStreamer interface {
+	PutChunkRuns(ctx context.Context, root string, runs []syncproto.WholeRun, next func() (syncproto.Chunk, error)) error
+}
+
+var _ runStreamer = (*syncproto.Client)(nil)
+
+// putStream uploads batch as br reads it, and closes its files. report,
+// if set, is told the raw bytes read so far after each chunk (last false)
+// as they are read.
+func (e *Engine) putStream(ctx context.Context, r Root, br batchReader, batch []chunkSource, buf *uploadBuf, report func(read int64, last bool)) (streamed, error) {
 	cs := br.stream(ctx, batch, buf)
+	cs.report = report
 	var err error
-	if streamer, ok := e.remote.(chunkStreamer); ok {
+	if rs, ok := e.remote.(runStreamer); ok && len(br.runs) > 0 {
+		err = rs.PutChunkRuns(ctx, r.Name, br.runs, cs.Next)
+	} else if streamer, ok := e.remote.(chunkStreamer); ok {
 		err = streamer.PutChunkStream(ctx, r.Name, cs.Next)
 	} else {
 		err = putCollected(ctx, e.remote, r.Name, cs.Next)
@@ -556,6 +674,11 @@ type batchReader struct {
 	// as the scan trusts an unchanged stat; the server verifies every
 	// chunk anyway, and an upload it refuses is read again verified.
 	verify bool
+	// runs are the whole files of the batch, told to the server. A file
+	// left out (changed since the scan) shifts the runs after it: the
+	// server then finds they do not hash to their contents and reads
+	// those back when they are proposed, as without runs.
+	runs []syncproto.WholeRun
 }
 
 // stream returns the chunks of batch one at a time, read into buf.
@@ -581,6 +704,7 @@ type chunkStream struct {
 	sent     int
 	rawBytes int64
 	deltas   bool
+	report   func(read int64, last bool) // nil: nobody follows
 }
 
 // Next returns the next chunk, valid until the following call, or io.EOF.
@@ -613,6 +737,9 @@ func (cs *chunkStream) Next() (syncproto.Chunk, error) {
 		cs.sent++
 		cs.rawBytes += int64(c.RawLen)
 		cs.deltas = cs.deltas || c.Codec == syncproto.ChunkDelta
+		if cs.report != nil {
+			cs.report(cs.rawBytes, false)
+		}
 		return c, nil
 	}
 	return syncproto.Chunk{}, io.EOF

@@ -168,7 +168,7 @@ func TestSendBatchHashesAfterRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent, _, changed, err := eng.sendBatch(ctx, root, srcs, nil, new(uploadBuf))
+	sent, changed, err := eng.sendBatch(ctx, root, uploadBatch{srcs: srcs}, nil, new(uploadBuf), &pass{})
 	if err != nil {
 		t.Fatalf("sendBatch: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quic-s/quics/cas"
 	"github.com/quic-s/quics/client"
@@ -39,10 +40,17 @@ type testServer struct {
 
 func startServer(t testing.TB) *testServer {
 	t.Helper()
+	return startServerWithMetrics(t, nil)
+}
+
+// startServerWithMetrics is startServer registering the server's metrics
+// with reg (none when nil).
+func startServerWithMetrics(t testing.TB, reg prometheus.Registerer) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.Open(ctx, server.Options{
 		DataDir: filepath.Join(t.TempDir(), "data"), Password: serverPassword, Views: true,
-		PasswordParams: cheapParams, TokenParams: cheapParams, SmallFootprint: true,
+		PasswordParams: cheapParams, TokenParams: cheapParams, SmallFootprint: true, Metrics: reg,
 	})
 	if err != nil {
 		t.Fatal(err)

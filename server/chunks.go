@@ -49,6 +49,18 @@ func (s *Server) HaveChunks(ctx context.Context, sess *syncproto.Session, root s
 // verified against their IDs, pins them for the session, and makes them
 // durable before it returns.
 func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root string, next func() (syncproto.Chunk, error)) error {
+	return s.PutChunkRuns(ctx, sess, root, nil, next)
+}
+
+// syncEveryBytes is how many raw bytes one upload stores between syncs of
+// the store: a long upload (one large file in one stream) keeps what it
+// stored so far durable, and the store's table of unsynced chunks short.
+const syncEveryBytes = 256 << 20
+
+// PutChunkRuns is PutChunks that also hashes the upload's whole runs as
+// they arrive, so that the proposals of their contents need not read the
+// chunks back (see provenLists).
+func (s *Server) PutChunkRuns(ctx context.Context, sess *syncproto.Session, root string, runs []syncproto.WholeRun, next func() (syncproto.Chunk, error)) error {
 	st, err := sessionOf(sess)
 	if err != nil {
 		return err
@@ -59,6 +71,14 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 	}
 	maxRaw := int(r.Chunking.Max)
 	stored := 0
+	var verified func([]byte)
+	var runHash *runHasher
+	var chunkID cas.ID
+	if len(runs) > 0 {
+		runHash = newRunHasher(runs, s.proven)
+		verified = func(data []byte) { runHash.chunk(chunkID, data) }
+	}
+	unsynced := 0
 	for {
 		c, err := next()
 		if err == io.EOF {
@@ -80,7 +100,8 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		// otherwise be collected between Put and the pin. A chunk that
 		// fails is not stored; its pin is harmless until the session ends.
 		st.pins.Add(c.ID)
-		added, err := s.store.PutStored(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen})
+		chunkID = c.ID
+		added, err := s.store.PutStoredFunc(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}, verified)
 		if err == nil && added {
 			s.metrics.uploadedBytes.Add(uint64(c.RawLen))
 		}
@@ -103,6 +124,12 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 		stored++
 		s.metrics.chunksIn.Add(1)
 		s.metrics.chunkBytesIn.Add(uint64(wire))
+		if unsynced += c.RawLen; unsynced >= syncEveryBytes {
+			if err := s.store.Sync(ctx); err != nil {
+				return fmt.Errorf("server: sync uploaded chunks after %d: %w", stored, err)
+			}
+			unsynced = 0
+		}
 	}
 	if err := s.store.Sync(ctx); err != nil {
 		return fmt.Errorf("server: sync %d uploaded chunks: %w", stored, err)

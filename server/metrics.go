@@ -30,6 +30,7 @@ type metrics struct {
 	chunksIn, chunkBytesIn, chunksOut, chunkBytesOut atomic.Uint64
 	committedBytes, uploadedBytes                    atomic.Uint64
 	gcRuns, gcFreedBytes                             atomic.Uint64
+	listsProvenOnUpload, listsReadBack               atomic.Uint64
 
 	commitDuration prometheus.Histogram
 
@@ -62,6 +63,8 @@ func newMetrics(s *Server) *metrics {
 	counter(&m.chunkBytesOut, "quics_chunk_bytes_out_total", "Bytes of chunks sent by GetChunks, in the stored (compressed) form.")
 	counter(&m.committedBytes, "quics_committed_bytes_total", "Logical size of the content of committed versions.")
 	counter(&m.uploadedBytes, "quics_uploaded_bytes_total", "Uncompressed size of the new chunks received.")
+	counter(&m.listsProvenOnUpload, "quics_lists_proven_on_upload_total", "New contents whose chunk list was proven by hashing the upload as it arrived.")
+	counter(&m.listsReadBack, "quics_lists_read_back_total", "New contents whose chunk list was proven by reading the chunks back from the store.")
 	counter(&m.gcRuns, "quics_gc_runs_total", "Garbage collections run.")
 	counter(&m.gcFreedBytes, "quics_gc_freed_bytes_total", "Bytes freed by garbage collection.")
 	m.connected = desc("quics_connected_clients", "Authenticated sessions now.")

@@ -120,7 +120,9 @@ type Server struct {
 	broker *broker
 	// contentAsks rate-limits need-content notices (RequestContent).
 	contentAsks *askLimiter
-	views       *views // nil when views are off
+	// proven holds the chunk lists uploads proved (see provenLists).
+	proven *provenLists
+	views  *views // nil when views are off
 	// viewLock is held for writing by RebuildViews and by RemoveRoot
 	// while it deletes a root's folder, and for reading by everything
 	// else that writes under DataDir/sync: a rebuild sees no writer, and
@@ -154,6 +156,7 @@ type Server struct {
 
 var _ syncproto.Handler = (*Server)(nil)
 var _ syncproto.BatchPreparer = (*Server)(nil)
+var _ syncproto.WholeRunner = (*Server)(nil)
 
 // Open opens (creating on first use) the server's data directory: the
 // database, the chunk store, the manifest, the TLS certificate and the
@@ -170,6 +173,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		pins:           NewPins(),
 		broker:         newBroker(),
 		contentAsks:    newAskLimiter(),
+		proven:         newProvenLists(),
 		headsPart:      HeadsPartLen,
 		live:           make(map[*session]struct{}),
 		liveByClient:   make(map[uuid.UUID]int),

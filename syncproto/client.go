@@ -241,6 +241,17 @@ func (c *Client) PutChunks(ctx context.Context, root string, chunks []Chunk) err
 // opened when there is no chunk; an error from next ends the upload with
 // it, and nothing of the batch is acknowledged.
 func (c *Client) PutChunkStream(ctx context.Context, root string, next func() (Chunk, error)) error {
+	return c.PutChunkRuns(ctx, root, nil, next)
+}
+
+// PutChunkRuns is PutChunkStream telling the server which runs of the
+// chunks next yields are whole contents (at most MaxWholeRuns; see
+// WholeRun), so that it can check those contents as they arrive. A server
+// that does not know runs ignores them.
+func (c *Client) PutChunkRuns(ctx context.Context, root string, runs []WholeRun, next func() (Chunk, error)) error {
+	if len(runs) > MaxWholeRuns {
+		return fmt.Errorf("%w: put chunks to %q: %d whole runs, limit %d", ErrBadRequest, root, len(runs), MaxWholeRuns)
+	}
 	ch, err := next()
 	if err == io.EOF {
 		return nil
@@ -252,7 +263,7 @@ func (c *Client) PutChunkStream(ctx context.Context, root string, next func() (C
 	if err != nil {
 		return fmt.Errorf("put chunks to %q: %w", root, err)
 	}
-	if err := WriteMessage(ctx, st, &syncpb.PutChunksRequest{Root: root}); err != nil {
+	if err := WriteMessage(ctx, st, &syncpb.PutChunksRequest{Root: root, Wholes: wholeRunsToPB(runs)}); err != nil {
 		return fmt.Errorf("put chunks to %q: %w", root, writeFailed(ctx, st, err))
 	}
 	for i := 0; ; i++ {

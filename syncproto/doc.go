@@ -195,7 +195,14 @@
 // handed to [Handler.PutChunks] one at a time as they arrive; a chunk's
 // Data aliases the frame buffer and is valid only until the next call, so
 // a Handler stores or copies it first, and the Ack comes only after the
-// Handler made every chunk durable. The server checks that GetChunks
+// Handler made every chunk durable. A PutChunksRequest may name whole
+// runs ([WholeRun], at most [MaxWholeRuns]): stretches of its chunk frames
+// that are, in order, a whole content's chunk list. A Handler that is a
+// [WholeRunner] gets them with the chunks and may hash each run as it
+// arrives, so that proposing that content with that list needs no reading
+// back of its chunks; runs are hints (one that does not hash to its
+// content is no error), and a Handler that is not a WholeRunner never sees
+// them. The server checks that GetChunks
 // emits exactly the requested IDs in order, and the client checks it
 // again. A batch (at most [MaxBatchProposals] items and [MaxBatchEntries]
 // list entries in all, lists inline, no deltas) is a first sync's many

@@ -103,6 +103,8 @@ const (
 	// MaxChunkListBatch bounds the items of one ChunkListBatchRequest;
 	// their lists together are bounded by MaxBatchEntries.
 	MaxChunkListBatch = 1024
+	// MaxWholeRuns bounds the whole runs one PutChunksRequest names.
+	MaxWholeRuns = 1024
 )
 
 // messageTypes is the schema's table: the frame type of each message.

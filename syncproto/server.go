@@ -449,6 +449,10 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return err
 	}
+	runs, err := wholeRunsFromPB(req.GetWholes())
+	if err != nil {
+		return err
+	}
 	maxChunk := t.srv.opts.MaxChunkSize
 	t.st.SetMaxFramePayload(maxChunk + ChunkHeaderMaxLen)
 	budget := t.srv.uploads.begin(t.session.ClientID)
@@ -498,7 +502,11 @@ func (t *tx) putChunks(ctx context.Context, payload []byte) error {
 		}
 		return Chunk{}, readErr
 	}
-	err = t.srv.h.PutChunks(ctx, t.session, req.GetRoot(), next)
+	if wr, ok := t.srv.h.(WholeRunner); ok && len(runs) > 0 {
+		err = wr.PutChunkRuns(ctx, t.session, req.GetRoot(), runs, next)
+	} else {
+		err = t.srv.h.PutChunks(ctx, t.session, req.GetRoot(), next)
+	}
 	switch {
 	case readErr != nil:
 		return readErr // the precise reason, however the Handler wrapped it

@@ -88,7 +88,7 @@ func (x CommitResponse_Outcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommitResponse_Outcome.Descriptor instead.
 func (CommitResponse_Outcome) EnumDescriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{19, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{20, 0}
 }
 
 type Notice_Kind int32
@@ -146,7 +146,7 @@ func (x Notice_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Notice_Kind.Descriptor instead.
 func (Notice_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{26, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{27, 0}
 }
 
 type ConflictCandidate_Side int32
@@ -195,7 +195,7 @@ func (x ConflictCandidate_Side) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConflictCandidate_Side.Descriptor instead.
 func (ConflictCandidate_Side) EnumDescriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{30, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{31, 0}
 }
 
 type SetRetentionRequest_Kind int32
@@ -250,7 +250,7 @@ func (x SetRetentionRequest_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SetRetentionRequest_Kind.Descriptor instead.
 func (SetRetentionRequest_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{38, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{39, 0}
 }
 
 // frame 0x10. First transaction of a new device: no prior authentication.
@@ -991,8 +991,16 @@ func (x *HaveChunksResponse) GetPresent() []byte {
 // makes them durable, and answers Ack (or HashMismatch naming the chunk).
 // Several of these run in parallel on their own streams.
 type PutChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Root  string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
+	// Optional, at most 1024: the runs of chunk frames that are, in order,
+	// a whole content, listed in stream order. A server that knows them
+	// hashes each run's chunks as they arrive; a run that hashes to its
+	// content hash spares the proposal of that content with that chunk list
+	// the re-reading of its chunks the server otherwise does to check that
+	// an unseen list makes the content. A server without them ignores
+	// them; a run that does not hash to its content is not an error.
+	Wholes        []*WholeRun `protobuf:"bytes,2,rep,name=wholes,proto3" json:"wholes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1034,6 +1042,74 @@ func (x *PutChunksRequest) GetRoot() string {
 	return ""
 }
 
+func (x *PutChunksRequest) GetWholes() []*WholeRun {
+	if x != nil {
+		return x.Wholes
+	}
+	return nil
+}
+
+// A run of a PutChunks upload's chunk frames that is a whole content.
+type WholeRun struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Skip          uint32                 `protobuf:"varint,1,opt,name=skip,proto3" json:"skip,omitempty"`     // chunk frames between the previous run (or the start) and this one
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`      // the content's hash
+	Chunks        uint32                 `protobuf:"varint,3,opt,name=chunks,proto3" json:"chunks,omitempty"` // chunk frames in the run: the content's chunk list, in order, repeats included
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WholeRun) Reset() {
+	*x = WholeRun{}
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WholeRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WholeRun) ProtoMessage() {}
+
+func (x *WholeRun) ProtoReflect() protoreflect.Message {
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WholeRun.ProtoReflect.Descriptor instead.
+func (*WholeRun) Descriptor() ([]byte, []int) {
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WholeRun) GetSkip() uint32 {
+	if x != nil {
+		return x.Skip
+	}
+	return 0
+}
+
+func (x *WholeRun) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *WholeRun) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
 // A chunk reference in a file's chunk list.
 type ChunkRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1045,7 +1121,7 @@ type ChunkRef struct {
 
 func (x *ChunkRef) Reset() {
 	*x = ChunkRef{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[15]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1133,7 @@ func (x *ChunkRef) String() string {
 func (*ChunkRef) ProtoMessage() {}
 
 func (x *ChunkRef) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[15]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1146,7 @@ func (x *ChunkRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRef.ProtoReflect.Descriptor instead.
 func (*ChunkRef) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{15}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChunkRef) GetId() []byte {
@@ -1116,7 +1192,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[16]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1204,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[16]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1217,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{16}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProposeRequest) GetRoot() string {
@@ -1239,7 +1315,7 @@ type ChunkListPart struct {
 
 func (x *ChunkListPart) Reset() {
 	*x = ChunkListPart{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[17]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1327,7 @@ func (x *ChunkListPart) String() string {
 func (*ChunkListPart) ProtoMessage() {}
 
 func (x *ChunkListPart) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[17]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1340,7 @@ func (x *ChunkListPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListPart.ProtoReflect.Descriptor instead.
 func (*ChunkListPart) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{17}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChunkListPart) GetIds() []byte {
@@ -1298,7 +1374,7 @@ type FileHead struct {
 
 func (x *FileHead) Reset() {
 	*x = FileHead{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[18]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1386,7 @@ func (x *FileHead) String() string {
 func (*FileHead) ProtoMessage() {}
 
 func (x *FileHead) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[18]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1399,7 @@ func (x *FileHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileHead.ProtoReflect.Descriptor instead.
 func (*FileHead) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{18}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileHead) GetPath() string {
@@ -1393,7 +1469,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[19]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1481,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[19]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1494,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{19}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommitResponse) GetOutcome() CommitResponse_Outcome {
@@ -1451,7 +1527,7 @@ type HeadsRequest struct {
 
 func (x *HeadsRequest) Reset() {
 	*x = HeadsRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[20]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1539,7 @@ func (x *HeadsRequest) String() string {
 func (*HeadsRequest) ProtoMessage() {}
 
 func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[20]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1552,7 @@ func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsRequest.ProtoReflect.Descriptor instead.
 func (*HeadsRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{20}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeadsRequest) GetRoot() string {
@@ -1513,7 +1589,7 @@ type HeadsPart struct {
 
 func (x *HeadsPart) Reset() {
 	*x = HeadsPart{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[21]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1601,7 @@ func (x *HeadsPart) String() string {
 func (*HeadsPart) ProtoMessage() {}
 
 func (x *HeadsPart) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[21]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1614,7 @@ func (x *HeadsPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsPart.ProtoReflect.Descriptor instead.
 func (*HeadsPart) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{21}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeadsPart) GetHeads() []*FileHead {
@@ -1588,7 +1664,7 @@ type ChunkListRequest struct {
 
 func (x *ChunkListRequest) Reset() {
 	*x = ChunkListRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[22]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1676,7 @@ func (x *ChunkListRequest) String() string {
 func (*ChunkListRequest) ProtoMessage() {}
 
 func (x *ChunkListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[22]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1689,7 @@ func (x *ChunkListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListRequest.ProtoReflect.Descriptor instead.
 func (*ChunkListRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{22}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ChunkListRequest) GetRoot() string {
@@ -1664,7 +1740,7 @@ type ChunkListHeader struct {
 
 func (x *ChunkListHeader) Reset() {
 	*x = ChunkListHeader{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[23]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1752,7 @@ func (x *ChunkListHeader) String() string {
 func (*ChunkListHeader) ProtoMessage() {}
 
 func (x *ChunkListHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[23]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1765,7 @@ func (x *ChunkListHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListHeader.ProtoReflect.Descriptor instead.
 func (*ChunkListHeader) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{23}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ChunkListHeader) GetHash() []byte {
@@ -1739,7 +1815,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[24]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1827,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[24]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1840,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{24}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetChunksRequest) GetRoot() string {
@@ -1806,7 +1882,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[25]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1894,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[25]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1907,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{25}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WatchRequest) GetCursors() []*WatchRequest_Cursor {
@@ -1854,7 +1930,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[26]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1942,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[26]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1955,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{26}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Notice) GetKind() Notice_Kind {
@@ -1920,7 +1996,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[27]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2008,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[27]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2021,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{27}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Ping) GetSent() int64 {
@@ -1966,7 +2042,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[28]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2054,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[28]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2067,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{28}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Pong) GetSent() int64 {
@@ -2020,7 +2096,7 @@ type ListConflictsRequest struct {
 
 func (x *ListConflictsRequest) Reset() {
 	*x = ListConflictsRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2108,7 @@ func (x *ListConflictsRequest) String() string {
 func (*ListConflictsRequest) ProtoMessage() {}
 
 func (x *ListConflictsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[29]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2121,7 @@ func (x *ListConflictsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConflictsRequest.ProtoReflect.Descriptor instead.
 func (*ListConflictsRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{29}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListConflictsRequest) GetRoot() string {
@@ -2082,7 +2158,7 @@ type ConflictCandidate struct {
 
 func (x *ConflictCandidate) Reset() {
 	*x = ConflictCandidate{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2170,7 @@ func (x *ConflictCandidate) String() string {
 func (*ConflictCandidate) ProtoMessage() {}
 
 func (x *ConflictCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[30]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2183,7 @@ func (x *ConflictCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConflictCandidate.ProtoReflect.Descriptor instead.
 func (*ConflictCandidate) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{30}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ConflictCandidate) GetSide() ConflictCandidate_Side {
@@ -2197,7 +2273,7 @@ type Conflict struct {
 
 func (x *Conflict) Reset() {
 	*x = Conflict{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2285,7 @@ func (x *Conflict) String() string {
 func (*Conflict) ProtoMessage() {}
 
 func (x *Conflict) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[31]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2298,7 @@ func (x *Conflict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conflict.ProtoReflect.Descriptor instead.
 func (*Conflict) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{31}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Conflict) GetPath() string {
@@ -2249,7 +2325,7 @@ type ListConflictsResponse struct {
 
 func (x *ListConflictsResponse) Reset() {
 	*x = ListConflictsResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2337,7 @@ func (x *ListConflictsResponse) String() string {
 func (*ListConflictsResponse) ProtoMessage() {}
 
 func (x *ListConflictsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[32]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2350,7 @@ func (x *ListConflictsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConflictsResponse.ProtoReflect.Descriptor instead.
 func (*ListConflictsResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{32}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListConflictsResponse) GetConflicts() []*Conflict {
@@ -2300,7 +2376,7 @@ type ResolveConflictRequest struct {
 
 func (x *ResolveConflictRequest) Reset() {
 	*x = ResolveConflictRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2388,7 @@ func (x *ResolveConflictRequest) String() string {
 func (*ResolveConflictRequest) ProtoMessage() {}
 
 func (x *ResolveConflictRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[33]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2401,7 @@ func (x *ResolveConflictRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveConflictRequest.ProtoReflect.Descriptor instead.
 func (*ResolveConflictRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{33}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResolveConflictRequest) GetRoot() string {
@@ -2362,7 +2438,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2450,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[34]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2463,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{34}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HistoryRequest) GetRoot() string {
@@ -2428,7 +2504,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2516,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[35]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2529,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{35}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HistoryEntry) GetSeq() uint64 {
@@ -2529,7 +2605,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2617,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[36]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2630,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{36}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HistoryResponse) GetVersions() []*HistoryEntry {
@@ -2579,7 +2655,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2667,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[37]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2680,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{37}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RestoreRequest) GetRoot() string {
@@ -2641,7 +2717,7 @@ type SetRetentionRequest struct {
 
 func (x *SetRetentionRequest) Reset() {
 	*x = SetRetentionRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2729,7 @@ func (x *SetRetentionRequest) String() string {
 func (*SetRetentionRequest) ProtoMessage() {}
 
 func (x *SetRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[38]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2742,7 @@ func (x *SetRetentionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRetentionRequest.ProtoReflect.Descriptor instead.
 func (*SetRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{38}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetRetentionRequest) GetRoot() string {
@@ -2710,7 +2786,7 @@ type CreateShareRequest struct {
 
 func (x *CreateShareRequest) Reset() {
 	*x = CreateShareRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2798,7 @@ func (x *CreateShareRequest) String() string {
 func (*CreateShareRequest) ProtoMessage() {}
 
 func (x *CreateShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[39]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2811,7 @@ func (x *CreateShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateShareRequest.ProtoReflect.Descriptor instead.
 func (*CreateShareRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{39}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateShareRequest) GetRoot() string {
@@ -2797,7 +2873,7 @@ type ShareInfo struct {
 
 func (x *ShareInfo) Reset() {
 	*x = ShareInfo{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +2885,7 @@ func (x *ShareInfo) String() string {
 func (*ShareInfo) ProtoMessage() {}
 
 func (x *ShareInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[40]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +2898,7 @@ func (x *ShareInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInfo.ProtoReflect.Descriptor instead.
 func (*ShareInfo) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{40}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ShareInfo) GetId() string {
@@ -2939,7 +3015,7 @@ type CreateShareResponse struct {
 
 func (x *CreateShareResponse) Reset() {
 	*x = CreateShareResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3027,7 @@ func (x *CreateShareResponse) String() string {
 func (*CreateShareResponse) ProtoMessage() {}
 
 func (x *CreateShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[41]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3040,7 @@ func (x *CreateShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateShareResponse.ProtoReflect.Descriptor instead.
 func (*CreateShareResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{41}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateShareResponse) GetShare() *ShareInfo {
@@ -3005,7 +3081,7 @@ type ListSharesRequest struct {
 
 func (x *ListSharesRequest) Reset() {
 	*x = ListSharesRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3093,7 @@ func (x *ListSharesRequest) String() string {
 func (*ListSharesRequest) ProtoMessage() {}
 
 func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[42]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3106,7 @@ func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesRequest.ProtoReflect.Descriptor instead.
 func (*ListSharesRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{42}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{43}
 }
 
 // frame 0x34.
@@ -3043,7 +3119,7 @@ type ListSharesResponse struct {
 
 func (x *ListSharesResponse) Reset() {
 	*x = ListSharesResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3131,7 @@ func (x *ListSharesResponse) String() string {
 func (*ListSharesResponse) ProtoMessage() {}
 
 func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[43]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3144,7 @@ func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesResponse.ProtoReflect.Descriptor instead.
 func (*ListSharesResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{43}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSharesResponse) GetShares() []*ShareInfo {
@@ -3091,7 +3167,7 @@ type StopShareRequest struct {
 
 func (x *StopShareRequest) Reset() {
 	*x = StopShareRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3179,7 @@ func (x *StopShareRequest) String() string {
 func (*StopShareRequest) ProtoMessage() {}
 
 func (x *StopShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[44]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3192,7 @@ func (x *StopShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopShareRequest.ProtoReflect.Descriptor instead.
 func (*StopShareRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{44}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StopShareRequest) GetId() string {
@@ -3143,7 +3219,7 @@ type StopShareResponse struct {
 
 func (x *StopShareResponse) Reset() {
 	*x = StopShareResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3231,7 @@ func (x *StopShareResponse) String() string {
 func (*StopShareResponse) ProtoMessage() {}
 
 func (x *StopShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[45]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3244,7 @@ func (x *StopShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopShareResponse.ProtoReflect.Descriptor instead.
 func (*StopShareResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{45}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StopShareResponse) GetShare() *ShareInfo {
@@ -3199,7 +3275,7 @@ type ChunkListDelta struct {
 
 func (x *ChunkListDelta) Reset() {
 	*x = ChunkListDelta{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3287,7 @@ func (x *ChunkListDelta) String() string {
 func (*ChunkListDelta) ProtoMessage() {}
 
 func (x *ChunkListDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[46]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3300,7 @@ func (x *ChunkListDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListDelta.ProtoReflect.Descriptor instead.
 func (*ChunkListDelta) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{46}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChunkListDelta) GetSourcePath() string {
@@ -3292,7 +3368,7 @@ type SignaturesRequest struct {
 
 func (x *SignaturesRequest) Reset() {
 	*x = SignaturesRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +3380,7 @@ func (x *SignaturesRequest) String() string {
 func (*SignaturesRequest) ProtoMessage() {}
 
 func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[47]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +3393,7 @@ func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignaturesRequest.ProtoReflect.Descriptor instead.
 func (*SignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{47}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SignaturesRequest) GetRoot() string {
@@ -3347,7 +3423,7 @@ type SignaturesResponse struct {
 
 func (x *SignaturesResponse) Reset() {
 	*x = SignaturesResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3435,7 @@ func (x *SignaturesResponse) String() string {
 func (*SignaturesResponse) ProtoMessage() {}
 
 func (x *SignaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[48]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3448,7 @@ func (x *SignaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignaturesResponse.ProtoReflect.Descriptor instead.
 func (*SignaturesResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{48}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SignaturesResponse) GetSignatures() [][]byte {
@@ -3398,7 +3474,7 @@ type ProposeBatchRequest struct {
 
 func (x *ProposeBatchRequest) Reset() {
 	*x = ProposeBatchRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3410,7 +3486,7 @@ func (x *ProposeBatchRequest) String() string {
 func (*ProposeBatchRequest) ProtoMessage() {}
 
 func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[49]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3423,7 +3499,7 @@ func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchRequest.ProtoReflect.Descriptor instead.
 func (*ProposeBatchRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{49}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ProposeBatchRequest) GetRoot() string {
@@ -3452,7 +3528,7 @@ type ProposeBatchResponse struct {
 
 func (x *ProposeBatchResponse) Reset() {
 	*x = ProposeBatchResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3540,7 @@ func (x *ProposeBatchResponse) String() string {
 func (*ProposeBatchResponse) ProtoMessage() {}
 
 func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[50]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3553,7 @@ func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchResponse.ProtoReflect.Descriptor instead.
 func (*ProposeBatchResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ProposeBatchResponse) GetResults() []*ProposeBatchResponse_Result {
@@ -3503,7 +3579,7 @@ type ChunkListBatchRequest struct {
 
 func (x *ChunkListBatchRequest) Reset() {
 	*x = ChunkListBatchRequest{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3591,7 @@ func (x *ChunkListBatchRequest) String() string {
 func (*ChunkListBatchRequest) ProtoMessage() {}
 
 func (x *ChunkListBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[51]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3604,7 @@ func (x *ChunkListBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListBatchRequest.ProtoReflect.Descriptor instead.
 func (*ChunkListBatchRequest) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ChunkListBatchRequest) GetRoot() string {
@@ -3558,7 +3634,7 @@ type ChunkListBatchResponse struct {
 
 func (x *ChunkListBatchResponse) Reset() {
 	*x = ChunkListBatchResponse{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +3646,7 @@ func (x *ChunkListBatchResponse) String() string {
 func (*ChunkListBatchResponse) ProtoMessage() {}
 
 func (x *ChunkListBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[52]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +3659,7 @@ func (x *ChunkListBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListBatchResponse.ProtoReflect.Descriptor instead.
 func (*ChunkListBatchResponse) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ChunkListBatchResponse) GetResults() []*ChunkListBatchResponse_Result {
@@ -3603,7 +3679,7 @@ type WatchRequest_Cursor struct {
 
 func (x *WatchRequest_Cursor) Reset() {
 	*x = WatchRequest_Cursor{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3615,7 +3691,7 @@ func (x *WatchRequest_Cursor) String() string {
 func (*WatchRequest_Cursor) ProtoMessage() {}
 
 func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[53]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3628,7 +3704,7 @@ func (x *WatchRequest_Cursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest_Cursor.ProtoReflect.Descriptor instead.
 func (*WatchRequest_Cursor) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{25, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{26, 0}
 }
 
 func (x *WatchRequest_Cursor) GetRoot() string {
@@ -3657,7 +3733,7 @@ type SignaturesRequest_Source struct {
 
 func (x *SignaturesRequest_Source) Reset() {
 	*x = SignaturesRequest_Source{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3745,7 @@ func (x *SignaturesRequest_Source) String() string {
 func (*SignaturesRequest_Source) ProtoMessage() {}
 
 func (x *SignaturesRequest_Source) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[54]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3758,7 @@ func (x *SignaturesRequest_Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignaturesRequest_Source.ProtoReflect.Descriptor instead.
 func (*SignaturesRequest_Source) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{47, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{48, 0}
 }
 
 func (x *SignaturesRequest_Source) GetPath() string {
@@ -3724,7 +3800,7 @@ type ProposeBatchRequest_Item struct {
 
 func (x *ProposeBatchRequest_Item) Reset() {
 	*x = ProposeBatchRequest_Item{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3812,7 @@ func (x *ProposeBatchRequest_Item) String() string {
 func (*ProposeBatchRequest_Item) ProtoMessage() {}
 
 func (x *ProposeBatchRequest_Item) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[55]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3825,7 @@ func (x *ProposeBatchRequest_Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchRequest_Item.ProtoReflect.Descriptor instead.
 func (*ProposeBatchRequest_Item) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{49, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50, 0}
 }
 
 func (x *ProposeBatchRequest_Item) GetRequest() *ProposeRequest {
@@ -3784,7 +3860,7 @@ type ProposeBatchResponse_Result struct {
 
 func (x *ProposeBatchResponse_Result) Reset() {
 	*x = ProposeBatchResponse_Result{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +3872,7 @@ func (x *ProposeBatchResponse_Result) String() string {
 func (*ProposeBatchResponse_Result) ProtoMessage() {}
 
 func (x *ProposeBatchResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[56]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +3885,7 @@ func (x *ProposeBatchResponse_Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchResponse_Result.ProtoReflect.Descriptor instead.
 func (*ProposeBatchResponse_Result) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{50, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51, 0}
 }
 
 func (x *ProposeBatchResponse_Result) GetCommit() *CommitResponse {
@@ -3845,7 +3921,7 @@ type ChunkListBatchRequest_Item struct {
 
 func (x *ChunkListBatchRequest_Item) Reset() {
 	*x = ChunkListBatchRequest_Item{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +3933,7 @@ func (x *ChunkListBatchRequest_Item) String() string {
 func (*ChunkListBatchRequest_Item) ProtoMessage() {}
 
 func (x *ChunkListBatchRequest_Item) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[57]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +3946,7 @@ func (x *ChunkListBatchRequest_Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListBatchRequest_Item.ProtoReflect.Descriptor instead.
 func (*ChunkListBatchRequest_Item) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{51, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52, 0}
 }
 
 func (x *ChunkListBatchRequest_Item) GetPath() string {
@@ -3914,7 +3990,7 @@ type ChunkListBatchResponse_Result struct {
 
 func (x *ChunkListBatchResponse_Result) Reset() {
 	*x = ChunkListBatchResponse_Result{}
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3926,7 +4002,7 @@ func (x *ChunkListBatchResponse_Result) String() string {
 func (*ChunkListBatchResponse_Result) ProtoMessage() {}
 
 func (x *ChunkListBatchResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_syncproto_syncpb_sync_proto_msgTypes[58]
+	mi := &file_syncproto_syncpb_sync_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3939,7 +4015,7 @@ func (x *ChunkListBatchResponse_Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkListBatchResponse_Result.ProtoReflect.Descriptor instead.
 func (*ChunkListBatchResponse_Result) Descriptor() ([]byte, []int) {
-	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{52, 0}
+	return file_syncproto_syncpb_sync_proto_rawDescGZIP(), []int{53, 0}
 }
 
 func (x *ChunkListBatchResponse_Result) GetSize() int64 {
@@ -4022,9 +4098,14 @@ const file_syncproto_syncpb_sync_proto_rawDesc = "" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x10\n" +
 	"\x03ids\x18\x02 \x01(\fR\x03ids\".\n" +
 	"\x12HaveChunksResponse\x12\x18\n" +
-	"\apresent\x18\x01 \x01(\fR\apresent\"&\n" +
+	"\apresent\x18\x01 \x01(\fR\apresent\"W\n" +
 	"\x10PutChunksRequest\x12\x12\n" +
-	"\x04root\x18\x01 \x01(\tR\x04root\".\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12/\n" +
+	"\x06wholes\x18\x02 \x03(\v2\x17.quics.sync.v1.WholeRunR\x06wholes\"J\n" +
+	"\bWholeRun\x12\x12\n" +
+	"\x04skip\x18\x01 \x01(\rR\x04skip\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x16\n" +
+	"\x06chunks\x18\x03 \x01(\rR\x06chunks\".\n" +
 	"\bChunkRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\rR\x04size\"\xb4\x02\n" +
@@ -4287,7 +4368,7 @@ func file_syncproto_syncpb_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_syncproto_syncpb_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_syncproto_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_syncproto_syncpb_sync_proto_goTypes = []any{
 	(CommitResponse_Outcome)(0),           // 0: quics.sync.v1.CommitResponse.Outcome
 	(Notice_Kind)(0),                      // 1: quics.sync.v1.Notice.Kind
@@ -4308,80 +4389,82 @@ var file_syncproto_syncpb_sync_proto_goTypes = []any{
 	(*HaveChunksRequest)(nil),             // 16: quics.sync.v1.HaveChunksRequest
 	(*HaveChunksResponse)(nil),            // 17: quics.sync.v1.HaveChunksResponse
 	(*PutChunksRequest)(nil),              // 18: quics.sync.v1.PutChunksRequest
-	(*ChunkRef)(nil),                      // 19: quics.sync.v1.ChunkRef
-	(*ProposeRequest)(nil),                // 20: quics.sync.v1.ProposeRequest
-	(*ChunkListPart)(nil),                 // 21: quics.sync.v1.ChunkListPart
-	(*FileHead)(nil),                      // 22: quics.sync.v1.FileHead
-	(*CommitResponse)(nil),                // 23: quics.sync.v1.CommitResponse
-	(*HeadsRequest)(nil),                  // 24: quics.sync.v1.HeadsRequest
-	(*HeadsPart)(nil),                     // 25: quics.sync.v1.HeadsPart
-	(*ChunkListRequest)(nil),              // 26: quics.sync.v1.ChunkListRequest
-	(*ChunkListHeader)(nil),               // 27: quics.sync.v1.ChunkListHeader
-	(*GetChunksRequest)(nil),              // 28: quics.sync.v1.GetChunksRequest
-	(*WatchRequest)(nil),                  // 29: quics.sync.v1.WatchRequest
-	(*Notice)(nil),                        // 30: quics.sync.v1.Notice
-	(*Ping)(nil),                          // 31: quics.sync.v1.Ping
-	(*Pong)(nil),                          // 32: quics.sync.v1.Pong
-	(*ListConflictsRequest)(nil),          // 33: quics.sync.v1.ListConflictsRequest
-	(*ConflictCandidate)(nil),             // 34: quics.sync.v1.ConflictCandidate
-	(*Conflict)(nil),                      // 35: quics.sync.v1.Conflict
-	(*ListConflictsResponse)(nil),         // 36: quics.sync.v1.ListConflictsResponse
-	(*ResolveConflictRequest)(nil),        // 37: quics.sync.v1.ResolveConflictRequest
-	(*HistoryRequest)(nil),                // 38: quics.sync.v1.HistoryRequest
-	(*HistoryEntry)(nil),                  // 39: quics.sync.v1.HistoryEntry
-	(*HistoryResponse)(nil),               // 40: quics.sync.v1.HistoryResponse
-	(*RestoreRequest)(nil),                // 41: quics.sync.v1.RestoreRequest
-	(*SetRetentionRequest)(nil),           // 42: quics.sync.v1.SetRetentionRequest
-	(*CreateShareRequest)(nil),            // 43: quics.sync.v1.CreateShareRequest
-	(*ShareInfo)(nil),                     // 44: quics.sync.v1.ShareInfo
-	(*CreateShareResponse)(nil),           // 45: quics.sync.v1.CreateShareResponse
-	(*ListSharesRequest)(nil),             // 46: quics.sync.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),            // 47: quics.sync.v1.ListSharesResponse
-	(*StopShareRequest)(nil),              // 48: quics.sync.v1.StopShareRequest
-	(*StopShareResponse)(nil),             // 49: quics.sync.v1.StopShareResponse
-	(*ChunkListDelta)(nil),                // 50: quics.sync.v1.ChunkListDelta
-	(*SignaturesRequest)(nil),             // 51: quics.sync.v1.SignaturesRequest
-	(*SignaturesResponse)(nil),            // 52: quics.sync.v1.SignaturesResponse
-	(*ProposeBatchRequest)(nil),           // 53: quics.sync.v1.ProposeBatchRequest
-	(*ProposeBatchResponse)(nil),          // 54: quics.sync.v1.ProposeBatchResponse
-	(*ChunkListBatchRequest)(nil),         // 55: quics.sync.v1.ChunkListBatchRequest
-	(*ChunkListBatchResponse)(nil),        // 56: quics.sync.v1.ChunkListBatchResponse
-	(*WatchRequest_Cursor)(nil),           // 57: quics.sync.v1.WatchRequest.Cursor
-	(*SignaturesRequest_Source)(nil),      // 58: quics.sync.v1.SignaturesRequest.Source
-	(*ProposeBatchRequest_Item)(nil),      // 59: quics.sync.v1.ProposeBatchRequest.Item
-	(*ProposeBatchResponse_Result)(nil),   // 60: quics.sync.v1.ProposeBatchResponse.Result
-	(*ChunkListBatchRequest_Item)(nil),    // 61: quics.sync.v1.ChunkListBatchRequest.Item
-	(*ChunkListBatchResponse_Result)(nil), // 62: quics.sync.v1.ChunkListBatchResponse.Result
+	(*WholeRun)(nil),                      // 19: quics.sync.v1.WholeRun
+	(*ChunkRef)(nil),                      // 20: quics.sync.v1.ChunkRef
+	(*ProposeRequest)(nil),                // 21: quics.sync.v1.ProposeRequest
+	(*ChunkListPart)(nil),                 // 22: quics.sync.v1.ChunkListPart
+	(*FileHead)(nil),                      // 23: quics.sync.v1.FileHead
+	(*CommitResponse)(nil),                // 24: quics.sync.v1.CommitResponse
+	(*HeadsRequest)(nil),                  // 25: quics.sync.v1.HeadsRequest
+	(*HeadsPart)(nil),                     // 26: quics.sync.v1.HeadsPart
+	(*ChunkListRequest)(nil),              // 27: quics.sync.v1.ChunkListRequest
+	(*ChunkListHeader)(nil),               // 28: quics.sync.v1.ChunkListHeader
+	(*GetChunksRequest)(nil),              // 29: quics.sync.v1.GetChunksRequest
+	(*WatchRequest)(nil),                  // 30: quics.sync.v1.WatchRequest
+	(*Notice)(nil),                        // 31: quics.sync.v1.Notice
+	(*Ping)(nil),                          // 32: quics.sync.v1.Ping
+	(*Pong)(nil),                          // 33: quics.sync.v1.Pong
+	(*ListConflictsRequest)(nil),          // 34: quics.sync.v1.ListConflictsRequest
+	(*ConflictCandidate)(nil),             // 35: quics.sync.v1.ConflictCandidate
+	(*Conflict)(nil),                      // 36: quics.sync.v1.Conflict
+	(*ListConflictsResponse)(nil),         // 37: quics.sync.v1.ListConflictsResponse
+	(*ResolveConflictRequest)(nil),        // 38: quics.sync.v1.ResolveConflictRequest
+	(*HistoryRequest)(nil),                // 39: quics.sync.v1.HistoryRequest
+	(*HistoryEntry)(nil),                  // 40: quics.sync.v1.HistoryEntry
+	(*HistoryResponse)(nil),               // 41: quics.sync.v1.HistoryResponse
+	(*RestoreRequest)(nil),                // 42: quics.sync.v1.RestoreRequest
+	(*SetRetentionRequest)(nil),           // 43: quics.sync.v1.SetRetentionRequest
+	(*CreateShareRequest)(nil),            // 44: quics.sync.v1.CreateShareRequest
+	(*ShareInfo)(nil),                     // 45: quics.sync.v1.ShareInfo
+	(*CreateShareResponse)(nil),           // 46: quics.sync.v1.CreateShareResponse
+	(*ListSharesRequest)(nil),             // 47: quics.sync.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),            // 48: quics.sync.v1.ListSharesResponse
+	(*StopShareRequest)(nil),              // 49: quics.sync.v1.StopShareRequest
+	(*StopShareResponse)(nil),             // 50: quics.sync.v1.StopShareResponse
+	(*ChunkListDelta)(nil),                // 51: quics.sync.v1.ChunkListDelta
+	(*SignaturesRequest)(nil),             // 52: quics.sync.v1.SignaturesRequest
+	(*SignaturesResponse)(nil),            // 53: quics.sync.v1.SignaturesResponse
+	(*ProposeBatchRequest)(nil),           // 54: quics.sync.v1.ProposeBatchRequest
+	(*ProposeBatchResponse)(nil),          // 55: quics.sync.v1.ProposeBatchResponse
+	(*ChunkListBatchRequest)(nil),         // 56: quics.sync.v1.ChunkListBatchRequest
+	(*ChunkListBatchResponse)(nil),        // 57: quics.sync.v1.ChunkListBatchResponse
+	(*WatchRequest_Cursor)(nil),           // 58: quics.sync.v1.WatchRequest.Cursor
+	(*SignaturesRequest_Source)(nil),      // 59: quics.sync.v1.SignaturesRequest.Source
+	(*ProposeBatchRequest_Item)(nil),      // 60: quics.sync.v1.ProposeBatchRequest.Item
+	(*ProposeBatchResponse_Result)(nil),   // 61: quics.sync.v1.ProposeBatchResponse.Result
+	(*ChunkListBatchRequest_Item)(nil),    // 62: quics.sync.v1.ChunkListBatchRequest.Item
+	(*ChunkListBatchResponse_Result)(nil), // 63: quics.sync.v1.ChunkListBatchResponse.Result
 }
 var file_syncproto_syncpb_sync_proto_depIdxs = []int32{
 	8,  // 0: quics.sync.v1.RootInfo.chunking:type_name -> quics.sync.v1.ChunkParams
 	11, // 1: quics.sync.v1.ListRootsResponse.roots:type_name -> quics.sync.v1.RootInfo
-	0,  // 2: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
-	22, // 3: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
-	22, // 4: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
-	57, // 5: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
-	1,  // 6: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
-	22, // 7: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
-	2,  // 8: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
-	34, // 9: quics.sync.v1.Conflict.candidates:type_name -> quics.sync.v1.ConflictCandidate
-	35, // 10: quics.sync.v1.ListConflictsResponse.conflicts:type_name -> quics.sync.v1.Conflict
-	39, // 11: quics.sync.v1.HistoryResponse.versions:type_name -> quics.sync.v1.HistoryEntry
-	3,  // 12: quics.sync.v1.SetRetentionRequest.kind:type_name -> quics.sync.v1.SetRetentionRequest.Kind
-	44, // 13: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
-	44, // 14: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
-	44, // 15: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
-	58, // 16: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
-	59, // 17: quics.sync.v1.ProposeBatchRequest.items:type_name -> quics.sync.v1.ProposeBatchRequest.Item
-	60, // 18: quics.sync.v1.ProposeBatchResponse.results:type_name -> quics.sync.v1.ProposeBatchResponse.Result
-	61, // 19: quics.sync.v1.ChunkListBatchRequest.items:type_name -> quics.sync.v1.ChunkListBatchRequest.Item
-	62, // 20: quics.sync.v1.ChunkListBatchResponse.results:type_name -> quics.sync.v1.ChunkListBatchResponse.Result
-	20, // 21: quics.sync.v1.ProposeBatchRequest.Item.request:type_name -> quics.sync.v1.ProposeRequest
-	23, // 22: quics.sync.v1.ProposeBatchResponse.Result.commit:type_name -> quics.sync.v1.CommitResponse
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	19, // 2: quics.sync.v1.PutChunksRequest.wholes:type_name -> quics.sync.v1.WholeRun
+	0,  // 3: quics.sync.v1.CommitResponse.outcome:type_name -> quics.sync.v1.CommitResponse.Outcome
+	23, // 4: quics.sync.v1.CommitResponse.head:type_name -> quics.sync.v1.FileHead
+	23, // 5: quics.sync.v1.HeadsPart.heads:type_name -> quics.sync.v1.FileHead
+	58, // 6: quics.sync.v1.WatchRequest.cursors:type_name -> quics.sync.v1.WatchRequest.Cursor
+	1,  // 7: quics.sync.v1.Notice.kind:type_name -> quics.sync.v1.Notice.Kind
+	23, // 8: quics.sync.v1.Notice.head:type_name -> quics.sync.v1.FileHead
+	2,  // 9: quics.sync.v1.ConflictCandidate.side:type_name -> quics.sync.v1.ConflictCandidate.Side
+	35, // 10: quics.sync.v1.Conflict.candidates:type_name -> quics.sync.v1.ConflictCandidate
+	36, // 11: quics.sync.v1.ListConflictsResponse.conflicts:type_name -> quics.sync.v1.Conflict
+	40, // 12: quics.sync.v1.HistoryResponse.versions:type_name -> quics.sync.v1.HistoryEntry
+	3,  // 13: quics.sync.v1.SetRetentionRequest.kind:type_name -> quics.sync.v1.SetRetentionRequest.Kind
+	45, // 14: quics.sync.v1.CreateShareResponse.share:type_name -> quics.sync.v1.ShareInfo
+	45, // 15: quics.sync.v1.ListSharesResponse.shares:type_name -> quics.sync.v1.ShareInfo
+	45, // 16: quics.sync.v1.StopShareResponse.share:type_name -> quics.sync.v1.ShareInfo
+	59, // 17: quics.sync.v1.SignaturesRequest.sources:type_name -> quics.sync.v1.SignaturesRequest.Source
+	60, // 18: quics.sync.v1.ProposeBatchRequest.items:type_name -> quics.sync.v1.ProposeBatchRequest.Item
+	61, // 19: quics.sync.v1.ProposeBatchResponse.results:type_name -> quics.sync.v1.ProposeBatchResponse.Result
+	62, // 20: quics.sync.v1.ChunkListBatchRequest.items:type_name -> quics.sync.v1.ChunkListBatchRequest.Item
+	63, // 21: quics.sync.v1.ChunkListBatchResponse.results:type_name -> quics.sync.v1.ChunkListBatchResponse.Result
+	21, // 22: quics.sync.v1.ProposeBatchRequest.Item.request:type_name -> quics.sync.v1.ProposeRequest
+	24, // 23: quics.sync.v1.ProposeBatchResponse.Result.commit:type_name -> quics.sync.v1.CommitResponse
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_syncproto_syncpb_sync_proto_init() }
@@ -4395,7 +4478,7 @@ func file_syncproto_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncproto_syncpb_sync_proto_rawDesc), len(file_syncproto_syncpb_sync_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   59,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

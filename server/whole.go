@@ -1,0 +1,152 @@
+package server
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/manifest"
+	"github.com/quic-s/quics/syncproto"
+)
+
+// A content the server has not seen is committed only once its proposed
+// chunk list is known to make it: otherwise a client could store a wrong
+// list for a hash other roots hold, or claim a hash it only heard of and
+// download its content. verifyContent proves it by reading the chunks back
+// and hashing them, which for a large new file costs a second decoding and
+// hashing of every byte just stored. An upload that names its whole runs
+// (syncproto.WholeRun) lets the server hash each run's chunks as they
+// arrive instead; a run that hashes to its content is remembered here, so
+// the proposal that follows finds its list proven.
+
+// wholeMemory is how many proven lists are remembered: a proposal follows
+// its upload within the same push, so only the recent ones matter.
+const wholeMemory = 4096
+
+// provenLists remembers contents whose chunk lists an upload proved: the
+// content hash and the digest of the list (listDigest). It forgets the
+// oldest beyond wholeMemory.
+type provenLists struct {
+	mu    sync.Mutex
+	m     map[cas.ID]cas.ID
+	order []cas.ID // ring of the keys, oldest at next
+	next  int
+}
+
+func newProvenLists() *provenLists {
+	return &provenLists{m: make(map[cas.ID]cas.ID)}
+}
+
+func (p *provenLists) add(hash, list cas.ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.m[hash]; ok {
+		p.m[hash] = list
+		return
+	}
+	if len(p.order) < wholeMemory {
+		p.order = append(p.order, hash)
+	} else {
+		delete(p.m, p.order[p.next])
+		p.order[p.next] = hash
+		p.next = (p.next + 1) % wholeMemory
+	}
+	p.m[hash] = list
+}
+
+// proves reports whether chunks were proven to make the content hash.
+func (p *provenLists) proves(hash cas.ID, chunks []manifest.Chunk) bool {
+	p.mu.Lock()
+	list, ok := p.m[hash]
+	p.mu.Unlock()
+	return ok && list == listDigest(chunks)
+}
+
+// listDigest identifies a chunk list: IDs and sizes in order.
+func listDigest(chunks []manifest.Chunk) cas.ID {
+	var d listDigester
+	d.reset()
+	for _, c := range chunks {
+		d.add(c.ID, c.Size)
+	}
+	return d.sum()
+}
+
+type listDigester struct{ h *blake3.Hasher }
+
+func (d *listDigester) reset() {
+	if d.h == nil {
+		d.h = blake3.New()
+	} else {
+		d.h.Reset()
+	}
+}
+
+func (d *listDigester) add(id cas.ID, size uint32) {
+	var b [cas.IDSize + 4]byte
+	copy(b[:], id[:])
+	binary.LittleEndian.PutUint32(b[cas.IDSize:], size)
+	_, _ = d.h.Write(b[:])
+}
+
+func (d *listDigester) sum() cas.ID {
+	var out cas.ID
+	d.h.Sum(out[:0])
+	return out
+}
+
+// runHasher follows an upload's whole runs chunk by chunk, in stream
+// order, and hands each run that hashes to its content to proven. Runs are
+// the client's claims: one that does not add up is dropped, never an
+// error, and whatever it holds is still verified chunk by chunk.
+type runHasher struct {
+	runs   []syncproto.WholeRun
+	proven *provenLists
+	run    int    // the current run, len(runs) when none is left
+	skip   uint32 // frames still to pass before the current run starts
+	left   uint32 // the current run's frames still to come, once started
+	data   *blake3.Hasher
+	list   listDigester
+}
+
+func newRunHasher(runs []syncproto.WholeRun, proven *provenLists) *runHasher {
+	h := &runHasher{runs: runs, proven: proven, data: blake3.New()}
+	h.list.reset()
+	h.start(0)
+	return h
+}
+
+// start makes run i the current one.
+func (h *runHasher) start(i int) {
+	h.run = i
+	if i < len(h.runs) {
+		h.skip, h.left = h.runs[i].Skip, h.runs[i].Chunks
+	}
+}
+
+// chunk takes the next chunk of the upload, verified against id.
+func (h *runHasher) chunk(id cas.ID, data []byte) {
+	if h.run >= len(h.runs) {
+		return
+	}
+	if h.skip > 0 {
+		h.skip--
+		return
+	}
+	_, _ = h.data.Write(data)
+	h.list.add(id, uint32(len(data)))
+	h.left--
+	if h.left > 0 {
+		return
+	}
+	var sum cas.ID
+	h.data.Sum(sum[:0])
+	if r := h.runs[h.run]; sum == r.Hash {
+		h.proven.add(r.Hash, h.list.sum())
+	}
+	h.data.Reset()
+	h.list.reset()
+	h.start(h.run + 1)
+}

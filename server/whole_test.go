@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/manifest"
+	"github.com/quic-s/quics/syncproto"
+	"github.com/quic-s/quics/syncproto/syncpb"
+)
+
+// noiseFile is a file of n random bytes: several chunks, none repeated.
+func noiseFile(t testing.TB, seed uint64, n int) file {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, ^seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	f := newFile(t, b)
+	if len(f.refs) < 3 {
+		t.Fatalf("%d bytes made %d chunks, want several", n, len(f.refs))
+	}
+	return f
+}
+
+// wireChunks are f's chunks in list order, compressed as a client sends
+// them.
+func wireChunks(t testing.TB, f file) []syncproto.Chunk {
+	t.Helper()
+	out := make([]syncproto.Chunk, 0, len(f.refs))
+	for _, r := range f.refs {
+		st, err := cas.Compress(f.chunks[r.ID])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: r.ID, RawLen: st.RawLen, Data: st.Data})
+	}
+	return out
+}
+
+func manifestChunks(refs []syncproto.ChunkRef) []manifest.Chunk {
+	out := make([]manifest.Chunk, len(refs))
+	for i, r := range refs {
+		out[i] = manifest.Chunk{ID: r.ID, Size: r.Size}
+	}
+	return out
+}
+
+// TestUploadRunProvesList: over QUIC, a file uploaded as a whole run
+// commits without its chunks being read back; one uploaded without runs is
+// read back, as before runs existed.
+func TestUploadRunProvesList(t *testing.T) {
+	e := newEnv(t)
+	addr := e.serveQUIC(t)
+	c := e.mustDial(t, addr, e.registerDevice(t, addr, "laptop"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.RegisterRoot(ctx, "docs", rootPassword("docs")); err != nil {
+		t.Fatal(err)
+	}
+	loose := noiseFile(t, 1, 200<<10)
+	whole := noiseFile(t, 2, 300<<10)
+	plain := noiseFile(t, 3, 250<<10)
+
+	// One loose chunk first, so that the run starts after a skip.
+	up := append(wireChunks(t, loose)[:1], wireChunks(t, whole)...)
+	runs := []syncproto.WholeRun{{Skip: 1, Hash: whole.hash, Chunks: uint32(len(whole.refs))}}
+	if err := c.PutChunkRuns(ctx, "docs", runs, chunkSource(up)); err != nil {
+		t.Fatalf("put chunk runs: %v", err)
+	}
+	if resp, err := c.Propose(ctx, request("docs", "whole.bin", nil, whole), whole.refs); err != nil || resp.GetOutcome() != syncpb.CommitResponse_OUTCOME_COMMITTED {
+		t.Fatalf("propose whole.bin: %v, %v", resp.GetOutcome(), err)
+	}
+	if got, back := e.srv.metrics.listsProvenOnUpload.Load(), e.srv.metrics.listsReadBack.Load(); got != 1 || back != 0 {
+		t.Fatalf("after the run: %d lists proven on upload, %d read back; want 1, 0", got, back)
+	}
+
+	if _, _, err := quicPush(ctx, c, "docs", "plain.bin", nil, plain); err != nil {
+		t.Fatalf("push plain.bin: %v", err)
+	}
+	if got, back := e.srv.metrics.listsProvenOnUpload.Load(), e.srv.metrics.listsReadBack.Load(); got != 1 || back != 1 {
+		t.Fatalf("after a plain upload: %d lists proven on upload, %d read back; want 1, 1", got, back)
+	}
+	reader := e.client(t, "reader")
+	e.join(t, reader, "docs")
+	for path, f := range map[string]file{"whole.bin": whole, "plain.bin": plain} {
+		data, err := e.download(t, reader, "docs", path, f.hash[:])
+		if err != nil || string(data) != string(f.data) {
+			t.Fatalf("download %s: %d bytes, %v", path, len(data), err)
+		}
+	}
+}
+
+// TestUploadRunsAreOnlyHints: runs that do not add up prove nothing and
+// fail nothing; chunks are stored and checked as without runs, and a
+// proposal whose list does not make its hash is refused as before.
+func TestUploadRunsAreOnlyHints(t *testing.T) {
+	a := noiseFile(t, 4, 200<<10)
+	b := noiseFile(t, 5, 200<<10)
+	tests := []struct {
+		name   string
+		chunks func() []syncproto.Chunk
+		runs   []syncproto.WholeRun
+	}{
+		{
+			name:   "run names another content",
+			chunks: func() []syncproto.Chunk { return wireChunks(t, a) },
+			runs:   []syncproto.WholeRun{{Hash: b.hash, Chunks: uint32(len(a.refs))}},
+		},
+		{
+			name:   "run longer than the upload",
+			chunks: func() []syncproto.Chunk { return wireChunks(t, a) },
+			runs:   []syncproto.WholeRun{{Hash: a.hash, Chunks: uint32(len(a.refs) + 1)}},
+		},
+		{
+			name:   "skip past the upload",
+			chunks: func() []syncproto.Chunk { return wireChunks(t, a) },
+			runs:   []syncproto.WholeRun{{Skip: 1000, Hash: a.hash, Chunks: 1}},
+		},
+		{
+			name:   "a chunk left out shifts the run",
+			chunks: func() []syncproto.Chunk { return wireChunks(t, a)[1:] },
+			runs:   []syncproto.WholeRun{{Hash: a.hash, Chunks: uint32(len(a.refs) - 1)}},
+		},
+		{
+			name:   "huge counts",
+			chunks: func() []syncproto.Chunk { return wireChunks(t, a) },
+			runs:   []syncproto.WholeRun{{Skip: ^uint32(0), Hash: a.hash, Chunks: ^uint32(0)}, {Hash: a.hash, Chunks: ^uint32(0)}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			sess := e.client(t, "laptop")
+			e.root(t, sess, "docs")
+			ctx := context.Background()
+			up := tt.chunks()
+			if err := e.srv.PutChunkRuns(ctx, sess, "docs", tt.runs, chunkSource(up)); err != nil {
+				t.Fatalf("put chunk runs: %v", err)
+			}
+			for _, c := range up {
+				if ok, err := e.srv.store.Has(ctx, []cas.ID{c.ID}); err != nil || !ok[0] {
+					t.Fatalf("chunk %s not stored: %v", c.ID.Short(), err)
+				}
+			}
+			if e.srv.proven.proves(a.hash, manifestChunks(a.refs)) || e.srv.proven.proves(b.hash, manifestChunks(a.refs)) {
+				t.Fatal("a run that does not add up proved a list")
+			}
+			// a's own list, its chunks all stored (the one left out
+			// uploaded now), commits by reading them back.
+			e.upload(t, sess, "docs", a)
+			if _, err := e.srv.Propose(ctx, sess, request("docs", "a.bin", nil, a), a.refs); err != nil {
+				t.Fatalf("propose a.bin: %v", err)
+			}
+			if back := e.srv.metrics.listsReadBack.Load(); back != 1 {
+				t.Fatalf("%d lists read back, want 1", back)
+			}
+			// b's hash with a's chunks is refused.
+			lie := request("docs", "b.bin", nil, b)
+			lie.Size, lie.ChunkCount = int64(len(a.data)), uint32(len(a.refs))
+			if _, err := e.srv.Propose(ctx, sess, lie, a.refs); !errors.Is(err, syncproto.ErrBadRequest) {
+				t.Fatalf("propose b's hash with a's chunks: %v, want ErrBadRequest", err)
+			}
+		})
+	}
+}
+
+// TestProvenListsForgetsOldest: the memory of proven lists is bounded and
+// forgets the oldest first; a list proves only its own content.
+func TestProvenListsForgetsOldest(t *testing.T) {
+	p := newProvenLists()
+	list := func(i int) []manifest.Chunk {
+		return []manifest.Chunk{{ID: cas.Sum([]byte{byte(i), byte(i >> 8), 1}), Size: 10}, {ID: cas.Sum([]byte{byte(i), byte(i >> 8), 2}), Size: uint32(i + 1)}}
+	}
+	hash := func(i int) cas.ID { return cas.Sum([]byte{byte(i), byte(i >> 8)}) }
+	const n = wholeMemory + 10
+	for i := range n {
+		p.add(hash(i), listDigest(list(i)))
+	}
+	if len(p.m) != wholeMemory || len(p.order) != wholeMemory {
+		t.Fatalf("%d lists remembered (ring %d), want %d", len(p.m), len(p.order), wholeMemory)
+	}
+	for i := range n {
+		want := i >= n-wholeMemory
+		if got := p.proves(hash(i), list(i)); got != want {
+			t.Errorf("list %d proven: %v, want %v", i, got, want)
+		}
+	}
+	if p.proves(hash(n-1), list(n-2)) {
+		t.Error("another content's list proved a hash")
+	}
+	short := list(n - 1)[:1]
+	if p.proves(hash(n-1), short) {
+		t.Error("part of a list proved its content")
+	}
+}
