@@ -55,7 +55,8 @@ func (s *Server) PutChunks(ctx context.Context, sess *syncproto.Session, root st
 // syncEveryBytes is how many raw bytes one upload stores between syncs of
 // the store: a long upload (one large file in one stream) keeps what it
 // stored so far durable, and the store's table of unsynced chunks short.
-const syncEveryBytes = 256 << 20
+// A variable for tests.
+var syncEveryBytes = 256 << 20
 
 // PutChunkRuns is PutChunks that also hashes the upload's whole runs as
 // they arrive, so that the proposals of their contents need not read the

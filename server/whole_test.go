@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -197,5 +199,54 @@ func TestProvenListsForgetsOldest(t *testing.T) {
 	short := list(n - 1)[:1]
 	if p.proves(hash(n-1), short) {
 		t.Error("part of a list proved its content")
+	}
+}
+
+// TestLongUploadSyncsAsItGoes: an upload syncs the store every
+// syncEveryBytes, so a long one (a large file as one run) neither holds
+// all it stored unsynced nor loses it to a crash before its end.
+func TestLongUploadSyncsAsItGoes(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		every       int
+		wantPending bool
+	}{{"default", syncEveryBytes, true}, {"every chunk", 1, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := syncEveryBytes
+			syncEveryBytes = tt.every
+			t.Cleanup(func() { syncEveryBytes = old })
+			e := newEnv(t)
+			sess := e.client(t, "laptop")
+			e.root(t, sess, "docs")
+			ctx := context.Background()
+			f := noiseFile(t, 6, 200<<10)
+			up := wireChunks(t, f)
+			var pendingSeen []int
+			i := 0
+			next := func() (syncproto.Chunk, error) {
+				if i > 0 {
+					st, err := e.srv.store.Stats(ctx)
+					if err != nil {
+						return syncproto.Chunk{}, err
+					}
+					pendingSeen = append(pendingSeen, st.Pending)
+				}
+				if i == len(up) {
+					return syncproto.Chunk{}, io.EOF
+				}
+				i++
+				return up[i-1], nil
+			}
+			runs := []syncproto.WholeRun{{Hash: f.hash, Chunks: uint32(len(up))}}
+			if err := e.srv.PutChunkRuns(ctx, sess, "docs", runs, next); err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Max(pendingSeen) > 0; got != tt.wantPending {
+				t.Errorf("unsynced chunks during the upload %v, want some: %v", pendingSeen, tt.wantPending)
+			}
+			if st, err := e.srv.store.Stats(ctx); err != nil || st.Pending != 0 {
+				t.Errorf("after the upload: %d unsynced chunks, %v", st.Pending, err)
+			}
+		})
 	}
 }
