@@ -242,3 +242,70 @@ func TestLongUploadSyncsAsItGoes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRunHasher: whatever runs a client names over whatever chunks, the
+// hasher proves only lists that do make their content: a contiguous
+// stretch of the upload hashing to the proven content hash.
+func FuzzRunHasher(f *testing.F) {
+	f.Add([]byte{0, 3, 1, 2}, []byte("abcdefgh"), uint8(0))
+	f.Add([]byte{1, 2, 0, 255, 9, 9}, []byte("the quick brown fox"), uint8(1))
+	f.Add([]byte{}, []byte("x"), uint8(2))
+	f.Fuzz(func(t *testing.T, spec, content []byte, truth uint8) {
+		if len(spec) > 64 || len(content) > 4096 {
+			return
+		}
+		// The upload: content cut into pieces of up to 7 bytes.
+		var pieces [][]byte
+		for rest := content; len(rest) > 0; {
+			n := min(len(rest), 1+len(pieces)%7)
+			pieces = append(pieces, rest[:n])
+			rest = rest[n:]
+		}
+		// Runs: (skip, chunks) byte pairs; the run's hash is the true
+		// content of that stretch when truth's bit for it is set, else
+		// some other hash.
+		var runs []syncproto.WholeRun
+		at := 0
+		for i := 0; i+1 < len(spec); i += 2 {
+			r := syncproto.WholeRun{Skip: uint32(spec[i]), Chunks: uint32(spec[i+1])}
+			start, end := at+int(r.Skip), at+int(r.Skip)+int(r.Chunks)
+			if truth&(1<<(i/2%8)) != 0 && end <= len(pieces) && r.Chunks > 0 {
+				var whole []byte
+				for _, p := range pieces[start:end] {
+					whole = append(whole, p...)
+				}
+				r.Hash = cas.Sum(whole)
+			} else {
+				r.Hash = cas.Sum(append([]byte("not "), spec[i:i+2]...))
+			}
+			if r.Chunks == 0 {
+				r.Chunks = 1 // the protocol refuses empty runs
+			}
+			runs = append(runs, r)
+			at = start + int(r.Chunks)
+		}
+		proven := newProvenLists()
+		h := newRunHasher(runs, proven)
+		for _, p := range pieces {
+			h.chunk(cas.Sum(p), p)
+		}
+		for hash, digest := range proven.m {
+			found := false
+			for i := 0; i < len(pieces) && !found; i++ {
+				var whole []byte
+				var list []manifest.Chunk
+				for j := i; j < len(pieces); j++ {
+					whole = append(whole, pieces[j]...)
+					list = append(list, manifest.Chunk{ID: cas.Sum(pieces[j]), Size: uint32(len(pieces[j]))})
+					if cas.Sum(whole) == hash && listDigest(list) == digest {
+						found = true
+						break
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("proved %s, which no stretch of the upload makes", hash.Short())
+			}
+		}
+	})
+}

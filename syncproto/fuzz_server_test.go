@@ -68,6 +68,7 @@ func FuzzServerTransaction(f *testing.F) {
 	f.Add(frames(&syncpb.HeadsRequest{Root: "fz"}))
 	f.Add(frames(&syncpb.HaveChunksRequest{Root: "fz", Ids: AppendIDs(nil, []cas.ID{id})}))
 	f.Add(AppendFrame(frames(&syncpb.PutChunksRequest{Root: "fz"}), FrameChunk, chunk))
+	f.Add(AppendFrame(frames(&syncpb.PutChunksRequest{Root: "fz", Wholes: []*syncpb.WholeRun{{Skip: 1, Hash: id[:], Chunks: 2}}}), FrameChunk, chunk))
 	f.Add(frames(&syncpb.ProposeRequest{Root: "fz", Path: "f", Hash: id[:], Size: 1, ChunkCount: 1}, EncodeChunkListPart([]ChunkRef{{id, 1}})))
 	f.Add(frames(&syncpb.ChunkListRequest{Root: "fz", Path: "f", Hash: id[:]}))
 	f.Add(frames(&syncpb.GetChunksRequest{Root: "fz", Ids: AppendIDs(nil, []cas.ID{id})}))
