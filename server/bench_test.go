@@ -118,3 +118,37 @@ func BenchmarkHaveChunks(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUploadNewFile measures the server's side of a new 32 MiB
+// random file's upload and commit on one stream: as a whole run (hashed as
+// it arrives, nothing read back) and as plain chunks (read back and hashed
+// before the commit).
+func BenchmarkUploadNewFile(b *testing.B) {
+	for _, runs := range []bool{true, false} {
+		name := map[bool]string{true: "run", false: "read-back"}[runs]
+		b.Run(name, func(b *testing.B) {
+			e, a := benchEnv(b)
+			ctx := context.Background()
+			const size = 32 << 20
+			b.SetBytes(size)
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				f := newFile(b, noiseBytes(uint64(i), size))
+				up := wireChunks(b, f)
+				var wr []syncproto.WholeRun
+				if runs {
+					wr = []syncproto.WholeRun{{Hash: f.hash, Chunks: uint32(len(up))}}
+				}
+				b.StartTimer()
+				if err := e.srv.PutChunkRuns(ctx, a, "docs", wr, chunkSource(up)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.srv.Propose(ctx, a, request("docs", fmt.Sprintf("f%d", i), nil, f), f.refs); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -15,15 +16,20 @@ import (
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
+// noiseBytes is n random bytes.
+func noiseBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, ^seed))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
+	}
+	return b
+}
+
 // noiseFile is a file of n random bytes: several chunks, none repeated.
 func noiseFile(t testing.TB, seed uint64, n int) file {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, ^seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	f := newFile(t, b)
+	f := newFile(t, noiseBytes(seed, n))
 	if len(f.refs) < 3 {
 		t.Fatalf("%d bytes made %d chunks, want several", n, len(f.refs))
 	}
