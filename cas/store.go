@@ -261,7 +261,7 @@ func (s *Store) PutStored(ctx context.Context, id ID, st Stored) (bool, error) {
 // not the store has it already: a caller hashing a whole file as its
 // chunks arrive gets each chunk's bytes without decoding them twice. The
 // bytes are valid only during the call.
-func (s *Store) PutStoredFunc(ctx context.Context, id ID, st Stored, verified func(data []byte)) (bool, error) {
+func (s *Store) PutStoredFunc(ctx context.Context, id ID, st Stored, verified func(id ID, data []byte)) (bool, error) {
 	if err := s.life.enter(); err != nil {
 		return false, err
 	}
@@ -277,7 +277,7 @@ func (s *Store) PutStoredFunc(ctx context.Context, id ID, st Stored, verified fu
 		return false, fmt.Errorf("%w: chunk offered as %s hashes to %s", ErrHashMismatch, id, got)
 	}
 	if verified != nil {
-		verified(data)
+		verified(id, data)
 	}
 	switch {
 	case st.Codec == CodecZstd && len(st.Data) < st.RawLen:

@@ -414,16 +414,9 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	if len(srcs) == 0 {
 		return changed, nil
 	}
-	ids := make([]cas.ID, len(srcs))
-	for i, s := range srcs {
-		ids[i] = s.id
-	}
-	have, err := e.remote.HaveChunks(ctx, r.Name, ids)
+	have, err := e.haveSources(ctx, r, srcs)
 	if err != nil {
 		return nil, err
-	}
-	if len(have) != len(srcs) {
-		return nil, fmt.Errorf("%w: have chunks: %d answers for %d chunks", syncproto.ErrBadRequest, len(have), len(srcs))
 	}
 	var batches []uploadBatch
 	var cur uploadBatch
@@ -432,10 +425,15 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 	skipped := 0
 	var planned int64 // raw bytes to send, for the progress listener
 	wanted := map[cas.ID]deltaChoice{}
-	flushIfOver := func(n int) {
-		if len(cur.srcs) > 0 && curBytes+n > e.opts.UploadBatchBytes {
+	flush := func() {
+		if len(cur.srcs) > 0 {
 			batches = append(batches, cur)
 			cur, curBytes, loose = uploadBatch{}, 0, 0
+		}
+	}
+	flushIfOver := func(n int) {
+		if curBytes+n > e.opts.UploadBatchBytes {
+			flush()
 		}
 	}
 	add := func(s chunkSource) {
@@ -455,10 +453,8 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 				for _, s := range srcs[w.start:w.end] {
 					n += int(s.size)
 				}
-				flushIfOver(n)
-				if len(cur.runs) == syncproto.MaxWholeRuns {
-					batches = append(batches, cur)
-					cur, curBytes, loose = uploadBatch{}, 0, 0
+				if flushIfOver(n); len(cur.runs) == syncproto.MaxWholeRuns {
+					flush()
 				}
 				cur.runs = append(cur.runs, syncproto.WholeRun{Skip: loose, Hash: w.hash, Chunks: uint32(w.end - w.start)})
 				loose = 0
@@ -480,9 +476,7 @@ func (e *Engine) uploadSources(ctx context.Context, r Root, srcs []chunkSource, 
 		loose++
 		i++
 	}
-	if len(cur.srcs) > 0 {
-		batches = append(batches, cur)
-	}
+	flush()
 	p.count(func(s *Stats) { s.ChunksSkipped += skipped })
 	p.progress.plan(Upload, planned)
 	var deltas map[cas.ID][]syncproto.DeltaSource
@@ -564,6 +558,21 @@ func (e *Engine) retrySources(ctx context.Context, r Root, br *batchReader, srcs
 		return srcs, nil
 	}
 	br.runs = nil
+	have, err := e.haveSources(ctx, r, srcs)
+	if err != nil {
+		return nil, err
+	}
+	var left []chunkSource
+	for i, s := range srcs {
+		if !have[i] {
+			left = append(left, s)
+		}
+	}
+	return left, nil
+}
+
+// haveSources asks the server which of srcs' chunks it has.
+func (e *Engine) haveSources(ctx context.Context, r Root, srcs []chunkSource) ([]bool, error) {
 	ids := make([]cas.ID, len(srcs))
 	for i, s := range srcs {
 		ids[i] = s.id
@@ -575,13 +584,7 @@ func (e *Engine) retrySources(ctx context.Context, r Root, br *batchReader, srcs
 	if len(have) != len(srcs) {
 		return nil, fmt.Errorf("%w: have chunks: %d answers for %d chunks", syncproto.ErrBadRequest, len(have), len(srcs))
 	}
-	var left []chunkSource
-	for i, s := range srcs {
-		if !have[i] {
-			left = append(left, s)
-		}
-	}
-	return left, nil
+	return have, nil
 }
 
 // progressStep is how many bytes an upload reads between progress

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"testing"
@@ -187,5 +188,45 @@ func TestRetryAfterRefusalSkipsStoredChunks(t *testing.T) {
 		if _, ok := srv.chunks[s.id]; ok != (i < bad || i >= n) {
 			t.Errorf("chunk %d of %s stored: %v", i, s.path, ok)
 		}
+	}
+}
+
+// TestUploadBatchRunsBounded: a batch names at most MaxWholeRuns runs; the
+// files past that go in the next batch, still as runs.
+func TestUploadBatchRunsBounded(t *testing.T) {
+	ctx := context.Background()
+	old := groupFiles
+	groupFiles = 4 * syncproto.MaxWholeRuns // one group: one upload unless the bound cuts it
+	t.Cleanup(func() { groupFiles = old })
+	h, dir := testRoot(t, testParams)
+	srv := &runsServer{fakeServer: newFakeServer(t)}
+	eng := NewEngine(h.State(), srv, EngineOptions{Scan: ScanOptions{Now: laterClock}, UploadBatchBytes: 64 << 20})
+	const files = syncproto.MaxWholeRuns + 40
+	for i := range files {
+		writeFile(t, dir, fmt.Sprintf("d%d/f%04d.bin", i%9, i), randomBytes(uint64(100+i), 3<<10))
+	}
+	if res, err := eng.SyncRoot(ctx, "docs"); err != nil || res.FilesUploaded != files {
+		t.Fatalf("sync: %+v, %v", res, err)
+	}
+	multi := 0
+	srv.mu.Lock()
+	for _, list := range srv.lists {
+		if len(list) > 1 {
+			multi++
+		}
+	}
+	srv.mu.Unlock()
+	runs := 0
+	for _, up := range srv.uploads {
+		if len(up.runs) > syncproto.MaxWholeRuns {
+			t.Errorf("an upload names %d runs, limit %d", len(up.runs), syncproto.MaxWholeRuns)
+		}
+		runs += len(up.runs)
+	}
+	if len(srv.uploads) < 2 {
+		t.Errorf("%d uploads, want the runs over the bound in a second one", len(srv.uploads))
+	}
+	if multi <= syncproto.MaxWholeRuns || runs != multi {
+		t.Errorf("%d runs named for %d files of several chunks (want them all, over %d)", runs, multi, syncproto.MaxWholeRuns)
 	}
 }

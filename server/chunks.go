@@ -72,12 +72,9 @@ func (s *Server) PutChunkRuns(ctx context.Context, sess *syncproto.Session, root
 	}
 	maxRaw := int(r.Chunking.Max)
 	stored := 0
-	var verified func([]byte)
-	var runHash *runHasher
-	var chunkID cas.ID
+	var verified func(cas.ID, []byte)
 	if len(runs) > 0 {
-		runHash = newRunHasher(runs, s.proven)
-		verified = func(data []byte) { runHash.chunk(chunkID, data) }
+		verified = newRunHasher(runs, s.proven).chunk
 	}
 	unsynced := 0
 	for {
@@ -101,7 +98,6 @@ func (s *Server) PutChunkRuns(ctx context.Context, sess *syncproto.Session, root
 		// otherwise be collected between Put and the pin. A chunk that
 		// fails is not stored; its pin is harmless until the session ends.
 		st.pins.Add(c.ID)
-		chunkID = c.ID
 		added, err := s.store.PutStoredFunc(ctx, c.ID, cas.Stored{Codec: cas.Codec(c.Codec), Data: c.Data, RawLen: c.RawLen}, verified)
 		if err == nil && added {
 			s.metrics.uploadedBytes.Add(uint64(c.RawLen))
