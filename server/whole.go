@@ -118,11 +118,15 @@ func newRunHasher(runs []syncproto.WholeRun, proven *provenLists) *runHasher {
 	return h
 }
 
-// start makes run i the current one.
+// start makes run i the current one. A run of no chunks (the protocol
+// refuses them) ends the following.
 func (h *runHasher) start(i int) {
 	h.run = i
 	if i < len(h.runs) {
 		h.skip, h.left = h.runs[i].Skip, h.runs[i].Chunks
+		if h.left == 0 {
+			h.run = len(h.runs)
+		}
 	}
 }
 
