@@ -7,8 +7,10 @@ package kv
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // Options tune Open. The zero value is what the server uses.
@@ -54,6 +56,15 @@ func Open(dir string, opts Options) (*badger.DB, error) {
 			WithNumLevelZeroTablesStall(4)
 	}
 	db, err := badger.Open(bo)
+	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
+		// A crash between the creation of a memtable's log file and its
+		// first write leaves the file empty, and badger (v4.9.6, issue
+		// 2207) fails to open such a directory: the attempt gives the file
+		// its size and stops with the "new file" sentinel, flattened into
+		// text. The file holds nothing; a second attempt reads it as the
+		// empty memtable it is.
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open badger at %s: %w", dir, err)
 	}
