@@ -74,7 +74,9 @@ func (s *Server) PutChunkRuns(ctx context.Context, sess *syncproto.Session, root
 	stored := 0
 	var verified func(cas.ID, []byte)
 	if len(runs) > 0 {
-		verified = newRunHasher(runs, s.proven).chunk
+		rh := newRunHasher(runs, s.proven)
+		defer rh.close()
+		verified = rh.chunk
 	}
 	unsynced := 0
 	for {

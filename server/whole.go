@@ -101,20 +101,40 @@ func (d *listDigester) sum() cas.ID {
 // order, and hands each run that hashes to its content to proven. Runs are
 // the client's claims: one that does not add up is dropped, never an
 // error, and whatever it holds is still verified chunk by chunk.
+//
+// The stream's goroutine only counts (chunk); a goroutine of the hasher's
+// own hashes the runs' bytes, copied, so that a large file arriving on one
+// stream is stored and hashed on two cores. close waits for it: a run is
+// proven before the upload is acknowledged and its proposal can come.
 type runHasher struct {
 	runs   []syncproto.WholeRun
 	proven *provenLists
 	run    int    // the current run, len(runs) when none is left
 	skip   uint32 // frames still to pass before the current run starts
 	left   uint32 // the current run's frames still to come, once started
-	data   *blake3.Hasher
-	list   listDigester
+
+	pieces chan runPiece
+	done   chan struct{}
 }
 
+// runPiece is a chunk of a run, for the hashing goroutine; last marks the
+// run's final chunk.
+type runPiece struct {
+	id   cas.ID
+	data *[]byte // from piecePool
+	last bool
+	run  int
+}
+
+// piecesAhead bounds the chunks copied and not yet hashed.
+const piecesAhead = 4
+
+var piecePool = sync.Pool{New: func() any { return new([]byte) }}
+
 func newRunHasher(runs []syncproto.WholeRun, proven *provenLists) *runHasher {
-	h := &runHasher{runs: runs, proven: proven, data: blake3.New()}
-	h.list.reset()
+	h := &runHasher{runs: runs, proven: proven, pieces: make(chan runPiece, piecesAhead), done: make(chan struct{})}
 	h.start(0)
+	go h.hash()
 	return h
 }
 
@@ -130,7 +150,8 @@ func (h *runHasher) start(i int) {
 	}
 }
 
-// chunk takes the next chunk of the upload, verified against id.
+// chunk takes the next chunk of the upload, verified against id; data is
+// valid only during the call.
 func (h *runHasher) chunk(id cas.ID, data []byte) {
 	if h.run >= len(h.runs) {
 		return
@@ -139,18 +160,41 @@ func (h *runHasher) chunk(id cas.ID, data []byte) {
 		h.skip--
 		return
 	}
-	_, _ = h.data.Write(data)
-	h.list.add(id, uint32(len(data)))
+	buf := piecePool.Get().(*[]byte)
+	*buf = append((*buf)[:0], data...)
 	h.left--
-	if h.left > 0 {
-		return
+	h.pieces <- runPiece{id: id, data: buf, last: h.left == 0, run: h.run}
+	if h.left == 0 {
+		h.start(h.run + 1)
 	}
-	var sum cas.ID
-	h.data.Sum(sum[:0])
-	if r := h.runs[h.run]; sum == r.Hash {
-		h.proven.add(r.Hash, h.list.sum())
+}
+
+// close ends the upload's following once every run it completed is
+// hashed (and, if it holds, proven).
+func (h *runHasher) close() {
+	close(h.pieces)
+	<-h.done
+}
+
+// hash is the hashing goroutine.
+func (h *runHasher) hash() {
+	defer close(h.done)
+	data := blake3.New()
+	var list listDigester
+	list.reset()
+	for p := range h.pieces {
+		_, _ = data.Write(*p.data)
+		list.add(p.id, uint32(len(*p.data)))
+		piecePool.Put(p.data)
+		if !p.last {
+			continue
+		}
+		var sum cas.ID
+		data.Sum(sum[:0])
+		if r := h.runs[p.run]; sum == r.Hash {
+			h.proven.add(r.Hash, list.sum())
+		}
+		data.Reset()
+		list.reset()
 	}
-	h.data.Reset()
-	h.list.reset()
-	h.start(h.run + 1)
 }

@@ -292,6 +292,7 @@ func FuzzRunHasher(f *testing.F) {
 		for _, p := range pieces {
 			h.chunk(cas.Sum(p), p)
 		}
+		h.close()
 		for hash, digest := range proven.m {
 			found := false
 			for i := 0; i < len(pieces) && !found; i++ {
