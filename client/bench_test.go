@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,6 +86,32 @@ func BenchmarkHashAndChunk(b *testing.B) {
 		f.Close()
 		if err != nil || h.n != size {
 			b.Fatalf("read %d bytes: %v", h.n, err)
+		}
+	}
+}
+
+// BenchmarkChunkStream measures reading and compressing an upload batch
+// of one large compressible file (text-like words), as one stream sends
+// it.
+func BenchmarkChunkStream(b *testing.B) {
+	dir := b.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
+	var text []byte
+	for len(text) < 32<<20 {
+		text = append(text, words[rng.IntN(len(words))]...)
+		text = append(text, " \n"[rng.IntN(2)])
+		text = append(text, byte('a'+rng.IntN(26)))
+	}
+	writeFile(b, dir, "big.txt", text)
+	srcs := scannedSourcesWith(b, chunker.DefaultParams, dir, "big.txt")
+	br := batchReader{dir: dir}
+	buf := new(uploadBuf)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		chunks, bad := readAll(b, br, srcs, buf)
+		if len(bad) != 0 || len(chunks) != len(srcs) {
+			b.Fatalf("%d chunks of %d, bad %v", len(chunks), len(srcs), bad)
 		}
 	}
 }

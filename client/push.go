@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -684,9 +685,135 @@ type batchReader struct {
 	runs []syncproto.WholeRun
 }
 
-// stream returns the chunks of batch one at a time, read into buf.
+// stream returns the chunks of batch one at a time, read into buf. A
+// batch of at least encodeAheadBytes (one large file: a whole run) is read
+// and compressed a few chunks ahead on several cores, since it travels on
+// one stream where smaller batches go several at once.
 func (br batchReader) stream(ctx context.Context, batch []chunkSource, buf *uploadBuf) *chunkStream {
-	return &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*regularFile), bad: make(map[string]bool)}
+	cs := &chunkStream{ctx: ctx, br: br, batch: batch, buf: buf, files: make(map[string]*regularFile), bad: make(map[string]bool)}
+	var size int64
+	for _, s := range batch {
+		size += int64(s.size)
+	}
+	if workers := min(encodeAheadWorkers, runtime.GOMAXPROCS(0)); workers > 1 && size >= encodeAheadBytes {
+		cs.startAhead(workers)
+	}
+	return cs
+}
+
+// A batch of encodeAheadBytes or more is encoded ahead by up to
+// encodeAheadWorkers goroutines, each on a chunk of its own. Variables for
+// tests.
+var (
+	encodeAheadBytes   int64 = 16 << 20
+	encodeAheadWorkers       = 4
+)
+
+// aheadChunk is a chunk read and encoded ahead of Next, into buf.
+type aheadChunk struct {
+	s    chunkSource
+	f    *regularFile
+	buf  *uploadBuf
+	c    syncproto.Chunk
+	bad  bool // unreadable, or not its ID (verify)
+	err  error
+	done chan struct{}
+}
+
+func (cs *chunkStream) startAhead(workers int) {
+	cs.jobs = make(chan *aheadChunk, 2*workers)
+	cs.free = []*uploadBuf{cs.buf}
+	for range workers {
+		cs.workers.Add(1)
+		go func() {
+			defer cs.workers.Done()
+			for a := range cs.jobs {
+				a.bad, a.c, a.err = cs.br.readChunk(a.s, a.f, a.buf)
+				close(a.done)
+			}
+		}()
+	}
+}
+
+// readChunk reads s from f into buf and encodes it; bad when it cannot be
+// read whole or (verify) does not hash to its ID. The chunk's Data is in
+// buf.
+func (br batchReader) readChunk(s chunkSource, f *regularFile, buf *uploadBuf) (bool, syncproto.Chunk, error) {
+	if cap(buf.raw) < int(s.size) {
+		buf.raw = make([]byte, 0, s.size)
+	}
+	data := buf.raw[:s.size]
+	if n, err := f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (br.verify && cas.Sum(data) != s.id) {
+		return true, syncproto.Chunk{}, nil
+	}
+	c, err := br.encode(s, data, &buf.packed)
+	return false, c, err
+}
+
+// nextAhead is Next for a stream that encodes ahead: it keeps the next
+// chunks queued in order and hands them out as they are done.
+func (cs *chunkStream) nextAhead() (syncproto.Chunk, error) {
+	if cs.out != nil {
+		cs.free = append(cs.free, cs.out.buf) // the caller is done with it
+		cs.out = nil
+	}
+	for {
+		if err := cs.ctx.Err(); err != nil {
+			return syncproto.Chunk{}, err
+		}
+		for len(cs.queue) < cap(cs.jobs) && cs.next < len(cs.batch) {
+			s := cs.batch[cs.next]
+			cs.next++
+			f, err := cs.file(s)
+			if err != nil {
+				return syncproto.Chunk{}, err
+			}
+			if f == nil || cs.bad[s.path] {
+				continue
+			}
+			a := &aheadChunk{s: s, f: f, done: make(chan struct{})}
+			if n := len(cs.free); n > 0 {
+				a.buf, cs.free = cs.free[n-1], cs.free[:n-1]
+			} else {
+				a.buf = new(uploadBuf)
+			}
+			cs.queue = append(cs.queue, a)
+			cs.jobs <- a // never blocks: at most cap(jobs) are queued
+		}
+		if len(cs.queue) == 0 {
+			return syncproto.Chunk{}, io.EOF
+		}
+		a := cs.queue[0]
+		select {
+		case <-a.done:
+		case <-cs.ctx.Done():
+			return syncproto.Chunk{}, cs.ctx.Err()
+		}
+		cs.queue = cs.queue[1:]
+		switch {
+		case a.err != nil:
+			return syncproto.Chunk{}, a.err
+		case a.bad || cs.bad[a.s.path]:
+			// Its file's earlier chunks went out; its later ones,
+			// queued already, are dropped as they come.
+			cs.bad[a.s.path] = true
+			cs.free = append(cs.free, a.buf)
+			continue
+		}
+		cs.out = a
+		return cs.emit(a.c), nil
+	}
+}
+
+// emit counts c as sent and returns it.
+func (cs *chunkStream) emit(c syncproto.Chunk) syncproto.Chunk {
+	cs.sent++
+	cs.rawBytes += int64(c.RawLen)
+	cs.deltas = cs.deltas || c.Codec == syncproto.ChunkDelta
+	if cs.report != nil {
+		cs.report(cs.rawBytes, false)
+	}
+	return c
 }
 
 // chunkStream reads the chunks of one batch on demand, each as a delta
@@ -708,10 +835,23 @@ type chunkStream struct {
 	rawBytes int64
 	deltas   bool
 	report   func(read int64, last bool) // nil: nobody follows
+
+	// Encoding ahead (startAhead): jobs feeds the workers, queue holds
+	// the chunks handed to them in batch order, out is the one Next
+	// returned last (its buffer is the caller's until the next call),
+	// free the buffers not in use.
+	jobs    chan *aheadChunk
+	workers sync.WaitGroup
+	queue   []*aheadChunk
+	out     *aheadChunk
+	free    []*uploadBuf
 }
 
 // Next returns the next chunk, valid until the following call, or io.EOF.
 func (cs *chunkStream) Next() (syncproto.Chunk, error) {
+	if cs.jobs != nil {
+		return cs.nextAhead()
+	}
 	for ; cs.next < len(cs.batch); cs.next++ {
 		if err := cs.ctx.Err(); err != nil {
 			return syncproto.Chunk{}, err
@@ -724,26 +864,16 @@ func (cs *chunkStream) Next() (syncproto.Chunk, error) {
 		if f == nil || cs.bad[s.path] {
 			continue
 		}
-		if cap(cs.buf.raw) < int(s.size) {
-			cs.buf.raw = make([]byte, 0, s.size)
-		}
-		data := cs.buf.raw[:s.size]
-		if n, err := f.ReadAt(data, s.off); n != len(data) || (err != nil && err != io.EOF) || (cs.br.verify && cas.Sum(data) != s.id) {
-			cs.bad[s.path] = true
-			continue
-		}
-		c, err := cs.br.encode(s, data, &cs.buf.packed)
+		bad, c, err := cs.br.readChunk(s, f, cs.buf)
 		if err != nil {
 			return syncproto.Chunk{}, err
 		}
-		cs.next++
-		cs.sent++
-		cs.rawBytes += int64(c.RawLen)
-		cs.deltas = cs.deltas || c.Codec == syncproto.ChunkDelta
-		if cs.report != nil {
-			cs.report(cs.rawBytes, false)
+		if bad {
+			cs.bad[s.path] = true
+			continue
 		}
-		return c, nil
+		cs.next++
+		return cs.emit(c), nil
 	}
 	return syncproto.Chunk{}, io.EOF
 }
@@ -784,6 +914,13 @@ func (cs *chunkStream) file(s chunkSource) (*regularFile, error) {
 // hashed), and chunks that still match are the scanned version's, which
 // then commits as it was scanned; the next scan finds the new content.
 func (cs *chunkStream) finish() []string {
+	if cs.jobs != nil {
+		// The workers finish what they were handed before the files
+		// they read close.
+		close(cs.jobs)
+		cs.workers.Wait()
+		cs.jobs = nil
+	}
 	for _, f := range cs.files {
 		if f != nil {
 			_ = f.Close()

@@ -11,15 +11,22 @@ import (
 	"time"
 
 	"github.com/quic-s/quics/cas"
+	"github.com/quic-s/quics/chunker"
 	"github.com/quic-s/quics/syncproto"
 )
 
 // scannedSources hashes the files at rels the way the scan does and
 // returns their chunks as upload sources, with the stat they were hashed
 // under.
-func scannedSources(t *testing.T, dir string, rels ...string) []chunkSource {
+func scannedSources(t testing.TB, dir string, rels ...string) []chunkSource {
 	t.Helper()
-	ch, err := newContentHasher(testParams)
+	return scannedSourcesWith(t, testParams, dir, rels...)
+}
+
+// scannedSourcesWith is scannedSources with chunker parameters p.
+func scannedSourcesWith(t testing.TB, p chunker.Params, dir string, rels ...string) []chunkSource {
+	t.Helper()
+	ch, err := newContentHasher(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +52,7 @@ func scannedSources(t *testing.T, dir string, rels ...string) []chunkSource {
 
 // readAll streams batch through br and returns copies of its chunks and
 // the files it reports changed.
-func readAll(t *testing.T, br batchReader, batch []chunkSource, buf *uploadBuf) ([]syncproto.Chunk, []string) {
+func readAll(t testing.TB, br batchReader, batch []chunkSource, buf *uploadBuf) ([]syncproto.Chunk, []string) {
 	t.Helper()
 	cs := br.stream(context.Background(), batch, buf)
 	var chunks []syncproto.Chunk

@@ -230,3 +230,53 @@ func TestUploadBatchRunsBounded(t *testing.T) {
 		t.Errorf("%d runs named for %d files of several chunks (want them all, over %d)", runs, multi, syncproto.MaxWholeRuns)
 	}
 }
+
+// TestChunkStreamAheadSameAsInOrder: a batch encoded ahead on several
+// goroutines yields the same chunks, in the same order, as one read in
+// order: a file changed since its scan left out, a chunk that no longer
+// matches its ID (verify) ending its file, the rest intact.
+func TestChunkStreamAheadSameAsInOrder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "text.txt", bytes.Repeat([]byte("a line of text that compresses, again\n"), 2000))
+	writeFile(t, dir, "random.bin", randomBytes(1, 60000))
+	writeFile(t, dir, "edited.bin", randomBytes(2, 30000))
+	writeFile(t, dir, "stale.bin", randomBytes(3, 30000))
+	srcs := scannedSources(t, dir, "text.txt", "random.bin", "edited.bin", "stale.bin")
+	writeFile(t, dir, "edited.bin", randomBytes(4, 31000)) // its stat changes
+	stale := -1
+	for i, s := range srcs {
+		if s.path == "stale.bin" && stale < 0 {
+			stale = i + 2 // a chunk in the file's middle
+		}
+	}
+	srcs[stale].id = cas.Sum([]byte("what the record says"))
+
+	for _, verify := range []bool{false, true} {
+		br := batchReader{dir: dir, verify: verify}
+		old := encodeAheadBytes
+		encodeAheadBytes = 1 << 62
+		want, wantBad := readAll(t, br, srcs, new(uploadBuf))
+		encodeAheadBytes = 1
+		if cs := br.stream(context.Background(), srcs, new(uploadBuf)); cs.jobs == nil {
+			t.Fatal("the batch is not encoded ahead (GOMAXPROCS 1?)")
+		} else {
+			cs.finish()
+		}
+		got, gotBad := readAll(t, br, srcs, new(uploadBuf))
+		encodeAheadBytes = old
+		if !slices.Equal(gotBad, wantBad) {
+			t.Errorf("verify=%v: changed %v ahead, %v in order", verify, gotBad, wantBad)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("verify=%v: %d chunks ahead, %d in order", verify, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID || got[i].Codec != want[i].Codec || !bytes.Equal(got[i].Data, want[i].Data) {
+				t.Fatalf("verify=%v: chunk %d differs ahead", verify, i)
+			}
+		}
+		if verify && !slices.Contains(gotBad, "stale.bin") {
+			t.Errorf("verify: changed %v, want stale.bin among them", gotBad)
+		}
+	}
+}
