@@ -114,19 +114,9 @@ func (d *deltaEnv) upload2(t *testing.T, f file) ([]syncproto.Chunk, error) {
 	if err != nil {
 		return nil, err
 	}
-	var send []syncproto.Chunk
-	seen := cas.NewIDSet()
-	for i, ok := range present {
-		id := f.refs[i].ID
-		if ok || seen.Has(id) {
-			continue
-		}
-		seen.Insert(id)
-		st, err := cas.Compress(f.chunks[id])
-		if err != nil {
-			return nil, err
-		}
-		send = append(send, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: id, RawLen: st.RawLen, Data: st.Data})
+	send, err := f.missing(present)
+	if err != nil {
+		return nil, err
 	}
 	return send, d.a.PutChunks(d.ctx, "docs", send)
 }

@@ -173,6 +173,35 @@ func randomData(seed uint64, n int) []byte {
 	return b
 }
 
+// wire is chunk id of f as a client sends it: compressed when that helps.
+func (f file) wire(id cas.ID) (syncproto.Chunk, error) {
+	st, err := cas.Compress(f.chunks[id])
+	if err != nil {
+		return syncproto.Chunk{}, err
+	}
+	return syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: id, RawLen: st.RawLen, Data: st.Data}, nil
+}
+
+// missing is what a client uploads of f when the server answered present
+// for its chunk list: each absent chunk once, in list order.
+func (f file) missing(present []bool) ([]syncproto.Chunk, error) {
+	var send []syncproto.Chunk
+	seen := cas.NewIDSet()
+	for i, ok := range present {
+		id := f.refs[i].ID
+		if ok || seen.Has(id) {
+			continue
+		}
+		seen.Insert(id)
+		c, err := f.wire(id)
+		if err != nil {
+			return nil, err
+		}
+		send = append(send, c)
+	}
+	return send, nil
+}
+
 func (f file) ids() []cas.ID {
 	ids := make([]cas.ID, len(f.refs))
 	for i, r := range f.refs {
@@ -202,18 +231,9 @@ func (e *env) tryUpload(sess *syncproto.Session, root string, f file) (sent int,
 	if err != nil {
 		return 0, fmt.Errorf("have chunks: %w", err)
 	}
-	var send []syncproto.Chunk
-	seen := cas.NewIDSet()
-	for i, ok := range present {
-		if ok || seen.Has(ids[i]) {
-			continue
-		}
-		seen.Insert(ids[i])
-		st, err := cas.Compress(f.chunks[ids[i]])
-		if err != nil {
-			return 0, err
-		}
-		send = append(send, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: ids[i], RawLen: st.RawLen, Data: st.Data})
+	send, err := f.missing(present)
+	if err != nil {
+		return 0, err
 	}
 	if err := e.srv.PutChunks(ctx, sess, root, chunkSource(send)); err != nil {
 		return 0, fmt.Errorf("put chunks: %w", err)

@@ -207,11 +207,11 @@ func (e *env) resend(t *testing.T, sess *syncproto.Session, root string, f file)
 			continue
 		}
 		seen.Insert(r.ID)
-		st, err := cas.Compress(f.chunks[r.ID])
+		c, err := f.wire(r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		send = append(send, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: r.ID, RawLen: st.RawLen, Data: st.Data})
+		send = append(send, c)
 	}
 	if err := e.srv.PutChunks(context.Background(), sess, root, chunkSource(send)); err != nil {
 		t.Fatalf("re-send: %v", err)
@@ -325,11 +325,11 @@ func BenchmarkPutChunksResend(b *testing.B) {
 			continue
 		}
 		seen.Insert(r.ID)
-		st, err := cas.Compress(f.chunks[r.ID])
+		c, err := f.wire(r.ID)
 		if err != nil {
 			b.Fatal(err)
 		}
-		send = append(send, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: r.ID, RawLen: st.RawLen, Data: st.Data})
+		send = append(send, c)
 	}
 	if err := e.srv.PutChunks(ctx, a, "docs", chunkSource(send)); err != nil {
 		b.Fatal(err)

@@ -99,18 +99,9 @@ func quicPush(ctx context.Context, c *syncproto.Client, root, path string, base 
 	if err != nil {
 		return nil, nil, err
 	}
-	var send []syncproto.Chunk
-	seen := cas.NewIDSet()
-	for i, ok := range present {
-		if ok || seen.Has(ids[i]) {
-			continue
-		}
-		seen.Insert(ids[i])
-		st, err := cas.Compress(f.chunks[ids[i]])
-		if err != nil {
-			return nil, nil, err
-		}
-		send = append(send, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: ids[i], RawLen: st.RawLen, Data: st.Data})
+	send, err := f.missing(present)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(send) > 0 {
 		if err := c.PutChunks(ctx, root, send); err != nil {

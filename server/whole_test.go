@@ -42,11 +42,11 @@ func wireChunks(t testing.TB, f file) []syncproto.Chunk {
 	t.Helper()
 	out := make([]syncproto.Chunk, 0, len(f.refs))
 	for _, r := range f.refs {
-		st, err := cas.Compress(f.chunks[r.ID])
+		c, err := f.wire(r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, syncproto.Chunk{Codec: syncproto.ChunkCodec(st.Codec), ID: r.ID, RawLen: st.RawLen, Data: st.Data})
+		out = append(out, c)
 	}
 	return out
 }
