@@ -50,6 +50,8 @@ type views struct {
 	idle  *sync.Cond // no job queued or running
 	state map[viewJob]jobState
 	fifo  []viewJob
+	// running are the jobs the workers hold now.
+	running []viewJob
 	// gone are removed roots, whose jobs are discarded: their folders
 	// were deleted and must stay deleted.
 	gone map[manifest.RootID]struct{}
@@ -119,29 +121,75 @@ func (v *views) worker() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for {
-		for len(v.fifo) == 0 && !v.done {
+		i := -1
+		for !v.done {
+			if i = v.next(); i >= 0 {
+				break
+			}
 			v.work.Wait()
 		}
 		if v.done {
 			return
 		}
-		j := v.fifo[0]
-		v.fifo = v.fifo[1:]
+		j := v.fifo[i]
+		v.fifo = slices.Delete(v.fifo, i, i+1)
 		v.state[j] = jobRunning
+		v.running = append(v.running, j)
 		v.mu.Unlock()
 		v.run(j)
 		v.mu.Lock()
+		v.running = slices.DeleteFunc(v.running, func(r viewJob) bool { return r == j })
 		if v.state[j] == jobRerun && !v.done {
 			v.state[j] = jobQueued
 			v.fifo = append(v.fifo, j)
-			v.work.Signal()
 		} else {
 			delete(v.state, j)
 		}
+		// Another worker may be waiting for this job's path to be free.
+		v.work.Broadcast()
 		// Every end of a job, not only the last: dropRoot waits for the
 		// jobs of one root.
 		v.idle.Broadcast()
 	}
+}
+
+// nextScan bounds how far into the queue a worker looks for a job it may
+// start, so that many jobs held back by one running job cost little.
+const nextScan = 64
+
+// next returns the index in v.fifo of the first job that clashes with no
+// running job and with no job queued before it, or -1. A file "c" and a
+// file "c/d" share a place in the view (the one written last wins), so
+// they must be written one after the other, in the order of their
+// commits. v.mu is held.
+func (v *views) next() int {
+	var held []viewJob
+	for i, j := range v.fifo[:min(len(v.fifo), nextScan)] {
+		if clashesAny(j, v.running) || clashesAny(j, held) {
+			held = append(held, j)
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+func clashesAny(j viewJob, others []viewJob) bool {
+	for _, o := range others {
+		if o.kind == j.kind && o.root == j.root && pathsClash(o.path, j.path) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathsClash reports whether a and b are the same path or one lies under
+// the other.
+func pathsClash(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return strings.HasPrefix(b, a) && (len(a) == len(b) || b[len(a)] == '/')
 }
 
 // wait returns when no job is queued or running.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/quic-s/quics/manifest"
 	"github.com/quic-s/quics/syncproto/syncpb"
 )
 
@@ -124,5 +126,70 @@ func TestViewsCoalesce(t *testing.T) {
 	e.srv.views.wait()
 	if got := readFile(t, filepath.Join(e.dir, SyncDir, "docs", latestDir, "f")); !bytes.Equal(got, last.data) {
 		t.Errorf("view after 20 quick commits is %q, want the last %q", got, last.data)
+	}
+}
+
+func TestViewsNextKeepsClashingPathsInOrder(t *testing.T) {
+	const r1, r2 = manifest.RootID(1), manifest.RootID(2)
+	job := func(root manifest.RootID, kind viewKind, p string) viewJob {
+		return viewJob{kind: kind, root: root, path: p}
+	}
+	latest := func(p string) viewJob { return job(r1, viewLatest, p) }
+	tests := []struct {
+		name    string
+		running []viewJob
+		fifo    []viewJob
+		want    int
+	}{
+		{"empty", nil, nil, -1},
+		{"free", nil, []viewJob{latest("c"), latest("c/d")}, 0},
+		{"file running, its subtree waits", []viewJob{latest("c")}, []viewJob{latest("c/d"), latest("e")}, 1},
+		{"directory entry running, its parent file waits", []viewJob{latest("c/d/e")}, []viewJob{latest("c"), latest("x")}, 1},
+		{"same name, other prefix is free", []viewJob{latest("c")}, []viewJob{latest("cd"), latest("c.txt")}, 0},
+		{"a held job holds later clashing ones", []viewJob{latest("c")}, []viewJob{latest("c/d"), latest("c/d/e"), latest("d")}, 2},
+		{"held job's sibling may pass", []viewJob{latest("a/b")}, []viewJob{latest("a"), latest("b/c")}, 1},
+		{"other root", []viewJob{latest("c")}, []viewJob{job(r2, viewLatest, "c/d")}, 0},
+		{"other kind", []viewJob{latest("c")}, []viewJob{job(r1, viewConflict, "c/d")}, 0},
+		{"all held", []viewJob{latest("c"), latest("d")}, []viewJob{latest("c/1"), latest("d/1")}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &views{running: tt.running, fifo: tt.fifo}
+			if got := v.next(); got != tt.want {
+				t.Errorf("next() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestViewsNextLooksOnlySoFar(t *testing.T) {
+	v := &views{running: []viewJob{{kind: viewLatest, root: 1, path: "c"}}}
+	for i := range nextScan {
+		v.fifo = append(v.fifo, viewJob{kind: viewLatest, root: 1, path: "c/" + strconv.Itoa(i)})
+	}
+	v.fifo = append(v.fifo, viewJob{kind: viewLatest, root: 1, path: "free"})
+	if got := v.next(); got != -1 {
+		t.Errorf("next() = %d past %d held jobs, want -1 (wait)", got, nextScan)
+	}
+}
+
+// A file and a file under a directory of its name, committed in turn,
+// leave the view of the later commit however the workers interleave.
+func TestViewsClashingPathsFollowCommitOrder(t *testing.T) {
+	e := newEnv(t)
+	a := e.client(t, "a")
+	e.root(t, a, "docs")
+	latest := filepath.Join(e.dir, SyncDir, "docs", latestDir)
+	for i := range 10 {
+		dir := "c" + strconv.Itoa(i)
+		e.mustPush(t, a, "docs", dir, nil, newFile(t, []byte("a file")))
+		e.mustPush(t, a, "docs", dir+"/d", nil, newFile(t, []byte("then a directory")))
+	}
+	e.srv.views.wait()
+	for i := range 10 {
+		p := filepath.Join(latest, "c"+strconv.Itoa(i), "d")
+		if got, err := os.ReadFile(p); err != nil || string(got) != "then a directory" {
+			t.Errorf("%s: %q, %v; want the later commit", p, got, err)
+		}
 	}
 }
