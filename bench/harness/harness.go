@@ -124,6 +124,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		}
 	}
 	rep.Notes = append(rep.Notes,
+		"cpu cli+srv = user+system processor time of the client process (wait4) and of the server during the step (/proc/PID/stat; for rsync, the daemon's forked workers once reaped); quic-go rows: the benchmark process's own, client and server in one process; on loopback both sides share this machine's CPUs, so a wall time cannot fall below cpu ÷ CPUs",
 		fmt.Sprintf("mixed = %s in %d files (half of it one random file, the rest half random binary, half text); small = %d files of 1–8 KiB in 400 directories",
 			size(dataset.TotalSize(mixed)), len(mixed), len(small)))
 
@@ -472,6 +473,7 @@ func (r *runner) ceiling(ctx context.Context, scenario string, n int64) error {
 		return r.ceilingWAN(ctx, scenario, n)
 	}
 	for _, viaRelay := range []bool{false, true} {
+		cpu := selfCPU()
 		res, err := ceiling.Transfer(ctx, n, viaRelay)
 		if err != nil {
 			return err
@@ -481,6 +483,11 @@ func (r *runner) ceiling(ctx context.Context, scenario string, n int64) error {
 		if viaRelay {
 			tool = report.QuicGoRelay
 			s.SetWire(res.Wire.UpBytes, res.Wire.DownBytes)
+		} else {
+			// Client and server in this process, which does nothing
+			// else meanwhile (the relayed transfer's figure would
+			// include the relay's copies).
+			s[report.CPU] = (selfCPU() - cpu).Seconds()
 		}
 		r.rep.Add(scenario, tool, s)
 		r.logf("%s: %s %s", scenario, tool, report.Seconds(res.Wall.Seconds()))
@@ -511,17 +518,19 @@ func (r *runner) ceilingWAN(ctx context.Context, scenario string, n int64) error
 	if err != nil {
 		return err
 	}
+	cpu := selfCPU()
 	res, err := ceiling.TransferOver(ctx, n, srv, cli)
 	if err != nil {
 		return err
 	}
+	cpu = selfCPU() - cpu
 	settle(ctx, 100*time.Millisecond, 2*time.Second, m)
 	after, err := m(ctx)
 	if err != nil {
 		return err
 	}
 	w := after.Sub(before)
-	s := report.Sample{report.Wall: res.Wall.Seconds(), report.Payload: float64(res.Bytes)}
+	s := report.Sample{report.Wall: res.Wall.Seconds(), report.Payload: float64(res.Bytes), report.CPU: cpu.Seconds()}
 	s.SetWire(w.UpBytes, w.DownBytes)
 	s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
 	r.rep.Add(scenario, report.QuicGo, s)
@@ -612,6 +621,7 @@ func (r *runner) quicsSyncStats(ctx context.Context, scenario, tool string, srv 
 		}
 	}
 	srv.resetPeak()
+	mark := srv.cpuMark()
 	st, res, err := dev.sync(ctx)
 	if err != nil {
 		return syncStats{}, fmt.Errorf("%s: %w", scenario, err)
@@ -626,6 +636,7 @@ func (r *runner) quicsSyncStats(ctx context.Context, scenario, tool string, srv 
 		qicBytesSent:         float64(st.BytesSent),
 		qicBytesReceived:     float64(st.BytesReceived),
 	}
+	srv.recordCPU(s, res, mark)
 	if m != nil {
 		settle(ctx, 100*time.Millisecond, 2*time.Second, m)
 		after, err := m(ctx)
@@ -706,6 +717,12 @@ func (r *runner) rsyncBoth(ctx context.Context, scenario string, transfer func(r
 			report.ClientRSS: float64(res.MaxRSS),
 			rsyncLiteral:     float64(res.LiteralData),
 			rsyncMatched:     float64(res.MatchedData),
+			report.ClientCPU: res.ClientCPU.Seconds(),
+			report.CPU:       res.ClientCPU.Seconds(),
+		}
+		if res.DaemonCPUKnown {
+			s[report.ServerCPU] = res.DaemonCPU.Seconds()
+			s[report.CPU] += res.DaemonCPU.Seconds()
 		}
 		s.SetWire(res.BytesSent, res.BytesReceived)
 		if m != nil {

@@ -224,3 +224,31 @@ func TestServerPeak(t *testing.T) {
 		t.Fatal("interrupt returned before the process ended")
 	}
 }
+
+func TestRecordCPU(t *testing.T) {
+	ctx := context.Background()
+	// A "server" that spins until interrupted.
+	p, err := startBackgroundAt(ctx, place{}, "sh", "-c", "while :; do :; done")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	defer p.interrupt(time.Second)
+	srv := &server{proc: p}
+	mark := srv.cpuMark()
+	if !mark.ok {
+		t.Skip("no /proc/PID/stat here")
+	}
+	client, err := run(ctx, "sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s := report.Sample{}
+	srv.recordCPU(s, client, mark)
+	if s[report.ClientCPU] <= 0 || s[report.ServerCPU] < 0.1 {
+		t.Fatalf("client %v s, spinning server %v s", s[report.ClientCPU], s[report.ServerCPU])
+	}
+	if got, want := s[report.CPU], s[report.ClientCPU]+s[report.ServerCPU]; got != want {
+		t.Fatalf("cpu %v, want the sum %v", got, want)
+	}
+}

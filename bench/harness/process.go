@@ -15,6 +15,7 @@ import (
 
 	"github.com/quic-s/quics/bench/procstat"
 	"github.com/quic-s/quics/bench/relay"
+	"github.com/quic-s/quics/bench/report"
 	"github.com/quic-s/quics/internal/syncbuf"
 )
 
@@ -27,7 +28,8 @@ const (
 type procResult struct {
 	stdout, stderr string
 	wall           time.Duration
-	maxRSS         int64 // bytes
+	maxRSS         int64         // bytes
+	cpu            time.Duration // user and system
 }
 
 // run runs a binary on this host to completion; a non-zero exit is an
@@ -52,6 +54,9 @@ func runAt(ctx context.Context, at place, bin string, args ...string) (procResul
 	peak := procstat.Watch(cmd.Process.Pid, peakPoll)
 	err := cmd.Wait()
 	res := procResult{stdout: out.String(), stderr: errOut.String(), wall: time.Since(start), maxRSS: peak()}
+	if st := cmd.ProcessState; st != nil {
+		res.cpu = st.UserTime() + st.SystemTime()
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, tail(errOut.String(), 800))
 	}
@@ -162,6 +167,39 @@ func (s *server) resetPeak() {
 func (s *server) peakRSS() int64 {
 	v, _ := procstat.HWM(s.proc.cmd.Process.Pid)
 	return v
+}
+
+// selfCPU is this process's processor time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMark is the server's processor time at some instant, to subtract
+// from a later one.
+type cpuMark struct {
+	t  time.Duration
+	ok bool
+}
+
+func (s *server) cpuMark() cpuMark {
+	t, err := procstat.CPU(s.proc.cmd.Process.Pid)
+	return cpuMark{t: t, ok: err == nil}
+}
+
+// recordCPU records a step's processor time in smp: the client process's
+// and the server's since mark (the sum alone when the server's cannot be
+// read).
+func (s *server) recordCPU(smp report.Sample, client procResult, mark cpuMark) {
+	smp[report.ClientCPU] = client.cpu.Seconds()
+	smp[report.CPU] = client.cpu.Seconds()
+	if now := s.cpuMark(); mark.ok && now.ok {
+		smp[report.ServerCPU] = (now.t - mark.t).Seconds()
+		smp[report.CPU] += (now.t - mark.t).Seconds()
+	}
 }
 
 // stop stops the server with quics stop, killing it if that fails.

@@ -41,6 +41,7 @@ func (r *runner) restore(ctx context.Context) error {
 	first := versions[0]
 	out := filepath.Join(r.dir, "restored.bin")
 	r.srvMixed.resetPeak()
+	mark := r.srvMixed.cpuMark()
 	res, err = r.srvMixed.admin(ctx, "restore", "mixed", dataset.BigFile, first.Hash, "--output", out)
 	if err != nil {
 		return err
@@ -50,6 +51,7 @@ func (r *runner) restore(ctx context.Context) error {
 		report.ServerRSS: float64(r.srvMixed.peakRSS()),
 		report.ClientRSS: float64(res.maxRSS),
 	}
+	r.srvMixed.recordCPU(s, res, mark)
 	if err := sameContent(out, first.Hash, r.entry(dataset.BigFile).Size); err != nil {
 		return err
 	}
@@ -88,6 +90,7 @@ func (r *runner) collect(ctx context.Context) error {
 		return err
 	}
 	r.srvMixed.resetPeak()
+	mark := r.srvMixed.cpuMark()
 	res, err := r.srvMixed.admin(ctx, "gc", "--json", "--margin", "0")
 	if err != nil {
 		return err
@@ -98,6 +101,7 @@ func (r *runner) collect(ctx context.Context) error {
 		report.ClientRSS: float64(res.maxRSS),
 		storeBefore:      float64(before),
 	}
+	r.srvMixed.recordCPU(s, res, mark)
 	if err := storeSizes(s, r.srvMixed); err != nil {
 		return err
 	}

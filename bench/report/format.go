@@ -21,6 +21,7 @@ var columns = []column{
 	{"scenario", false, func(r *Row) string { return r.Scenario }},
 	{"tool", false, func(r *Row) string { return r.Tool }},
 	{"wall", true, func(r *Row) string { return metric(r, Wall) }},
+	{"cpu cli+srv", true, cpuCell},
 	{"wire up", true, func(r *Row) string { return metric(r, WireUp) }},
 	{"wire down", true, func(r *Row) string { return metric(r, WireDown) }},
 	{"chunks sent/skip", true, func(r *Row) string {
@@ -46,6 +47,20 @@ func metric(r *Row, m Metric) string {
 		return "-"
 	}
 	return Format(m, v)
+}
+
+// cpuCell shows a step's processor time as its client's and server's
+// parts when they were measured apart, else as the whole.
+func cpuCell(r *Row) string {
+	cli, okCli := r.Median[ClientCPU]
+	srv, okSrv := r.Median[ServerCPU]
+	switch {
+	case okCli && okSrv:
+		return fmt.Sprintf("%.2f+%.2f s", cli, srv)
+	case okCli:
+		return fmt.Sprintf("%.2f+? s", cli)
+	}
+	return metric(r, CPU)
 }
 
 func ratioCell(r *Row, key string) string {
@@ -86,7 +101,7 @@ func keyName(m Metric) string {
 // Format prints a metric's value in its unit.
 func Format(m Metric, v float64) string {
 	switch m {
-	case Wall, EngineWall, P50, P99:
+	case Wall, EngineWall, P50, P99, CPU, ClientCPU, ServerCPU:
 		return Seconds(v)
 	case ChunksSent, ChunksSkipped, PacketsUp, PacketsDown:
 		return Count(v)

@@ -28,6 +28,12 @@ const (
 	P50           Metric = "p50_s"
 	P99           Metric = "p99_s"
 	Payload       Metric = "payload_bytes" // payload of a raw transfer
+	// Processor time, user and system. CPU is the step's whole; when
+	// client and server are separate processes ClientCPU and ServerCPU
+	// are its parts.
+	CPU       Metric = "cpu_s"
+	ClientCPU Metric = "client_cpu_s"
+	ServerCPU Metric = "server_cpu_s"
 )
 
 // Sample is one run's figures for a row.

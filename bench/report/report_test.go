@@ -26,9 +26,9 @@ func sampleReport() *Report {
 		z.SetWire(117<<10, 2<<10)
 		r.Add("insert 100 B", RsyncFuzzy, z)
 	}
-	init := r.Add("initial", Quics, Sample{Wall: 4})
+	init := r.Add("initial", Quics, Sample{Wall: 4, CPU: 5.5, ClientCPU: 3, ServerCPU: 2.5})
 	init.Key, init.Ceiling, init.CeilingTool = Wall, "ceiling", QuicGo
-	r.Add("ceiling", QuicGo, Sample{Wall: 2, Payload: 512 << 20})
+	r.Add("ceiling", QuicGo, Sample{Wall: 2, Payload: 512 << 20, CPU: 1.73})
 	r.Add("propagation", Quics, Sample{P50: 0.12, P99: 0.9})
 	r.Skip("gc", Quics, "quics gc is not available")
 	r.Targets = []Target{
@@ -142,6 +142,8 @@ func TestWriteTableAligned(t *testing.T) {
 		"skipped: quics gc is not available",
 		"[MISS] initial vs ceiling",
 		"2/4000",
+		"3.00+2.50 s", // the initial sync's client and server CPU
+		"1.73 s",      // the ceiling's, one process
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -193,6 +195,7 @@ func TestFormat(t *testing.T) {
 		{Wall, 0.25, "250 ms"},
 		{Wall, 3.14159, "3.14 s"},
 		{ChunksSent, 12, "12"},
+		{ServerCPU, 2.456, "2.46 s"},
 	} {
 		if got := Format(c.m, c.v); got != c.want {
 			t.Errorf("Format(%s, %v) = %q, want %q", c.m, c.v, got, c.want)

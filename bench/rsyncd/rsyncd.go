@@ -184,6 +184,11 @@ type Result struct {
 	Stats
 	Wall   time.Duration
 	MaxRSS int64 // bytes
+	// ClientCPU is the client's processor time; DaemonCPU the daemon's
+	// during the transfer (its forked workers', once it reaped them),
+	// when DaemonCPUKnown.
+	ClientCPU, DaemonCPU time.Duration
+	DaemonCPUKnown       bool
 }
 
 // Push mirrors the directory src into module with the variant's flags.
@@ -208,6 +213,7 @@ func (d *Daemon) transfer(ctx context.Context, v Variant, src, dst string) (Resu
 	var out, errOut bytes.Buffer
 	cmd := d.client(ctx, d.bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	daemonBefore, daemonErr := procstat.CPU(d.cmd.Process.Pid)
 	start := time.Now()
 	err := cmd.Start()
 	var maxRSS int64
@@ -224,7 +230,36 @@ func (d *Daemon) transfer(ctx context.Context, v Variant, src, dst string) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Stats: st, Wall: wall, MaxRSS: maxRSS}, nil
+	res := Result{Stats: st, Wall: wall, MaxRSS: maxRSS,
+		ClientCPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	if daemonErr == nil {
+		if after, ok := d.settledCPU(ctx); ok {
+			res.DaemonCPU, res.DaemonCPUKnown = after-daemonBefore, true
+		}
+	}
+	return res, nil
+}
+
+// settledCPU is the daemon's processor time once it has reaped the
+// worker of the transfer that just ended (its time counts only then),
+// waiting at most a few seconds for that.
+func (d *Daemon) settledCPU(ctx context.Context) (time.Duration, bool) {
+	pid := d.cmd.Process.Pid
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		kids, err := procstat.Children(pid)
+		if err != nil {
+			return 0, false
+		}
+		if len(kids) == 0 {
+			cpu, err := procstat.CPU(pid)
+			return cpu, err == nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Stats are the figures of rsync --stats the benchmark uses.

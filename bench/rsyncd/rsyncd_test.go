@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quic-s/quics/bench/netns"
+	"github.com/quic-s/quics/bench/procstat"
 )
 
 // sample is rsync 3.5's --stats output for a 1,000,000-byte file pushed
@@ -103,6 +104,11 @@ func TestDaemonPush(t *testing.T) {
 	}
 	if plain.BytesSent < int64(len(data)) || plain.Wall <= 0 || plain.MaxRSS <= 0 {
 		t.Fatalf("plain push of %d bytes: %+v", len(data), plain)
+	}
+	// A push this small may take less than a tick of either's CPU, but
+	// the daemon's worker must have been reaped for its time to count.
+	if _, err := procstat.Children(os.Getpid()); err == nil && (!plain.DaemonCPUKnown || plain.DaemonCPU < 0 || plain.ClientCPU < 0) {
+		t.Fatalf("plain push: daemon CPU %v (known %v), client CPU %v", plain.DaemonCPU, plain.DaemonCPUKnown, plain.ClientCPU)
 	}
 	if err := os.Remove(filepath.Join(dst, "sub", "f.txt")); err != nil {
 		t.Fatal(err)
