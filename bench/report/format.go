@@ -232,7 +232,12 @@ func (v Verdict) String() string {
 	if v.Bound > 0 {
 		over = Ratio(v.Value / v.Bound)
 	}
-	return fmt.Sprintf("[MISS] %s: %s > %s, %s the target (%s)", v.Name, value, bound, over, v.Source)
+	line := fmt.Sprintf("[MISS] %s: %s > %s, %s the target (%s)", v.Name, value, bound, over, v.Source)
+	if v.CPUFloor > v.Bound {
+		line += fmt.Sprintf("; out of reach here: its %s of processor time on %d CPUs needs at least %s",
+			Seconds(v.cpu), v.cpus, Seconds(v.CPUFloor))
+	}
+	return line
 }
 
 // WriteJSON writes the report as indented JSON.

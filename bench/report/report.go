@@ -103,6 +103,12 @@ type Verdict struct {
 	Met   bool    `json:"met"`
 	// Missing says why the target could not be checked.
 	Missing string `json:"missing,omitempty"`
+	// CPUFloor, for a wall-time target, is the row's processor time
+	// divided by the machine's CPUs: the least wall time that work can
+	// take here, however well it is spread.
+	CPUFloor float64 `json:"cpu_floor_s,omitempty"`
+	cpu      float64
+	cpus     int
 }
 
 // Machine describes where the benchmark ran.
@@ -210,6 +216,10 @@ func (r *Report) check(t Target) Verdict {
 		return v
 	}
 	v.Value = value
+	if cpu, ok := row.Median[CPU]; ok && t.Metric == Wall && r.Machine.CPUs > 0 {
+		v.cpu, v.cpus = cpu, r.Machine.CPUs
+		v.CPUFloor = cpu / float64(r.Machine.CPUs)
+	}
 	if t.RelTool != "" {
 		scenario := t.RelScenario
 		if scenario == "" {

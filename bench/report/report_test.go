@@ -37,6 +37,7 @@ func sampleReport() *Report {
 		{Name: "p99", Scenario: "propagation", Tool: Quics, Metric: P99, Limit: 1, Source: "1 s"},
 		{Name: "gc time", Scenario: "gc", Tool: Quics, Metric: Wall, Limit: 0.8, Source: "0.5× restic"},
 		{Name: "vs rsync", Scenario: "insert 100 B", Tool: Quics, Metric: Wire, RelTool: RsyncPlain, Factor: 1, Source: "rsync"},
+		{Name: "initial within 3 s", Scenario: "initial", Tool: Quics, Metric: Wall, Limit: 3, Source: "3 s"},
 	}
 	r.Finish()
 	return r
@@ -83,6 +84,7 @@ func TestVerdicts(t *testing.T) {
 		"p99":                {met: true, bound: 1},
 		"gc time":            {missing: true, bound: 0.8},
 		"vs rsync":           {met: true, bound: 184 << 10},
+		"initial within 3 s": {met: false, bound: 3},
 	}
 	if len(r.Verdicts) != len(want) {
 		t.Fatalf("%d verdicts, want %d", len(r.Verdicts), len(want))
@@ -99,6 +101,12 @@ func TestVerdicts(t *testing.T) {
 	}
 	if l := lines["initial vs ceiling"]; !strings.HasPrefix(l, "[MISS]") || !strings.Contains(l, "1.60× the target") {
 		t.Errorf("missed target printed as %q", l)
+	}
+	if l := lines["initial vs ceiling"]; !strings.Contains(l, "out of reach here: its 5.50 s of processor time on 2 CPUs needs at least 2.75 s") {
+		t.Errorf("a target below the processor-time floor printed as %q", l)
+	}
+	if l := lines["initial within 3 s"]; strings.Contains(l, "out of reach") {
+		t.Errorf("a target above the processor-time floor printed as %q", l)
 	}
 	if l := lines["gc time"]; !strings.HasPrefix(l, "[n/a ]") || !strings.Contains(l, "not available") {
 		t.Errorf("unchecked target printed as %q", l)
