@@ -78,7 +78,7 @@ type jobState uint8
 const (
 	jobQueued  jobState = iota + 1
 	jobRunning          // and nothing new since it started
-	jobRerun            // running, and must run again when done
+	jobRerun            // running, and queued again
 )
 
 func newViews(s *Server, dir string) *views {
@@ -109,7 +109,11 @@ func (v *views) enqueue(j viewJob) {
 	switch v.state[j] {
 	case jobQueued, jobRerun:
 	case jobRunning:
+		// Queued now, in commit order with other paths' jobs; next
+		// holds it back until the running one ends.
 		v.state[j] = jobRerun
+		v.fifo = append(v.fifo, j)
+		v.work.Signal()
 	default:
 		v.state[j] = jobQueued
 		v.fifo = append(v.fifo, j)
@@ -140,8 +144,7 @@ func (v *views) worker() {
 		v.mu.Lock()
 		v.running = slices.DeleteFunc(v.running, func(r viewJob) bool { return r == j })
 		if v.state[j] == jobRerun && !v.done {
-			v.state[j] = jobQueued
-			v.fifo = append(v.fifo, j)
+			v.state[j] = jobQueued // and in the queue since enqueue
 		} else {
 			delete(v.state, j)
 		}

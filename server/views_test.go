@@ -5,7 +5,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,5 +193,29 @@ func TestViewsClashingPathsFollowCommitOrder(t *testing.T) {
 		if got, err := os.ReadFile(p); err != nil || string(got) != "then a directory" {
 			t.Errorf("%s: %q, %v; want the later commit", p, got, err)
 		}
+	}
+}
+
+// A commit to a path whose job is running queues the job again at once,
+// so a later commit to a clashing path is materialized after it.
+func TestViewsRerunKeepsCommitOrder(t *testing.T) {
+	v := &views{state: make(map[viewJob]jobState), gone: make(map[manifest.RootID]struct{})}
+	v.work = sync.NewCond(&v.mu)
+	c := viewJob{kind: viewLatest, root: 1, path: "c"}
+	cd := viewJob{kind: viewLatest, root: 1, path: "c/d"}
+	// c is running when c is committed again, then c/d.
+	v.state[c], v.running = jobRunning, []viewJob{c}
+	v.enqueue(c)
+	v.enqueue(cd)
+	if !slices.Equal(v.fifo, []viewJob{c, cd}) || v.state[c] != jobRerun {
+		t.Fatalf("queue %v, state of c %v; want c then c/d, c to run again", v.fifo, v.state[c])
+	}
+	if i := v.next(); i != -1 {
+		t.Fatalf("next() = %d while c runs, want -1", i)
+	}
+	// c ends: its second run comes first, c/d after it.
+	v.running = nil
+	if i := v.next(); i != 0 {
+		t.Fatalf("next() = %d after c ended, want 0 (c again)", i)
 	}
 }
