@@ -125,9 +125,10 @@ func (v *views) worker() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for {
-		i := -1
+		var j viewJob
 		for !v.done {
-			if i = v.next(); i >= 0 {
+			var ok bool
+			if j, ok = v.take(); ok {
 				break
 			}
 			v.work.Wait()
@@ -135,10 +136,6 @@ func (v *views) worker() {
 		if v.done {
 			return
 		}
-		j := v.fifo[i]
-		v.fifo = slices.Delete(v.fifo, i, i+1)
-		v.state[j] = jobRunning
-		v.running = append(v.running, j)
 		v.mu.Unlock()
 		v.run(j)
 		v.mu.Lock()
@@ -154,6 +151,27 @@ func (v *views) worker() {
 		// jobs of one root.
 		v.idle.Broadcast()
 	}
+}
+
+// take removes the next job a worker may start (see next) from the
+// queue and marks it running. v.mu is held.
+func (v *views) take() (viewJob, bool) {
+	i := v.next()
+	if i < 0 {
+		return viewJob{}, false
+	}
+	j := v.fifo[i]
+	if i == 0 {
+		// The usual case, and O(1): a queue of a whole tree's jobs
+		// must not be copied once per job.
+		v.fifo[0] = viewJob{}
+		v.fifo = v.fifo[1:]
+	} else {
+		v.fifo = slices.Delete(v.fifo, i, i+1)
+	}
+	v.state[j] = jobRunning
+	v.running = append(v.running, j)
+	return j, true
 }
 
 // nextScan bounds how far into the queue a worker looks for a job it may
