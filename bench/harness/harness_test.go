@@ -242,7 +242,21 @@ func TestRecordCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The spinning server's share of the CPUs depends on the machine's
+	// load: wait until it has used 100 ms since the mark.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		now, err := procstat.CPU(p.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now-mark.t >= 100*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spinning server used %v in 20 s", now-mark.t)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	s := report.Sample{}
 	srv.recordCPU(s, client, mark)
 	if s[report.ClientCPU] <= 0 || s[report.ServerCPU] < 0.1 {
