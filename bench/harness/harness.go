@@ -643,9 +643,7 @@ func (r *runner) quicsSyncStats(ctx context.Context, scenario, tool string, srv 
 		if err != nil {
 			return syncStats{}, fmt.Errorf("%s: %w", scenario, err)
 		}
-		w := after.Sub(before)
-		s.SetWire(w.UpBytes, w.DownBytes)
-		s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
+		r.setWire(s, after.Sub(before))
 	}
 	if err := storeSizes(s, srv); err != nil {
 		return syncStats{}, err
@@ -654,6 +652,18 @@ func (r *runner) quicsSyncStats(ctx context.Context, scenario, tool string, srv 
 	r.logf("%s: %s %s, wire %s up %s down, %d chunks sent, %d skipped", scenario, tool, report.Seconds(s[report.Wall]),
 		wireText(s, report.WireUp), wireText(s, report.WireDown), st.ChunksSent, st.ChunksSkipped)
 	return st, nil
+}
+
+// setWire records what quics moved across the meter: bytes and packets
+// each way, and the UDP payload (what the relay counts on loopback; on
+// the WAN link, the link's bytes less the frame headers).
+func (r *runner) setWire(s report.Sample, w relay.Counts) {
+	s.SetWire(w.UpBytes, w.DownBytes)
+	s[report.PacketsUp], s[report.PacketsDown] = float64(w.UpPackets), float64(w.DownPackets)
+	s[report.WirePayload] = s[report.Wire]
+	if r.o.WAN != nil {
+		s[report.WirePayload] = float64(udpPayload(w))
+	}
 }
 
 func wireText(s report.Sample, m report.Metric) string {

@@ -146,6 +146,12 @@ func TestNamesFollowScale(t *testing.T) {
 			if rep.Find(tg.Scenario, tg.Tool) == nil {
 				t.Errorf("wan %v: target %q refers to a row that does not exist: %q/%q", wan, tg.Name, tg.Scenario, tg.Tool)
 			}
+			// Absolute wire limits come from loopback payload figures.
+			if tg.Limit > 0 && (tg.Metric == report.Wire || tg.Metric == report.WirePayload) {
+				if want := map[bool]report.Metric{false: report.Wire, true: report.WirePayload}[wan]; tg.Metric != want {
+					t.Errorf("wan %v: target %q measures %s, want %s", wan, tg.Name, tg.Metric, want)
+				}
+			}
 		}
 		// The WAN link has no relay: no row may wait for one.
 		relayed := rep.Find(n.ceilingMixed, report.QuicGoRelay) != nil || rep.Find(n.initialMixed, toolDirect) != nil

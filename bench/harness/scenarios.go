@@ -192,7 +192,7 @@ func (r *runner) propagation(ctx context.Context) error {
 	}
 	idle := after.Sub(before)
 	s := report.Sample{}
-	s.SetWire(idle.UpBytes, idle.DownBytes)
+	r.setWire(s, idle)
 	r.rep.Add(r.n.idle, report.Quics, s)
 	r.logf("%s: wire %s up %s down", r.n.idle, report.Bytes(float64(idle.UpBytes)), report.Bytes(float64(idle.DownBytes)))
 

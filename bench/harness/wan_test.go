@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quic-s/quics/bench/netns"
+	"github.com/quic-s/quics/bench/relay"
 )
 
 // Children started for the link's ends run in those namespaces, listen on
@@ -58,7 +60,9 @@ func TestPlacesOnLink(t *testing.T) {
 	defer ln.Close()
 	go func() {
 		if c, err := ln.Accept(); err == nil {
-			_, _ = c.Read(make([]byte, 1))
+			// Read it all: closing with unread data would reset the
+			// connection before the client's bytes crossed the link.
+			_, _ = io.Copy(io.Discard, c)
 			_ = c.Close()
 		}
 	}()
@@ -85,7 +89,59 @@ func TestPlacesOnLink(t *testing.T) {
 	if w := after.Sub(before); w.UpBytes < int64(len(payload)) || w.DownBytes == 0 {
 		t.Fatalf("link meter counted %+v for a %d-byte write", w, len(payload))
 	}
+	// UDP datagrams: their payload, less the link's frame headers, is
+	// what udpPayload recovers (IPv6 neighbor discovery may add a little).
+	var pc net.PacketConn
+	if err := r.server.do(func() (err error) {
+		pc, err = net.ListenPacket("udp4", net.JoinHostPort(r.server.addr(), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	uc, err := r.client.dial(ctx, "udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	before, err = m(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const datagrams, size = 20, 1200
+	for range datagrams {
+		if _, err := uc.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(ctx, 100*time.Millisecond, 2*time.Second, m)
+	after, err = m(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := udpPayload(after.Sub(before)); got < datagrams*size || got > datagrams*size+512 {
+		t.Fatalf("UDP payload of %d datagrams of %d bytes counted as %d (link %+v)", datagrams, size, got, after.Sub(before))
+	}
 	if notes := wanNotes(link); !strings.Contains(strings.Join(notes, " "), "no delay or loss added") {
 		t.Fatalf("notes do not say that no delay was asked: %q", notes)
+	}
+}
+
+func TestUDPPayload(t *testing.T) {
+	for _, c := range []struct {
+		counts relay.Counts
+		want   int64
+	}{
+		{relay.Counts{}, 0},
+		// Three 1,252-byte QUIC datagrams up, one 92-byte ACK down.
+		{relay.Counts{UpBytes: 3 * (1252 + 42), UpPackets: 3, DownBytes: 92 + 42, DownPackets: 1}, 3*1252 + 92},
+		// An ARP request is 42 bytes: it adds nothing.
+		{relay.Counts{UpBytes: 42, UpPackets: 1}, 0},
+		// Counters that make no sense never go negative.
+		{relay.Counts{UpBytes: 10, UpPackets: 5}, 0},
+	} {
+		if got := udpPayload(c.counts); got != c.want {
+			t.Errorf("udpPayload(%+v) = %d, want %d", c.counts, got, c.want)
+		}
 	}
 }

@@ -34,6 +34,10 @@ const (
 	CPU       Metric = "cpu_s"
 	ClientCPU Metric = "client_cpu_s"
 	ServerCPU Metric = "server_cpu_s"
+	// WirePayload is the UDP payload of both directions: on the WAN
+	// link, Wire less each packet's Ethernet, IPv4 and UDP headers, which
+	// is what the relay counts on loopback.
+	WirePayload Metric = "wire_payload_bytes"
 )
 
 // Sample is one run's figures for a row.
