@@ -727,13 +727,8 @@ func (r *runner) rsyncBoth(ctx context.Context, scenario string, transfer func(r
 			report.ClientRSS: float64(res.MaxRSS),
 			rsyncLiteral:     float64(res.LiteralData),
 			rsyncMatched:     float64(res.MatchedData),
-			report.ClientCPU: res.ClientCPU.Seconds(),
-			report.CPU:       res.ClientCPU.Seconds(),
 		}
-		if res.DaemonCPUKnown {
-			s[report.ServerCPU] = res.DaemonCPU.Seconds()
-			s[report.CPU] += res.DaemonCPU.Seconds()
-		}
+		s.SetCPU(res.ClientCPU, res.DaemonCPU, res.DaemonCPUKnown)
 		s.SetWire(res.BytesSent, res.BytesReceived)
 		if m != nil {
 			settle(ctx, 100*time.Millisecond, 2*time.Second, m)

@@ -194,12 +194,8 @@ func (s *server) cpuMark() cpuMark {
 // and the server's since mark (the sum alone when the server's cannot be
 // read).
 func (s *server) recordCPU(smp report.Sample, client procResult, mark cpuMark) {
-	smp[report.ClientCPU] = client.cpu.Seconds()
-	smp[report.CPU] = client.cpu.Seconds()
-	if now := s.cpuMark(); mark.ok && now.ok {
-		smp[report.ServerCPU] = (now.t - mark.t).Seconds()
-		smp[report.CPU] += (now.t - mark.t).Seconds()
-	}
+	now := s.cpuMark()
+	smp.SetCPU(client.cpu, now.t-mark.t, mark.ok && now.ok)
 }
 
 // stop stops the server with quics stop, killing it if that fails.

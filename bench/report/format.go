@@ -235,7 +235,7 @@ func (v Verdict) String() string {
 	line := fmt.Sprintf("[MISS] %s: %s > %s, %s the target (%s)", v.Name, value, bound, over, v.Source)
 	if v.CPUFloor > v.Bound {
 		line += fmt.Sprintf("; out of reach here: its %s of processor time on %d CPUs needs at least %s",
-			Seconds(v.cpu), v.cpus, Seconds(v.CPUFloor))
+			Seconds(v.CPUFloor*float64(v.cpus)), v.cpus, Seconds(v.CPUFloor))
 	}
 	return line
 }

@@ -48,6 +48,16 @@ func (s Sample) SetWire(up, down int64) {
 	s[WireUp], s[WireDown], s[Wire] = float64(up), float64(down), float64(up+down)
 }
 
+// SetCPU records a step's processor time: the client's, the server's
+// when it could be read, and their sum.
+func (s Sample) SetCPU(client, server time.Duration, serverKnown bool) {
+	s[ClientCPU], s[CPU] = client.Seconds(), client.Seconds()
+	if serverKnown {
+		s[ServerCPU] = server.Seconds()
+		s[CPU] += server.Seconds()
+	}
+}
+
 // Tools, as rows name them.
 const (
 	Quics       = "quics"
@@ -111,7 +121,6 @@ type Verdict struct {
 	// divided by the machine's CPUs: the least wall time that work can
 	// take here, however well it is spread.
 	CPUFloor float64 `json:"cpu_floor_s,omitempty"`
-	cpu      float64
 	cpus     int
 }
 
@@ -221,7 +230,7 @@ func (r *Report) check(t Target) Verdict {
 	}
 	v.Value = value
 	if cpu, ok := row.Median[CPU]; ok && t.Metric == Wall && r.Machine.CPUs > 0 {
-		v.cpu, v.cpus = cpu, r.Machine.CPUs
+		v.cpus = r.Machine.CPUs
 		v.CPUFloor = cpu / float64(r.Machine.CPUs)
 	}
 	if t.RelTool != "" {
